@@ -1,0 +1,1 @@
+"""Data layer: schema and validation, loaders, the demo world, splits, graphs."""

@@ -1,0 +1,87 @@
+"""What every recommender model offers the shared training and evaluation harness.
+
+Two shapes, both scored the same way by :mod:`engine.evaluation`:
+
+* closed-form models (MostPop, ItemKNN, EASE) implement :class:`FittedModel`:
+  ``fit(split)`` then ``score(users)``;
+* trained models (BPR-MF, LightGCN, the graph recommender) subclass
+  :class:`EmbeddingModel`: ``forward(graph)`` returns final user and item
+  embeddings, ``loss(...)`` the BPR objective; the loop lives in
+  :mod:`engine.training`, never in the model.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from engine.data.split import SplitData
+from engine.models.losses import bpr_loss
+
+
+@runtime_checkable
+class ScoreModel(Protocol):
+    """Anything that ranks items for users."""
+
+    def score(self, users: Tensor) -> Tensor:
+        """Scores ``[len(users), n_items]`` (higher is better) for internal user indices."""
+        ...
+
+
+@runtime_checkable
+class FittedModel(ScoreModel, Protocol):
+    """A closed-form model fitted on the training matrix of a split."""
+
+    def fit(self, split: SplitData) -> FittedModel: ...
+
+
+class EmbeddingModel(nn.Module):
+    """Base for models trained with BPR on (user, positive, negative) triples.
+
+    Subclasses implement :meth:`forward` and set ``n_users`` / ``n_items``.
+    ``score`` uses embeddings cached by :meth:`cache_embeddings` (called by the
+    harness after training and after every weight change).
+    """
+
+    n_users: int
+    n_items: int
+
+    def forward(self, graph: Data) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        """Final embeddings ``(users [U, d], items [I, d])`` computed on ``graph``."""
+        raise NotImplementedError
+
+    def ego_embeddings(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        """Layer-0 parameters touched by a batch, for the L2 term of BPR (default: none)."""
+        return []
+
+    def loss(
+        self,
+        user_emb: Tensor,
+        item_emb: Tensor,
+        users: Tensor,
+        pos: Tensor,
+        neg: Tensor,
+        *,
+        weight_decay: float = 1e-4,
+    ) -> Tensor:
+        """BPR loss on a batch plus L2 on the batch's ego embeddings (LightGCN's recipe)."""
+        reg = self.ego_embeddings(users, torch.cat([pos, neg]))
+        return bpr_loss(user_emb[users], item_emb[pos], item_emb[neg], reg, weight_decay=weight_decay)
+
+    @torch.no_grad()
+    def cache_embeddings(self, graph: Data) -> None:
+        """Compute and keep final embeddings for fast scoring (eval mode, no grad)."""
+        was_training = self.training
+        self.eval()
+        u, i = self(graph)
+        self._cached = (u.detach().float(), i.detach().float())
+        self.train(was_training)
+
+    def score(self, users: Tensor) -> Tensor:
+        if getattr(self, "_cached", None) is None:
+            raise RuntimeError("call cache_embeddings(graph) before score()")
+        u, i = self._cached
+        return u[users.to(u.device)] @ i.T
