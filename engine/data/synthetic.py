@@ -1,0 +1,818 @@
+"""The embedded demo world: a synthetic media catalog with planted, known structure.
+
+Nothing is fetched and nothing is read from disk: the world is a pure function
+of a seed, built with numpy and pandas in about a second. Because its structure
+is planted, the demo can show that a model *found* something true (a taste, a
+trigger) rather than merely asserting it.
+
+Generative story (``scale`` multiplies the number of users, items and triggers;
+per-user behaviour does not change with it, so interactions grow proportionally):
+
+1. **Genres and taste clusters.** A fixed vocabulary of 16 genres and 8 taste
+   clusters (:data:`CLUSTER_NAMES`); each cluster names 2-3 core genres, e.g.
+   "Dark Suspense" = Thriller, Crime, Mystery.
+2. **Items.** Each item is assigned one cluster (fixed catalog shares). Its
+   categories (1-3) start with a core genre of that cluster; extra genres come
+   from the same core (75 %) or from any genre (25 %). The title is built from
+   curated word lists of the item's genres by one of seven templates
+   ("The Midnight Harbor", "Quantum Gardens: A Field Guide", "Siege of Port
+   Ellis"), redrawn on collision and, if still taken, given a sequel numeral, so
+   titles are unique. The description is one or two sentences drawn from
+   genre-specific phrases, so its words carry the item's genres. ``provider`` is
+   ``"major"`` with a cluster-dependent probability (blockbusters are mostly
+   majors, documentaries mostly independents); ``year`` is a release year
+   (1950-2022, skewed recent).
+3. **Popularity.** Items get a random Zipf rank: weight ``1 / (rank + 3)``, times
+   2.5 for majors (the exposure bias an audit should find). Trigger targets
+   (below) keep only 15 % of their weight so they are rarely found on their own.
+4. **Users.** 15 % of users are the ``"minority"`` group, the rest
+   ``"majority"``; each has an ``age_band`` and a ``region`` (the minority leans to
+   two regions). Each user draws 1 or 2 distinct taste clusters (half have two,
+   primary weight U(0.55, 0.85)) from a group-specific distribution, tilted by age
+   band: the majority prefers blockbusters, suspense and heartfelt stories, the
+   minority true stories, quirky comedy and music.
+5. **How much.** Organic interactions per user are lognormal (majority median
+   36, minority median 16, i.e. the minority is less active), clipped to
+   [5, 350]; triggers (step 7) add a few more.
+6. **What.** Each interaction picks, with probability 1 - explore (explore =
+   0.12 majority, 0.20 minority), one of the user's clusters by weight and then
+   an item of that cluster by popularity; otherwise an item from the whole
+   catalog by popularity. Repeats are dropped (each (user, item) at most once)
+   and redrawn until each user has their count.
+7. **Triggers.** ``round(0.1 * n_items)`` pairs A -> B: A is a moderately
+   popular item (popularity rank in the top 2-25 %), B an unpopular one (bottom
+   60 %), in A's cluster half of the time and anywhere otherwise (only
+   collaborative signal can learn those). Every A and every B is distinct and no
+   item is both. Each user who consumed A also consumes B right after A with
+   probability ``strength`` ~ U(0.6, 0.8); where a user consumed B on their own
+   before A, B is moved to just after A, so B always follows A.
+8. **Ratings.** ``2.8 + 1.0 * liked + user bias N(0, 0.35) + item quality
+   N(0, 0.3) + noise N(0, 0.8)``, rounded and clipped to 1..5, where ``liked``
+   means the item's cluster is one of the user's (triggered items count as liked
+   and get +0.3). Most ratings are >= 3; the rest are noise and exploration
+   misses, so the >= 3 threshold matters.
+9. **Timestamps.** Unix seconds within 2023-01-01 .. 2025-01-01 UTC. A user joins
+   at a uniform time in the first 80 % of the window and stays active for a
+   random share of the rest; their interactions, in session order, are spread
+   over that span with bursty gaps (70 % short, 30 % long), strictly increasing
+   per user.
+
+The planted truth is exported as DataFrames on :class:`DemoWorld`: ``triggers``
+(with their strengths), ``user_clusters`` (with weights) and ``item_clusters``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- vocabulary
+# Per genre: title adjectives, title nouns, title subtitles, description subjects,
+# description plots, tone adjectives, a label noun ("thriller") and the flavor
+# phrase other genres use to mention it ("with touches of suspense").
+# Word tables are hand-wrapped: one word per line would bury them.
+# fmt: off
+_GENRES: dict[str, dict[str, tuple[str, ...] | str]] = {
+    "Action": {
+        "adj": ("Iron", "Final", "Burning", "Rogue", "Steel", "Lethal", "Crimson", "Silent", "Broken",
+                "Rapid", "Savage", "Last", "Hard", "Red", "Black", "Zero"),
+        "noun": ("Strike", "Protocol", "Vendetta", "Pursuit", "Fury", "Siege", "Extraction", "Target",
+                 "Ransom", "Outpost", "Gambit", "Getaway", "Crossfire", "Payback", "Convoy", "Impact"),
+        "sub": ("Redline", "No Retreat", "Full Throttle", "The Last Mission"),
+        "subject": ("A retired special-forces medic", "A getaway driver",
+                    "A bodyguard with one last contract", "An undercover pilot", "A small-town sheriff",
+                    "A former stunt double"),
+        "plot": ("fights through a city under lockdown", "races the clock to stop a hijacking",
+                 "takes on an arms syndicate single-handed", "must survive a night of non-stop pursuit",
+                 "leads a daring rescue behind enemy lines", "outruns a private army across the desert"),
+        "tone": ("explosive", "high-octane", "relentless", "pulse-pounding"),
+        "label": "action ride",
+        "flavor": "action",
+    },
+    "Adventure": {
+        "adj": ("Lost", "Golden", "Distant", "Hidden", "Wild", "Endless", "Uncharted", "Sunken", "Northern",
+                "Emerald", "Far", "Forgotten", "Bold", "Wandering", "Secret", "Great"),
+        "noun": ("Expedition", "Island", "Map", "Voyage", "Compass", "Horizon", "Treasure", "Summit",
+                 "Jungle", "Passage", "Canyon", "River", "Caravan", "Trail", "Temple", "Journey"),
+        "sub": ("Beyond the Map", "The Long Road", "A Journey South", "Into the Unknown"),
+        "subject": ("A young cartographer", "A crew of unlikely explorers", "An estranged heiress",
+                    "A treasure hunter down on her luck", "A retired sea captain", "A runaway apprentice"),
+        "plot": ("follows an old map into uncharted jungle", "sails for an island missing from every chart",
+                 "crosses a frozen mountain range on foot", "searches for a temple swallowed by the sand",
+                 "races rivals to a legendary treasure", "sets out on a voyage around the world"),
+        "tone": ("sweeping", "rollicking", "daring", "breathtaking"),
+        "label": "adventure",
+        "flavor": "adventure",
+    },
+    "Animation": {
+        "adj": ("Little", "Paper", "Tiny", "Painted", "Clockwork", "Bouncing", "Bright", "Curious",
+                "Whistling", "Button", "Patchwork", "Sleepy", "Marvelous", "Fuzzy", "Rainbow", "Lucky"),
+        "noun": ("Robot", "Fox", "Lantern", "Balloon", "Kite", "Pebble", "Teapot", "Dragon", "Whale",
+                 "Sparrow", "Crayon", "Moon", "Acorn", "Penguin", "Puzzle", "Garden"),
+        "sub": ("A Tale in Colour", "The Animated Story", "Big Dreams", "A Tiny Hero"),
+        "subject": ("A clockwork robot", "A shy little fox", "A talking paper kite",
+                    "A family of painted penguins", "A lonely lighthouse lantern", "A curious young dragon"),
+        "plot": ("sets off to find the edge of the world", "learns to be brave in a brightly drawn city",
+                 "tries to bring colour back to a grey town", "makes friends with a grumpy moon",
+                 "discovers a secret garden behind the clock", "goes on a hand-drawn quest to get home"),
+        "tone": ("charming", "hand-drawn", "whimsical", "vibrant"),
+        "label": "animated tale",
+        "flavor": "animation",
+    },
+    "Comedy": {
+        "adj": ("Happy", "Awkward", "Accidental", "Perfect", "Crazy", "Lucky", "Fabulous", "Ridiculous",
+                "Silly", "Messy", "Unlikely", "Wonderful", "Big", "Best", "Brilliant", "Quirky"),
+        "noun": ("Wedding", "Roommates", "Holiday", "Neighbors", "Road Trip", "Reunion", "Mix-Up", "Weekend",
+                 "Office", "Dinner Party", "Detour", "Interns", "Sitter", "Rehearsal", "Blunder", "Bakery"),
+        "sub": ("Try Again", "A Comedy of Errors", "Back in Business", "Fresh Start"),
+        "subject": ("A hopeless romantic", "A nervous best man", "An overconfident chef",
+                    "A family on the worst holiday ever", "A group of retired friends", "A hapless intern"),
+        "plot": ("plans a wedding that goes hilariously wrong", "tries to fake a career for one weekend",
+                 "accidentally swaps suitcases with a celebrity", "opens a bakery with no idea how to bake",
+                 "takes a road trip full of wrong turns", "stages a reunion nobody asked for"),
+        "tone": ("hilarious", "warm-hearted", "laugh-out-loud", "witty"),
+        "label": "comedy",
+        "flavor": "comedy",
+    },
+    "Crime": {
+        "adj": ("Dirty", "Cold", "Crooked", "Blind", "Bad", "Stolen", "Wicked", "Gray", "Dead", "Loaded",
+                "Counterfeit", "Cruel", "Sharp", "Quiet", "Shady", "Brass"),
+        "noun": ("Money", "Alibi", "Heist", "Racket", "Syndicate", "Verdict", "Job", "Witness", "Dealer",
+                 "Precinct", "Informant", "Ledger", "Boulevard", "Getaway Car", "Pawn", "Score"),
+        "sub": ("One Last Job", "The Family Business", "A Crime Story", "Rules of the Street"),
+        "subject": ("A disgraced detective", "A crew of aging safecrackers", "A defense lawyer",
+                    "A rookie cop", "A bookkeeper for the mob", "A con artist"),
+        "plot": ("plans one last heist on the city's biggest bank", "uncovers corruption inside the precinct",
+                 "turns informant against a powerful syndicate", "takes on a case that could end a career",
+                 "launders money for the wrong people", "runs a con that spirals out of control"),
+        "tone": ("gritty", "hard-boiled", "slick", "tense"),
+        "label": "crime saga",
+        "flavor": "crime",
+    },
+    "Documentary": {
+        "adj": ("Hidden", "Quantum", "Living", "Frozen", "Deep", "Invisible", "Ancient", "Restless",
+                "Fragile", "Untold", "Secret", "Wild", "Urban", "Changing", "Blue", "Green"),
+        "noun": ("Gardens", "Oceans", "Machines", "Cities", "Forests", "Rivers", "Planet", "Minds", "Deserts",
+                 "Volcanoes", "Harvest", "Glaciers", "Coral", "Seasons", "Skies", "Archives"),
+        "sub": ("A Field Guide", "The Untold Story", "Inside the Lab", "A Year in the Wild"),
+        "subject": ("A team of marine biologists", "This documentary", "A crew of field scientists",
+                    "A veteran wildlife photographer", "A group of climate researchers",
+                    "An investigative reporter"),
+        "plot": ("follows the hidden life of coral reefs for a year", "explores how ancient forests talk",
+                 "investigates the real cost of fast fashion", "documents a glacier as it disappears",
+                 "uncovers the science of sleep and memory",
+                 "tracks wild migrations across three continents"),
+        "tone": ("eye-opening", "thoughtful", "stunning", "insightful"),
+        "label": "documentary",
+        "flavor": "real-life reporting",
+    },
+    "Drama": {
+        "adj": ("Quiet", "Long", "Still", "Broken", "Tender", "Bitter", "Distant", "Silent", "Heavy", "Empty",
+                "Golden", "Fading", "Second", "Open", "Unspoken", "Late"),
+        "noun": ("Harbor", "Winter", "House", "Promise", "Season", "Letters", "Homecoming", "Silence",
+                 "Inheritance", "Orchard", "Kitchen", "Goodbye", "Window", "Daughters", "Farewell", "Hours"),
+        "sub": ("A Family Story", "What Remains", "Coming Home", "The Long Goodbye"),
+        "subject": ("A widowed fisherman", "The eldest of three sisters", "A young nurse",
+                    "A factory town family", "A schoolteacher near retirement", "A retired father"),
+        "plot": ("returns home to settle an old family debt", "faces a choice that will divide the family",
+                 "struggles to keep the farm through a hard winter", "rebuilds a life after a sudden loss",
+                 "confronts the secrets of an inherited house", "learns to forgive over one long summer"),
+        "tone": ("moving", "intimate", "powerful", "heartfelt"),
+        "label": "drama",
+        "flavor": "drama",
+    },
+    "Family": {
+        "adj": ("Magic", "Big", "Brave", "Happy", "Little", "Friendly", "Amazing", "Secret", "Sunny",
+                "Wonderful", "Jolly", "Super", "Mighty", "Merry", "Great", "Gentle"),
+        "noun": ("Treehouse", "Pony", "Camp", "Christmas", "Puppy", "Summer", "Farm", "Circus", "Birthday",
+                 "Snow Day", "Picnic", "Backyard", "Sleepover", "Science Fair", "Zoo", "Parade"),
+        "sub": ("A Family Adventure", "Home for the Holidays", "Best Summer Ever", "Friends Forever"),
+        "subject": ("A brave eight-year-old", "A family of five", "A grandfather", "A runaway puppy",
+                    "A group of summer campers", "A kid inventor"),
+        "plot": ("saves the town fair from being cancelled", "builds the greatest treehouse ever made",
+                 "spends a magical summer on grandma's farm", "finds a way home across the big city",
+                 "wins the science fair with a little help", "rescues a circus pony before the big parade"),
+        "tone": ("heartwarming", "joyful", "feel-good", "gentle"),
+        "label": "family film",
+        "flavor": "family warmth",
+    },
+    "Fantasy": {
+        "adj": ("Enchanted", "Shadow", "Silver", "Dragon", "Elven", "Cursed", "Moonlit", "Thorned",
+                "Starborn", "Hollow", "Crystal", "Winter", "Ember", "Forsaken", "Runic", "Amber"),
+        "noun": ("Crown", "Sword", "Throne", "Kingdom", "Oracle", "Spellbook", "Tower", "Realm", "Prophecy",
+                 "Sorceress", "Citadel", "Wyvern", "Grimoire", "Archmage", "Forest", "Heir"),
+        "sub": ("Book One", "The Broken Oath", "Chronicles of the Realm", "The Dragon's Due"),
+        "subject": ("A reluctant heir", "A young apprentice mage", "An exiled elven queen",
+                    "A blacksmith's daughter", "A band of cursed knights", "A thief with a stolen spellbook"),
+        "plot": ("must reclaim a throne lost to dark magic", "sets out to fulfill an ancient prophecy",
+                 "bargains with a dragon to save the realm", "unlocks the secrets of a forbidden tower",
+                 "leads a rebellion against an immortal king", "breaks a curse that binds the kingdom"),
+        "tone": ("epic", "spellbinding", "enchanting", "sweeping"),
+        "label": "fantasy epic",
+        "flavor": "magic",
+    },
+    "History": {
+        "adj": ("Imperial", "Victorian", "Roman", "Royal", "Forgotten", "Great", "Last", "Iron", "Old",
+                "Noble", "Ancient", "Medieval", "Revolutionary", "Colonial", "Bronze", "Marble"),
+        "noun": ("Empire", "Dynasty", "Crusade", "Revolution", "Queen", "Republic", "Armada", "Treaty",
+                 "Legion", "Pharaoh", "Frontier", "Railway", "Parliament", "Chronicle", "Abbey", "Court"),
+        "sub": ("A True History", "The Rise and Fall", "An Age of Kings", "Rise of an Empire"),
+        "subject": ("A young queen", "A Roman legion far from home", "A railway engineer", "A court painter",
+                    "The last emperor's advisor", "A family of shipbuilders"),
+        "plot": ("rules a kingdom on the brink of revolution", "marches into the unknown northern frontier",
+                 "builds a railway that will change a nation", "witnesses the fall of an ancient dynasty",
+                 "navigates the intrigue of a medieval court", "signs a treaty that will reshape an empire"),
+        "tone": ("richly detailed", "sweeping", "authentic", "grand"),
+        "label": "historical epic",
+        "flavor": "history",
+    },
+    "Horror": {
+        "adj": ("Hollow", "Midnight", "Haunted", "Pale", "Rotten", "Howling", "Wretched", "Grim", "Crawling",
+                "Bleeding", "Sleepless", "Black", "Dead", "Creeping", "Sinister", "Cold"),
+        "noun": ("Cabin", "Asylum", "Doll", "Cellar", "Woods", "Ritual", "Curse", "Hallway", "Night", "Attic",
+                 "Harvest", "Mirror", "Chapel", "Well", "Visitor", "Tide"),
+        "sub": ("Do Not Enter", "The Awakening", "Night of Terror", "It Comes at Night"),
+        "subject": ("A college student", "A night-shift nurse", "A father new to an old farmhouse",
+                    "A paranormal investigator", "A lone lighthouse keeper", "A young babysitter"),
+        "plot": ("is trapped in a cabin with something in the walls", "hears whispers from the sealed attic",
+                 "wakes an ancient curse beneath the chapel", "spends one night in an abandoned asylum",
+                 "finds a mirror that shows another face",
+                 "is hunted through the woods by a ritual gone wrong"),
+        "tone": ("terrifying", "chilling", "blood-curdling", "creepy"),
+        "label": "horror story",
+        "flavor": "horror",
+    },
+    "Music": {
+        "adj": ("Electric", "Blue", "Velvet", "Golden", "Loud", "Soulful", "Midnight", "Acoustic", "Neon",
+                "Jazz", "Vinyl", "Sweet", "Wild", "Northern", "Sonic", "Honky-Tonk"),
+        "noun": ("Rhythm", "Melody", "Encore", "Chorus", "Ballad", "Symphony", "Record", "Backbeat",
+                 "Jukebox", "Harmony", "Anthem", "Mixtape", "Stage", "Groove", "Tour", "Serenade"),
+        "sub": ("Live at the Roxy", "The Lost Tapes", "On the Road", "A Life in Music"),
+        "subject": ("A struggling jazz pianist", "A garage band from the suburbs", "A legendary soul singer",
+                    "A young violinist", "A touring folk duo", "A hip-hop producer"),
+        "plot": ("gets one shot at the biggest stage in the country", "records an album in a single night",
+                 "gets back together for a final world tour", "finds a true voice in a smoky late-night club",
+                 "chases the sound of a lost vinyl record", "writes the song that changes everything"),
+        "tone": ("soulful", "toe-tapping", "electrifying", "lyrical"),
+        "label": "musical journey",
+        "flavor": "music",
+    },
+    "Mystery": {
+        "adj": ("Missing", "Silent", "Vanishing", "Locked", "Hidden", "Strange", "Secret", "Twelfth",
+                "Crooked", "Glass", "Scarlet", "Unfinished", "Last", "Folded", "Ninth", "Shrouded"),
+        "noun": ("Key", "Letter", "Clue", "Witness", "Manor", "Cipher", "Room", "Inheritance", "Portrait",
+                 "Diary", "Puzzle", "Lighthouse", "Garden", "Station", "Train", "Verdict"),
+        "sub": ("A Mystery", "Case Closed", "The Final Clue", "Who Killed the Baron"),
+        "subject": ("An amateur sleuth", "A retired inspector", "A small-town librarian", "A crime novelist",
+                    "A private investigator", "A pair of rival detectives"),
+        "plot": ("investigates a disappearance at a remote manor", "decodes a cipher left in an old diary",
+                 "solves a murder in a locked room", "follows a trail of clues across the village",
+                 "reopens a cold case no one wants solved", "uncovers who the true heir really is"),
+        "tone": ("clever", "twisty", "intriguing", "puzzling"),
+        "label": "mystery",
+        "flavor": "mystery",
+    },
+    "Romance": {
+        "adj": ("Sweet", "Summer", "Second", "Lovely", "Secret", "Endless", "Tender", "Starry", "Paris",
+                "Falling", "Little", "Sudden", "Blooming", "True", "Wild", "Gentle"),
+        "noun": ("Kiss", "Love Letter", "Heart", "Promise", "Rendezvous", "Proposal", "Valentine", "Bouquet",
+                 "Vow", "Crush", "Dance", "Honeymoon", "Sweetheart", "Sunset", "Chance", "Affair"),
+        "sub": ("A Love Story", "Forever Yours", "Meet Me in Paris", "Love Again"),
+        "subject": ("A bookshop owner", "A travelling chef", "A wedding planner", "A widowed architect",
+                    "A stranger on a night train", "A florist"),
+        "plot": ("falls in love over one unforgettable summer", "meets an old flame again in Paris",
+                 "falls for the last person anyone expected", "trades anonymous love letters with a stranger",
+                 "gets a second chance at a first love", "plans a wedding for the wrong couple"),
+        "tone": ("swoon-worthy", "tender", "sparkling", "bittersweet"),
+        "label": "romance",
+        "flavor": "romance",
+    },
+    "Science Fiction": {
+        "adj": ("Quantum", "Stellar", "Orbital", "Binary", "Neon", "Synthetic", "Infinite", "Dark", "Cosmic",
+                "Parallel", "Solar", "Chrome", "Electric", "Galactic", "Artificial", "Lunar"),
+        "noun": ("Signal", "Station", "Colony", "Android", "Nebula", "Horizon", "Frontier", "Machine",
+                 "Protocol", "Singularity", "Starship", "Orbit", "Eclipse", "Paradox", "Genesis", "Drift"),
+        "sub": ("Beyond the Stars", "Year Zero", "The Long Orbit", "First Contact"),
+        "subject": ("A stranded starship crew", "An android who learns to dream", "A lone engineer on Mars",
+                    "The first colonist of a distant moon", "A physicist", "A time-travelling courier"),
+        "plot": ("must find a way home before the air runs out", "decodes a signal from a dying star",
+                 "discovers the colony's AI has a plan of its own",
+                 "slips between parallel versions of Earth", "makes first contact at the edge of the galaxy",
+                 "races to stop a paradox from erasing the future"),
+        "tone": ("mind-bending", "visionary", "cerebral", "futuristic"),
+        "label": "science-fiction tale",
+        "flavor": "science fiction",
+    },
+    "Thriller": {
+        "adj": ("Silent", "Dark", "Deadly", "Hidden", "Blind", "Fatal", "Cold", "Ninth", "Dangerous",
+                "Perfect", "Sleeping", "Shattered", "Hollow", "Night", "Twisted", "Double"),
+        "noun": ("Witness", "Game", "Conspiracy", "Stranger", "Agent", "Cover", "Exposure", "Deadline",
+                 "Alibi", "Pact", "Obsession", "Contact", "Trap", "Hostage", "Lie", "Dossier"),
+        "sub": ("Trust No One", "The Last Hour", "No Way Out", "Deadline"),
+        "subject": ("A journalist", "A former intelligence analyst", "A suburban mother",
+                    "A surgeon with a secret", "A hacker on the run", "A witness in protection"),
+        "plot": ("uncovers a conspiracy that reaches the top",
+                 "has forty-eight hours to clear a framed friend", "is hunted by a former mentor",
+                 "realizes the stranger next door is watching",
+                 "must decide who to trust before the deadline",
+                 "is drawn into a deadly game of cat and mouse"),
+        "tone": ("gripping", "nail-biting", "suspenseful", "taut"),
+        "label": "thriller",
+        "flavor": "suspense",
+    },
+}
+
+GENRES: tuple[str, ...] = tuple(_GENRES)
+
+_PLACES = ("Ashford", "the North", "Port Ellis", "the Lost Coast", "Silver Lake", "Kingsbridge", "the Valley",
+           "Marrow Bay", "Eastwick", "the Old Quarter", "Highmoor", "Saint Clair", "Cedar Falls",
+           "the Far Shore", "Black Rock", "Larkspur", "Redhaven", "the Iron Hills", "Windmere",
+           "Calder Street", "Orchard Row", "the Northern Sea", "Blue Harbor", "Stonegate")
+_NAMES = ("Marlowe", "Ada", "Juniper", "Elena", "Theo", "Rosa", "Kit", "Mara", "Oscar", "Ines", "Wren",
+          "Felix", "Nadia", "Hugo", "Iris", "Jonah", "Lena", "Milo", "Priya", "Tomas")
+# fmt: on
+_NUMERALS = ("II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
+# Title templates and how often each is used. A = adjective of the primary genre,
+# N = noun of one of the item's genres, P = place, X = name, S = genre subtitle.
+_TEMPLATES = (
+    "The {A} {N}",
+    "{A} {N}",
+    "{N} of {P}",
+    "The {N} of {P}",
+    "{X}'s {N}",
+    "{A} {N}: {S}",
+    "{N} in {P}",
+)
+_TEMPLATE_P = np.array([0.25, 0.15, 0.12, 0.12, 0.12, 0.14, 0.10])
+
+# --------------------------------------------------------------------------- taste clusters
+CLUSTER_NAMES: tuple[str, ...] = (
+    "Blockbusters",
+    "Dark Suspense",
+    "Heartfelt Stories",
+    "Feel-Good Fun",
+    "Epic Worlds",
+    "Midnight Fright",
+    "True Stories",
+    "Quirky Comedy & Music",
+)
+_CLUSTER_CORE: tuple[tuple[str, ...], ...] = (
+    ("Action", "Adventure", "Science Fiction"),
+    ("Thriller", "Crime", "Mystery"),
+    ("Drama", "Romance"),
+    ("Comedy", "Family", "Animation"),
+    ("Fantasy", "Adventure", "Animation"),
+    ("Horror", "Thriller"),
+    ("Documentary", "History", "Music"),
+    ("Comedy", "Romance", "Music"),
+)
+_CLUSTER_SHARE = np.array([0.16, 0.15, 0.15, 0.14, 0.12, 0.10, 0.10, 0.08])  # of the catalog
+_MAJOR_P = np.array([0.55, 0.35, 0.30, 0.40, 0.45, 0.25, 0.08, 0.15])  # P(provider = major | cluster)
+# Taste-cluster preference per group: the minority favours the last two clusters.
+_TASTE_MAJORITY = np.array([0.20, 0.17, 0.17, 0.14, 0.14, 0.10, 0.04, 0.04])
+_TASTE_MINORITY = np.array([0.04, 0.04, 0.10, 0.07, 0.03, 0.02, 0.35, 0.35])
+
+AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-49", "50+")
+_AGE_P = np.array([0.18, 0.30, 0.32, 0.20])
+# Multiplicative tilt of cluster preference per age band (rows follow AGE_BANDS):
+# the young lean to blockbusters and horror, the 50+ to heartfelt and true stories.
+_AGE_TILT = np.array(
+    [
+        [1.3, 1.0, 0.8, 1.1, 1.2, 1.5, 0.7, 1.0],
+        [1.1, 1.1, 0.9, 1.0, 1.1, 1.1, 0.9, 1.0],
+        [1.0, 1.0, 1.1, 1.1, 0.9, 0.9, 1.1, 1.0],
+        [0.7, 1.0, 1.4, 0.9, 0.7, 0.5, 1.5, 1.0],
+    ]
+)
+REGIONS: tuple[str, ...] = ("Americas", "Europe", "Asia-Pacific", "Africa & Middle East")
+_REGION_MAJORITY = np.array([0.35, 0.35, 0.22, 0.08])
+_REGION_MINORITY = np.array([0.20, 0.20, 0.30, 0.30])
+
+MINORITY_SHARE = 0.15
+_MAJOR_BOOST = 2.5  # popularity multiplier for majors: the exposure bias to audit
+_ZIPF_OFFSET = 3.0
+_TARGET_DAMP = 0.15  # organic popularity kept by trigger targets
+_EXPLORE = {"majority": 0.12, "minority": 0.20}
+_MEDIAN_COUNT = {"majority": 36.0, "minority": 16.0}
+_COUNT_SIGMA = 0.8
+_MIN_COUNT, _MAX_COUNT = 5, 350
+_TRIGGERS_PER_ITEM = 0.1
+_T0 = 1_672_531_200  # 2023-01-01T00:00:00Z
+_SPAN = 2 * 365 * 86_400
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """The demo dataset and the structure planted in it.
+
+    Attributes:
+        dataset: the :class:`~engine.data.schema.Dataset` (``name="demo"``,
+            ``rating_scale=(1.0, 5.0)``); items carry ``provider`` and ``year``,
+            users ``age_band``, ``region`` and ``group``.
+        triggers: planted A -> B relations: ``trigger_item_id``,
+            ``target_item_id``, ``strength`` (P(consume B after A)).
+        user_clusters: ``user_id``, ``cluster`` (int index into
+            :data:`CLUSTER_NAMES`), ``weight`` (weights of a user sum to 1).
+        item_clusters: ``item_id``, ``cluster``.
+    """
+
+    dataset: Dataset
+    triggers: pd.DataFrame
+    user_clusters: pd.DataFrame
+    item_clusters: pd.DataFrame
+
+
+def generate_demo_world(
+    seed: int = 0, *, n_users: int = 1500, n_items: int = 2000, scale: float = 1.0
+) -> DemoWorld:
+    """Generate the demo world (see the module docstring for the generative story).
+
+    Args:
+        seed: non-negative random seed; the world is a pure function of it and the
+            sizes (default: 0).
+        n_users: users at ``scale=1`` (default: 1500).
+        n_items: items at ``scale=1`` (default: 2000).
+        scale: multiplies users, items and triggers; interactions grow in
+            proportion (default: 1.0, about 75k interactions; ~13 gives ~1M).
+
+    Returns:
+        The :class:`DemoWorld`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (got {seed!r})")
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive finite number (got {scale!r})")
+    nu, ni = round(n_users * scale), round(n_items * scale)
+    if nu < 1:
+        raise ValueError(f"n_users * scale must give at least 1 user (got {n_users!r} * {scale!r})")
+    if ni < 50:
+        raise ValueError(f"n_items * scale must give at least 50 items (got {n_items!r} * {scale!r})")
+
+    r_items, r_text, r_users, r_trig, r_draw, r_fire, r_rate, r_time = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(8)
+    )
+    item_cluster, cats, major, year, quality = _draw_items(r_items, ni)
+    titles, texts = _draw_text(r_text, cats)
+    group_minority, age, region, c1, c2, w1, count = _draw_users(r_users, nu, ni)
+
+    rank = r_items.permutation(ni)
+    pop = (1.0 / (rank + _ZIPF_OFFSET)) * np.where(major, _MAJOR_BOOST, 1.0)
+    trig_a, trig_b, strength = _draw_triggers(r_trig, pop, item_cluster, round(_TRIGGERS_PER_ITEM * ni))
+    pop[trig_b] *= _TARGET_DAMP
+
+    explore = np.where(group_minority, _EXPLORE["minority"], _EXPLORE["majority"])
+    u, i, key = _sample_organic(r_draw, pop, item_cluster, c1, c2, w1, explore, count)
+    u, i, key, triggered = _apply_triggers(r_fire, u, i, key, trig_a, trig_b, strength, ni)
+
+    order = np.lexsort((key, u))
+    u, i, triggered = u[order], i[order], triggered[order]
+    liked = (item_cluster[i] == c1[u]) | (item_cluster[i] == c2[u]) | triggered
+    rating = _draw_ratings(r_rate, u, i, liked, triggered, quality, nu)
+    timestamp = _draw_timestamps(r_time, u, nu)
+
+    user_ids = _ids("u", nu)
+    item_ids = _ids("i", ni)
+    interactions = pd.DataFrame(
+        {
+            USER: pd.array(user_ids[u], dtype="str"),
+            ITEM: pd.array(item_ids[i], dtype="str"),
+            RATING: rating.astype(np.float64),
+            TIMESTAMP: timestamp.astype(np.int64),
+        }
+    )
+    items = pd.DataFrame(
+        {
+            ITEM: pd.array(item_ids, dtype="str"),
+            TITLE: pd.array(titles, dtype="str"),
+            CATEGORIES: pd.Series(cats, dtype=object),
+            TEXT: pd.array(texts, dtype="str"),
+            "provider": pd.array(np.where(major, "major", "independent"), dtype="str"),
+            "year": year.astype(np.int64),
+        }
+    )
+    users = pd.DataFrame(
+        {
+            USER: pd.array(user_ids, dtype="str"),
+            "age_band": pd.array(np.array(AGE_BANDS)[age], dtype="str"),
+            "region": pd.array(np.array(REGIONS)[region], dtype="str"),
+            "group": pd.array(np.where(group_minority, "minority", "majority"), dtype="str"),
+        }
+    )
+    dataset = Dataset(
+        name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0)
+    )
+
+    two = c2 >= 0
+    uc_user = np.concatenate([np.arange(nu), np.flatnonzero(two)])
+    uc_cluster = np.concatenate([c1, c2[two]])
+    uc_weight = np.concatenate([w1, 1.0 - w1[two]])
+    uc_order = np.lexsort((-uc_weight, uc_user))
+    user_clusters = pd.DataFrame(
+        {
+            USER: pd.array(user_ids[uc_user[uc_order]], dtype="str"),
+            "cluster": uc_cluster[uc_order].astype(np.int64),
+            "weight": uc_weight[uc_order].astype(np.float64),
+        }
+    )
+    item_clusters = pd.DataFrame(
+        {ITEM: pd.array(item_ids, dtype="str"), "cluster": item_cluster.astype(np.int64)}
+    )
+    triggers = pd.DataFrame(
+        {
+            "trigger_item_id": pd.array(item_ids[trig_a], dtype="str"),
+            "target_item_id": pd.array(item_ids[trig_b], dtype="str"),
+            "strength": strength.astype(np.float64),
+        }
+    )
+    logger.debug(
+        "demo world: %d users, %d items, %d interactions, %d triggers",
+        nu,
+        ni,
+        len(interactions),
+        len(triggers),
+    )
+    return DemoWorld(
+        dataset=dataset, triggers=triggers, user_clusters=user_clusters, item_clusters=item_clusters
+    )
+
+
+# --------------------------------------------------------------------------- items
+def _draw_items(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, list[tuple[str, ...]], np.ndarray, np.ndarray, np.ndarray]:
+    """Cluster, categories, is-major, release year and latent quality per item."""
+    cluster = rng.choice(len(CLUSTER_NAMES), size=n, p=_CLUSTER_SHARE)
+    n_cats = rng.choice([1, 2, 3], size=n, p=[0.35, 0.45, 0.20])
+    draws = rng.random((n, 3, 2))  # per slot: (same-core?, which genre)
+    cats: list[tuple[str, ...]] = []
+    for k in range(n):
+        core = _CLUSTER_CORE[cluster[k]]
+        chosen = [core[int(draws[k, 0, 1] * len(core))]]
+        for slot in range(1, n_cats[k]):
+            pool = core if draws[k, slot, 0] < 0.75 else GENRES
+            pool = [g for g in pool if g not in chosen] or [g for g in GENRES if g not in chosen]
+            chosen.append(pool[int(draws[k, slot, 1] * len(pool))])
+        cats.append(tuple(chosen))
+    major = rng.random(n) < _MAJOR_P[cluster]
+    year = np.clip(2022 - np.floor(rng.exponential(10.0, size=n)), 1950, 2022).astype(np.int64)
+    quality = rng.normal(0.0, 0.3, size=n)
+    return cluster, cats, major, year, quality
+
+
+def _draw_text(rng: np.random.Generator, cats: list[tuple[str, ...]]) -> tuple[list[str], list[str]]:
+    """Unique human-readable titles and 1-2 sentence descriptions from the genre vocabularies."""
+    n = len(cats)
+    tries = 8
+    template = rng.choice(len(_TEMPLATES), size=(n, tries), p=_TEMPLATE_P)
+    pick = rng.random((n, tries, 5))  # adjective, noun-genre, noun, place/name, subtitle
+    titles: list[str] = []
+    taken: set[str] = set()
+    for k in range(n):
+        genres = cats[k]
+        title = ""
+        for t in range(tries):
+            p = pick[k, t]
+            primary = _GENRES[genres[0]]
+            noun_genre = _GENRES[genres[int(p[1] * len(genres))]]
+            title = _TEMPLATES[template[k, t]].format(
+                A=_at(primary["adj"], p[0]),
+                N=_at(noun_genre["noun"], p[2]),
+                P=_at(_PLACES, p[3]),
+                X=_at(_NAMES, p[3]),
+                S=_at(primary["sub"], p[4]),
+            )
+            if title not in taken:
+                break
+        if title in taken:
+            # Every retry collided: a sequel numeral keeps the title readable and unique.
+            base = title
+            for numeral in _NUMERALS:
+                title = f"{base} {numeral}"
+                if title not in taken:
+                    break
+            counter = len(_NUMERALS) + 2
+            while title in taken:
+                title = f"{base} {counter}"
+                counter += 1
+        taken.add(title)
+        titles.append(title)
+
+    d = rng.random((n, 4))
+    texts: list[str] = []
+    for k in range(n):
+        primary = _GENRES[cats[k][0]]
+        first = f"{_at(primary['subject'], d[k, 0])} {_at(primary['plot'], d[k, 1])}."
+        tone = _at(primary["tone"], d[k, 2])
+        article = "An" if tone[0] in "aeiou" else "A"
+        if len(cats[k]) > 1:
+            flavors = " and ".join(str(_GENRES[g]["flavor"]) for g in cats[k][1:])
+            texts.append(f"{first} {article} {tone} {primary['label']} with touches of {flavors}.")
+        elif d[k, 3] < 0.5:
+            texts.append(f"{first} {article} {tone} {primary['label']}.")
+        else:
+            texts.append(first)
+    return titles, texts
+
+
+def _at(words: tuple[str, ...] | str, u: float) -> str:
+    """The word a uniform draw ``u`` in [0, 1) selects."""
+    return words[min(int(u * len(words)), len(words) - 1)]
+
+
+# --------------------------------------------------------------------------- users
+def _draw_users(rng: np.random.Generator, n: int, n_items: int) -> tuple[np.ndarray, ...]:
+    """Group, age band, region, taste clusters (c1, c2 or -1, weight of c1) and interaction count."""
+    minority = np.zeros(n, dtype=bool)
+    minority[rng.choice(n, size=round(MINORITY_SHARE * n), replace=False)] = True
+    age = rng.choice(len(AGE_BANDS), size=n, p=_AGE_P)
+    region = np.where(
+        minority,
+        rng.choice(len(REGIONS), size=n, p=_REGION_MINORITY),
+        rng.choice(len(REGIONS), size=n, p=_REGION_MAJORITY),
+    )
+    base = np.where(minority[:, None], _TASTE_MINORITY, _TASTE_MAJORITY) * _AGE_TILT[age]
+    # Gumbel top-2 = two clusters drawn without replacement from each user's preference.
+    score = np.log(base) + rng.gumbel(size=base.shape)
+    top = np.argsort(-score, axis=1)[:, :2]
+    has_two = rng.random(n) < 0.5
+    c1 = top[:, 0]
+    c2 = np.where(has_two, top[:, 1], -1)
+    w1 = np.where(has_two, rng.uniform(0.55, 0.85, size=n), 1.0)
+    median = np.where(minority, _MEDIAN_COUNT["minority"], _MEDIAN_COUNT["majority"])
+    raw = median * np.exp(_COUNT_SIGMA * rng.standard_normal(n))
+    count = np.clip(np.round(raw), _MIN_COUNT, min(_MAX_COUNT, n_items // 4)).astype(np.int64)
+    return minority, age, region, c1, c2, w1, count
+
+
+# --------------------------------------------------------------------------- triggers
+def _draw_triggers(
+    rng: np.random.Generator, pop: np.ndarray, cluster: np.ndarray, n_triggers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct trigger items A (moderately popular) and targets B (unpopular), with strengths."""
+    n = len(pop)
+    by_pop = np.argsort(-pop, kind="stable")
+    a_pool = by_pop[int(0.02 * n) : max(int(0.25 * n), int(0.02 * n) + 1)]
+    b_pool = rng.permutation(by_pop[int(0.40 * n) :])
+    n_triggers = max(1, min(n_triggers, len(a_pool), len(b_pool)))
+    trig_a = rng.choice(a_pool, size=n_triggers, replace=False)
+    same_cluster = rng.random(n_triggers) < 0.5
+    free = np.ones(len(b_pool), dtype=bool)
+    b_cluster = cluster[b_pool]
+    trig_b = np.empty(n_triggers, dtype=np.int64)
+    for k in range(n_triggers):
+        candidates = np.flatnonzero(free & (b_cluster == cluster[trig_a[k]])) if same_cluster[k] else []
+        if len(candidates) == 0:
+            candidates = np.flatnonzero(free)
+        j = candidates[0]  # b_pool is shuffled, so the first free candidate is a random one
+        free[j] = False
+        trig_b[k] = b_pool[j]
+    strength = rng.uniform(0.6, 0.8, size=n_triggers)
+    return trig_a, trig_b, strength
+
+
+# --------------------------------------------------------------------------- interactions
+def _sample_organic(
+    rng: np.random.Generator,
+    pop: np.ndarray,
+    item_cluster: np.ndarray,
+    c1: np.ndarray,
+    c2: np.ndarray,
+    w1: np.ndarray,
+    explore: np.ndarray,
+    count: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw each user's ``count`` distinct items; returns (user, item, draw-order key) rows."""
+    n_items = len(pop)
+    n_clusters = len(CLUSTER_NAMES)
+    # Inverse-CDF tables: cluster c's cumulative popularity occupies (c, c + 1], so a
+    # single searchsorted on c + u samples within any cluster.
+    by_cluster = np.argsort(item_cluster, kind="stable")
+    w = pop[by_cluster]
+    cl = item_cluster[by_cluster]
+    seg_total = np.bincount(cl, weights=w, minlength=n_clusters)
+    cum = np.cumsum(w)
+    seg_start = np.concatenate([[0.0], np.cumsum(seg_total)[:-1]])
+    cum_cluster = cl + (cum - seg_start[cl]) / np.where(seg_total[cl] > 0, seg_total[cl], 1.0)
+    last = np.r_[cl[1:] != cl[:-1], True]
+    cum_cluster[last] = cl[last] + 1.0  # exact segment ends, immune to rounding
+    cum_global = np.cumsum(pop) / pop.sum()
+    cum_global[-1] = 1.0
+
+    u_all = np.empty(0, dtype=np.int64)
+    i_all = np.empty(0, dtype=np.int64)
+    have = np.zeros(len(count), dtype=np.int64)
+    todo = np.arange(len(count))
+    factor = 1.3
+    for _ in range(40):
+        m = np.ceil((count[todo] - have[todo]) * factor).astype(np.int64) + 2
+        uu = np.repeat(todo, m)
+        k = len(uu)
+        c = np.where(rng.random(k) < w1[uu], c1[uu], c2[uu])
+        within = by_cluster[
+            np.minimum(np.searchsorted(cum_cluster, c + rng.random(k), side="right"), n_items - 1)
+        ]
+        anywhere = np.minimum(np.searchsorted(cum_global, rng.random(k), side="right"), n_items - 1)
+        ii = np.where(rng.random(k) < explore[uu], anywhere, within)
+        # Keep first occurrences (earlier rounds come first), then cap each user at their count.
+        u_cat = np.concatenate([u_all, uu])
+        i_cat = np.concatenate([i_all, ii])
+        _, first = np.unique(u_cat * n_items + i_cat, return_index=True)
+        first.sort()
+        u_cat, i_cat = u_cat[first], i_cat[first]
+        order = np.argsort(u_cat, kind="stable")
+        u_cat, i_cat = u_cat[order], i_cat[order]
+        rank = np.arange(len(u_cat)) - np.searchsorted(u_cat, u_cat, side="left")
+        keep = rank < count[u_cat]
+        u_all, i_all = u_cat[keep], i_cat[keep]
+        have = np.bincount(u_all, minlength=len(count))
+        todo = np.flatnonzero(have < count)
+        if len(todo) == 0:
+            break
+        factor *= 2.0
+    if len(todo):
+        logger.warning("demo world: %d users got fewer interactions than drawn", len(todo))
+    key = (np.arange(len(u_all)) - np.searchsorted(u_all, u_all, side="left")).astype(np.float64)
+    return u_all, i_all, key
+
+
+def _apply_triggers(
+    rng: np.random.Generator,
+    u: np.ndarray,
+    i: np.ndarray,
+    key: np.ndarray,
+    trig_a: np.ndarray,
+    trig_b: np.ndarray,
+    strength: np.ndarray,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Add B right after A with probability ``strength``; move organic B that precedes A after it."""
+    trig_of = np.full(n_items, -1, dtype=np.int64)
+    trig_of[trig_a] = np.arange(len(trig_a))
+    rows_a = np.flatnonzero(trig_of[i] >= 0)
+    t = trig_of[i[rows_a]]
+    ua, b = u[rows_a], trig_b[t]
+
+    codes = u * n_items + i
+    order = np.argsort(codes)
+    pos = np.minimum(np.searchsorted(codes[order], ua * n_items + b), len(codes) - 1)
+    has_b = codes[order][pos] == ua * n_items + b
+    row_b = order[pos[has_b]]
+    key = key.copy()
+    # Organic B consumed before A: the planted order says B follows A.
+    late = key[row_b] < key[rows_a[has_b]]
+    key[row_b[late]] = key[rows_a[has_b][late]] + 0.5
+
+    fire = (~has_b) & (rng.random(len(rows_a)) < strength[t])
+    new_u, new_i = ua[fire], b[fire]
+    new_key = key[rows_a[fire]] + 0.5
+    triggered = np.concatenate([np.zeros(len(u), dtype=bool), np.ones(len(new_u), dtype=bool)])
+    return (np.concatenate([u, new_u]), np.concatenate([i, new_i]), np.concatenate([key, new_key]), triggered)
+
+
+def _draw_ratings(
+    rng: np.random.Generator,
+    u: np.ndarray,
+    i: np.ndarray,
+    liked: np.ndarray,
+    triggered: np.ndarray,
+    quality: np.ndarray,
+    n_users: int,
+) -> np.ndarray:
+    """Integer ratings 1..5: liked (in-taste) items score about one star higher."""
+    user_bias = rng.normal(0.0, 0.35, size=n_users)
+    mean = 2.8 + 1.0 * liked + 0.3 * triggered + user_bias[u] + quality[i]
+    return np.clip(np.rint(mean + rng.normal(0.0, 0.8, size=len(u))), 1.0, 5.0)
+
+
+def _draw_timestamps(rng: np.random.Generator, u: np.ndarray, n_users: int) -> np.ndarray:
+    """Strictly increasing Unix seconds per user (rows sorted by user, then session order)."""
+    start = _T0 + rng.uniform(0.0, 0.8, size=n_users) * _SPAN
+    end = start + (_T0 + _SPAN - start) * rng.uniform(0.2, 1.0, size=n_users)
+    # Bursty sessions: most gaps are short, some long.
+    gaps = np.where(rng.random(len(u)) < 0.7, rng.exponential(0.05, len(u)), rng.exponential(1.0, len(u)))
+    cum = np.cumsum(gaps)
+    first = np.searchsorted(u, np.arange(n_users), side="left")
+    last = np.searchsorted(u, np.arange(n_users), side="right") - 1
+    before = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
+    has = last >= first
+    total = np.where(has, cum[np.maximum(last, 0)] - before, 1.0)
+    frac = (cum - before[u]) / total[u]
+    ts = np.floor(start[u] + frac * (end[u] - start[u])).astype(np.int64)
+    # Make strictly increasing within a user: running max of (ts - position), per user.
+    position = np.arange(len(u)) - first[u]
+    shifted = ts - position + u.astype(np.int64) * (4 * _SPAN)
+    ts = np.maximum.accumulate(shifted) - u.astype(np.int64) * (4 * _SPAN) + position
+    return ts
+
+
+def _ids(prefix: str, n: int) -> np.ndarray:
+    """Zero-padded ids that sort: ``u0001`` ... (at least four digits)."""
+    width = max(4, len(str(n)))
+    return np.array([f"{prefix}{k:0{width}d}" for k in range(1, n + 1)], dtype=object)
