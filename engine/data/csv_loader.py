@@ -1,0 +1,215 @@
+"""A user's own data: ``interactions.csv`` + ``items.csv`` (+ optional ``users.csv``) in a folder.
+
+Default columns (any other names through ``columns``, a file-column -> canonical-name map):
+
+- ``interactions.csv``: ``user_id, item_id[, rating][, timestamp]``. Without a rating
+  column the log is implicit (every row a positive). Timestamps are integer Unix
+  seconds or ISO 8601 dates; an empty cell means "unknown".
+- ``items.csv``: ``item_id, title[, categories][, text]`` plus any extra attribute
+  columns; ``categories`` is ``|``-separated (``"Action|Comedy"``).
+- ``users.csv`` (optional): ``user_id`` plus attribute columns (gender, age band, region...).
+
+Every problem is reported at once (see :mod:`engine.data.validation`); nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
+from engine.data.validation import (
+    Problems,
+    Table,
+    apply_columns,
+    check_duplicate_rows,
+    check_known,
+    check_unique,
+    infer_attribute,
+    interactions_frame,
+    parse_ids,
+    parse_ratings,
+    parse_timestamps,
+    read_table,
+    require_columns,
+    split_categories,
+)
+
+logger = logging.getLogger(__name__)
+
+INTERACTIONS_FILE = "interactions.csv"
+ITEMS_FILE = "items.csv"
+USERS_FILE = "users.csv"
+
+_INTERACTIONS_HINT = "a header line 'user_id,item_id[,rating][,timestamp]' and one row per interaction"
+_ITEMS_HINT = "a header line 'item_id,title[,categories][,text]' and one row per item"
+_USERS_HINT = "a header line 'user_id,<attribute columns>' and one row per user"
+
+
+def load_csv_dataset(
+    folder: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    rating_scale: tuple[float, float] | None = None,
+    encoding: str = "utf-8",
+    name: str | None = None,
+) -> Dataset:
+    """Load and validate a folder of CSV files.
+
+    Args:
+        folder: folder holding ``interactions.csv``, ``items.csv`` and optionally
+            ``users.csv``.
+        columns: file column -> canonical name, applied to every file that has the
+            column, e.g. ``{"uid": "user_id", "movie": "item_id"}`` (default: None).
+        rating_scale: inclusive (min, max) ratings must lie in (default: None, the
+            min and max found in the file). Ignored for implicit logs.
+        encoding: encoding of all three files (default: ``"utf-8"``).
+        name: dataset name (default: the folder's name).
+
+    Returns:
+        The validated :class:`~engine.data.schema.Dataset`.
+
+    Raises:
+        DataValidationError: listing every problem found in the files.
+        ValueError: when ``rating_scale`` is not an increasing pair of numbers.
+    """
+    if rating_scale is not None:
+        low, high = (float(v) for v in rating_scale)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"rating_scale must be (min, max) with min < max (got {rating_scale!r})")
+        rating_scale = (low, high)
+    folder = Path(folder)
+    problems = Problems()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        problems.add(
+            f"{folder}: the data folder {what}; expected a folder with {INTERACTIONS_FILE}, "
+            f"{ITEMS_FILE} and optionally {USERS_FILE}"
+        )
+        problems.raise_if_any()
+
+    inter_t = read_table(folder / INTERACTIONS_FILE, problems, encoding=encoding, expected=_INTERACTIONS_HINT)
+    items_t = read_table(folder / ITEMS_FILE, problems, encoding=encoding, expected=_ITEMS_HINT)
+    users_path = folder / USERS_FILE
+    users_t = (
+        read_table(users_path, problems, encoding=encoding, expected=_USERS_HINT)
+        if users_path.exists()
+        else None
+    )
+    tables = [t for t in (inter_t, items_t, users_t) if t is not None]
+
+    if columns:
+        used: set[str] = set()
+        for table in tables:
+            used |= apply_columns(table, columns, problems)
+        # An unused key is only certain once every existing file's header was read.
+        all_read = len(tables) == (3 if users_path.exists() else 2)
+        if all_read and (unused := set(columns) - used):
+            found = "; ".join(
+                f"{t.name} has {', '.join(map(repr, t.source_columns.values()))}" for t in tables
+            )
+            for key in sorted(unused):
+                problems.add(
+                    f"--columns {key}={columns[key]}: got column {key!r}, expected a column of "
+                    f"{INTERACTIONS_FILE}, {ITEMS_FILE} or {USERS_FILE} ({found})"
+                )
+
+    inter_ok = inter_t is not None and require_columns(
+        inter_t, [USER, ITEM], problems, optional=[RATING, TIMESTAMP]
+    )
+    items_ok = items_t is not None and require_columns(
+        items_t, [ITEM, TITLE], problems, optional=[CATEGORIES, TEXT]
+    )
+    users_ok = users_t is not None and require_columns(users_t, [USER], problems)
+
+    interactions = _interactions(inter_t, problems, rating_scale) if inter_ok else None
+    items = _items(items_t, problems) if items_ok else None
+    users = _users(users_t, problems) if users_ok else None
+    if inter_ok and items_ok:
+        check_known(inter_t, ITEM, items[ITEM], problems, listed_in=ITEMS_FILE)
+    if inter_ok and users_ok:
+        check_known(inter_t, USER, users[USER], problems, listed_in=USERS_FILE)
+    problems.raise_if_any()
+
+    assert interactions is not None and items is not None  # guaranteed when no problems
+    if interactions[RATING].isna().all():
+        scale = None
+    elif rating_scale is not None:
+        scale = rating_scale
+    else:
+        scale = (float(interactions[RATING].min()), float(interactions[RATING].max()))
+    dataset = Dataset(
+        name=name or folder.resolve().name,
+        interactions=interactions,
+        items=items,
+        users=users,
+        rating_scale=scale,
+    )
+    logger.info(
+        "loaded %s: %d interactions, %d items, %s users",
+        dataset.name,
+        len(interactions),
+        len(items),
+        "no" if users is None else len(users),
+    )
+    return dataset
+
+
+def _interactions(table: Table, problems: Problems, scale: tuple[float, float] | None) -> pd.DataFrame:
+    frame = table.frame
+    users = parse_ids(table, USER, problems)
+    items = parse_ids(table, ITEM, problems)
+    ratings = parse_ratings(table, RATING, problems, scale) if RATING in frame.columns else None
+    times = parse_timestamps(table, TIMESTAMP, problems) if TIMESTAMP in frame.columns else None
+    ignored = [table.column_label(c) for c in frame.columns if c not in (USER, ITEM, RATING, TIMESTAMP)]
+    if ignored:
+        logger.info("%s: ignoring column(s) %s", table.name, ", ".join(map(repr, ignored)))
+    key = pd.DataFrame({USER: users, ITEM: items})
+    # Repeats with unknown times are kept as duplicates too: without a time two
+    # identical rows cannot be told apart from a copy-paste slip.
+    key[TIMESTAMP] = times if times is not None else -1
+    check_duplicate_rows(table, key, problems)
+    return interactions_frame(users, items, ratings, times)
+
+
+def _items(table: Table, problems: Problems) -> pd.DataFrame:
+    frame = table.frame
+    ids = parse_ids(table, ITEM, problems)
+    check_unique(table, ITEM, problems)
+    titles = frame[TITLE]
+    untitled = (titles == "").to_numpy()
+    if untitled.any():
+        logger.warning(
+            "%s: %d item(s) have an empty title; their id stands in for it", table.name, int(untitled.sum())
+        )
+        titles = titles.where(~untitled, ids)
+    out = pd.DataFrame(
+        {
+            ITEM: ids.to_numpy(),
+            TITLE: titles.to_numpy(),
+            CATEGORIES: split_categories(frame[CATEGORIES])
+            if CATEGORIES in frame.columns
+            else [()] * len(frame),
+            TEXT: frame[TEXT].to_numpy() if TEXT in frame.columns else np.full(len(frame), ""),
+        }
+    ).astype({ITEM: str, TITLE: str, TEXT: str})
+    for column in frame.columns:
+        if column not in (ITEM, TITLE, CATEGORIES, TEXT):
+            out[column] = infer_attribute(frame[column]).to_numpy()
+    return out
+
+
+def _users(table: Table, problems: Problems) -> pd.DataFrame:
+    frame = table.frame
+    ids = parse_ids(table, USER, problems)
+    check_unique(table, USER, problems)
+    out = pd.DataFrame({USER: ids.to_numpy()}).astype({USER: str})
+    for column in frame.columns:
+        if column != USER:
+            out[column] = infer_attribute(frame[column]).to_numpy()
+    return out
