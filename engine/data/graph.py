@@ -8,15 +8,74 @@ validation and test edges would leak the answer into message passing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
-from torch_geometric.data import Data
 
 from engine.data.split import I, U, W_RATING, W_RECENCY, SplitData
 
 EDGE_FEATURES = (W_RATING, W_RECENCY)
 EDGE_UI, EDGE_IU, EDGE_IC, EDGE_CI = 0, 1, 2, 3  # edge_type codes
+
+
+@dataclass
+class RecGraph:
+    """The message-passing graph; attribute names follow PyG's ``Data``.
+
+    A plain dataclass rather than ``torch_geometric.data.Data`` so that loading a
+    cached model does not pay PyG's import (~1.5 s here); :meth:`to_pyg` converts.
+
+    Attributes:
+        edge_index: [2, E] source -> destination node indices.
+        edge_attr: [E, 2] (``w_rating``, ``w_recency``).
+        edge_type: [E] codes ``EDGE_UI``, ``EDGE_IU``, ``EDGE_IC``, ``EDGE_CI``.
+        n_users / n_items / n_categories: node counts per type (users first).
+        categories: names of the category nodes.
+    """
+
+    edge_index: torch.Tensor
+    edge_attr: torch.Tensor
+    edge_type: torch.Tensor
+    n_users: int
+    n_items: int
+    n_categories: int = 0
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.n_users + self.n_items + self.n_categories
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.size(1))
+
+    def to(self, device: Any) -> RecGraph:
+        return replace(
+            self,
+            edge_index=self.edge_index.to(device),
+            edge_attr=self.edge_attr.to(device),
+            edge_type=self.edge_type.to(device),
+        )
+
+    def cpu(self) -> RecGraph:
+        return self.to("cpu")
+
+    def to_pyg(self) -> Any:
+        """The same graph as a ``torch_geometric.data.Data``."""
+        from torch_geometric.data import Data
+
+        return Data(
+            edge_index=self.edge_index,
+            edge_attr=self.edge_attr,
+            edge_type=self.edge_type,
+            num_nodes=self.num_nodes,
+            n_users=self.n_users,
+            n_items=self.n_items,
+            n_categories=self.n_categories,
+        )
 
 
 def build_graph(
@@ -25,7 +84,7 @@ def build_graph(
     item_categories: list[tuple[str, ...]] | None = None,
     with_category_nodes: bool = False,
     interactions: pd.DataFrame | None = None,
-) -> Data:
+) -> RecGraph:
     """Build the message-passing graph from training interactions.
 
     Args:
@@ -38,16 +97,14 @@ def build_graph(
             default: ``split.train``).
 
     Returns:
-        ``Data`` with ``edge_index`` [2, E] (user->item and item->user),
-        ``edge_attr`` [E, 2] (``w_rating``, ``w_recency``), ``edge_type`` [E],
-        ``num_nodes``, ``n_users``, ``n_items``, ``n_categories`` and
-        ``categories`` (names of category nodes).
+        A :class:`RecGraph` (user->item and item->user edges, plus item<->category
+        edges when asked for).
     """
     df = split.train if interactions is None else interactions
     n_users, n_items = split.n_users, split.n_items
-    u = torch.as_tensor(df[U].to_numpy(), dtype=torch.long)
-    i = torch.as_tensor(df[I].to_numpy(), dtype=torch.long) + n_users
-    attr = torch.as_tensor(df[list(EDGE_FEATURES)].to_numpy(np.float32))
+    u = torch.tensor(df[U].to_numpy(), dtype=torch.long)
+    i = torch.tensor(df[I].to_numpy(), dtype=torch.long) + n_users
+    attr = torch.tensor(df[list(EDGE_FEATURES)].to_numpy(np.float32))
     src = [u, i]
     dst = [i, u]
     attrs = [attr, attr]
@@ -67,11 +124,10 @@ def build_graph(
             dst += [c_t, it_t]
             attrs += [ones, ones]
             types += [torch.full_like(it_t, EDGE_IC), torch.full_like(it_t, EDGE_CI)]
-    return Data(
+    return RecGraph(
         edge_index=torch.stack([torch.cat(src), torch.cat(dst)]),
         edge_attr=torch.cat(attrs),
         edge_type=torch.cat(types),
-        num_nodes=n_users + n_items + len(names),
         n_users=n_users,
         n_items=n_items,
         n_categories=len(names),

@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
+from engine.data.graph import RecGraph
 from engine.data.split import SplitData
 from engine.models.losses import bpr_loss
 
@@ -49,7 +49,7 @@ class EmbeddingModel(nn.Module):
     n_users: int
     n_items: int
 
-    def forward(self, graph: Data) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    def forward(self, graph: RecGraph) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         """Final embeddings ``(users [U, d], items [I, d])`` computed on ``graph``."""
         raise NotImplementedError
 
@@ -72,13 +72,28 @@ class EmbeddingModel(nn.Module):
         return bpr_loss(user_emb[users], item_emb[pos], item_emb[neg], reg, weight_decay=weight_decay)
 
     @torch.no_grad()
-    def cache_embeddings(self, graph: Data) -> None:
+    def cache_embeddings(self, graph: RecGraph) -> None:
         """Compute and keep final embeddings for fast scoring (eval mode, no grad)."""
         was_training = self.training
         self.eval()
         u, i = self(graph)
         self._cached = (u.detach().float(), i.detach().float())
         self.train(was_training)
+
+    def cached_embeddings(self) -> dict[str, Tensor]:
+        """The cached final embeddings, for storing beside the weights."""
+        if getattr(self, "_cached", None) is None:
+            raise RuntimeError("no cached embeddings: call cache_embeddings(graph) first")
+        return {"users": self._cached[0], "items": self._cached[1]}
+
+    def set_cached_embeddings(self, users: Tensor, items: Tensor) -> None:
+        """Install stored final embeddings (loading skips a full-graph forward)."""
+        if users.shape[0] != self.n_users or items.shape[0] != self.n_items:
+            raise ValueError(
+                f"stored embeddings {tuple(users.shape)}/{tuple(items.shape)} do not match "
+                f"{self.n_users} users / {self.n_items} items"
+            )
+        self._cached = (users.float(), items.float())
 
     def score(self, users: Tensor) -> Tensor:
         if getattr(self, "_cached", None) is None:

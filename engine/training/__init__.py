@@ -1,1 +1,1 @@
-"""engine.training package."""
+"""Training: the loop, callbacks, device choice and seeding."""

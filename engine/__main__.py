@@ -1,0 +1,7 @@
+"""``python -m engine`` is ``gatlens``."""
+
+import sys
+
+from engine.cli import main
+
+sys.exit(main())

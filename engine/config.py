@@ -1,0 +1,132 @@
+"""Frozen, validated configuration: one dataclass per component, one RunConfig composing them.
+
+Every field carries a default and a one-line reason. ``RunConfig.fingerprint_dict``
+is what identifies a trained artifact: it leaves out settings that do not change
+the learned weights' meaning (device, progress display, TensorBoard folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+MODEL_NAMES = ("gat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop")
+ATTENTIONS = ("dot", "gat")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "demo"  # demo | ml-100k | ml-latest-small | ml-1m | csv
+    data_dir: str | None = None  # folder with the official layout; None: data/downloads or the demo world
+    split: str = "random"  # random (8:1:1 per user, RecBole) | temporal | global_time
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    threshold: float | None = 3.0  # explicit ratings >= 3 are positives (RecBole protocol)
+    kcore: int = 0  # k-core filter; 0 keeps every user and item
+    seed: int = 0  # split seed; the demo world's seed too
+    scale: float = 1.0  # demo world size multiplier (13 ~ 1M interactions)
+    time_cut: float = 0.9  # global_time: quantile where the test period starts
+
+    def __post_init__(self) -> None:
+        if self.split not in {"random", "temporal", "global_time"}:
+            raise ValueError(f"split must be random, temporal or global_time (got {self.split!r})")
+        if self.kcore < 0:
+            raise ValueError(f"kcore must be >= 0 (got {self.kcore!r})")
+        if self.scale <= 0:
+            raise ValueError(f"scale must be > 0 (got {self.scale!r})")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    text: bool = True  # frozen language-model item features when an encoder is installed
+    text_model: str | None = None  # sentence-transformers name or local path; None: all-MiniLM-L6-v2
+    categories: bool = True  # multi-hot categories as item input features
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "gat"  # one of MODEL_NAMES
+    embedding_dim: int = 64  # RecBole benchmark's embedding size
+    num_layers: int = 2  # message-passing layers (2 keeps the explanation subgraph small)
+    heads: int = 4  # attention heads; embedding_dim must be divisible by it
+    attention: str = "dot"  # dot: e_ij = <h_i, h_j>/sqrt(d) + w.w_ij ; gat: LeakyReLU(a.[h_i||h_j]) + w.w_ij
+    edge_weight: bool = True  # the interaction's (rating, recency) enters the attention score
+    text_dim: int = 32  # width of the trainable projection of frozen text features (parameter-efficient)
+    edge_dropout: float = 0.0  # share of edges dropped per training step
+    ease_l2: float = 500.0  # EASE regularisation
+    knn_k: int = 100  # ItemKNN neighbours per item
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.name!r}; expected one of {', '.join(MODEL_NAMES)}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS} (got {self.attention!r})")
+        if self.embedding_dim % self.heads:
+            raise ValueError(
+                f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}"
+            )
+        if self.num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0 (got {self.num_layers!r})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 300  # upper bound; early stopping usually ends far sooner
+    batch_size: int = 4096  # BPR triples per step; large batches amortise the full-graph forward
+    lr: float = 5e-3
+    weight_decay: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN's recipe)
+    patience: int = 10  # evaluations without validation NDCG@10 improvement before stopping
+    eval_every: int = 1  # epochs between validation evaluations
+    seed: int = 0  # weight init and negative sampling
+    device: str = "auto"  # auto: cuda when available, else cpu
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    max_seconds: float | None = None  # wall-clock cap on training
+    tensorboard_dir: str | None = None  # write TensorBoard event files here when set
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)!r})")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr!r})")
+
+
+# Settings that do not change what is learned; kept out of the artifact fingerprint.
+_NOT_FINGERPRINTED = {"device", "tensorboard_dir", "max_seconds"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> RunConfig:
+        def build(kind: type, values: dict[str, Any]) -> Any:
+            known = {f.name for f in fields(kind)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} field(s) {sorted(unknown)}")
+            if "ratios" in values:
+                values = {**values, "ratios": tuple(values["ratios"])}
+            return kind(**values)
+
+        return cls(
+            data=build(DataConfig, obj.get("data", {})),
+            features=build(FeatureConfig, obj.get("features", {})),
+            model=build(ModelConfig, obj.get("model", {})),
+            train=build(TrainConfig, obj.get("train", {})),
+        )
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        d = self.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k not in _NOT_FINGERPRINTED}
+        return d
+
+    def with_overrides(self, **sections: dict[str, Any]) -> RunConfig:
+        """A copy with per-section overrides, e.g. ``with_overrides(model={"name": "lightgcn"})``."""
+        return replace(self, **{name: replace(getattr(self, name), **vals) for name, vals in sections.items()})
