@@ -94,7 +94,12 @@ class WeightedAttentionConv(nn.Module):
             nn.init.zeros_(self.lin_edge.weight)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None, edge_mask: Tensor | None = None
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor | None = None,
+        edge_mask: Tensor | None = None,
+        node_degree: Tensor | None = None,
     ) -> tuple[Tensor, LayerAttention]:
         """Propagate once.
 
@@ -134,6 +139,9 @@ class WeightedAttentionConv(nn.Module):
         denom = x.new_zeros(n, self.heads).index_add_(0, dst, w)
         alpha = w / denom.index_select(0, dst).clamp_min(1e-16)
         deg = _degree(dst, n, m, x)
+        if node_degree is not None:
+            # Edges outside the given subgraph still count; masked ones inside do not.
+            deg = deg + (node_degree.to(x.dtype) - _degree(dst, n, None, x))
         ratio = deg.index_select(0, dst) / deg.index_select(0, src).clamp_min(1e-16)
         coef = alpha * ratio.sqrt().unsqueeze(-1)
         out = x.new_zeros(n, self.heads, h.size(-1)).index_add_(0, dst, h_src * coef.unsqueeze(-1))
@@ -255,6 +263,7 @@ class GraphRecommender(EmbeddingModel):
         edge_attr: Tensor | None = None,
         x0: Tensor | None = None,
         return_attention: bool = False,
+        node_degree: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, list[LayerAttention]]:
         """The single forward code path; attention is a by-product, not a second implementation.
 
@@ -264,6 +273,8 @@ class GraphRecommender(EmbeddingModel):
             edge_attr: override of ``graph.edge_attr`` (default: None).
             x0: override of the layer-0 node features [U + I, d] (default: None).
             return_attention: keep per-layer attention (default: False).
+            node_degree: full-graph in-degrees [U + I] when ``graph`` holds only a
+                subgraph's edges (default: None): scores then equal the full graph's.
 
         Returns:
             ``(user_emb, item_emb, attention_per_layer)``.
@@ -282,14 +293,15 @@ class GraphRecommender(EmbeddingModel):
             items = self.item_inputs()
             # Items without training edges keep only their content features: an untrained id
             # embedding is noise, and cold-start items must be placed by their text alone.
-            deg = torch.bincount(edge_index[1], minlength=n_ui)[self.n_users :]
+            deg = node_degree if node_degree is not None else torch.bincount(edge_index[1], minlength=n_ui)
+            deg = deg[self.n_users :]
             items = torch.where((deg > 0).unsqueeze(-1), items, items - self.item_emb.weight)
             x0 = torch.cat([self.user_emb.weight, items])
         layers, atts = [x0], []
         x = x0
         for conv in self.convs:
             if self.encoder == "gat":
-                x, att = conv(x, edge_index, attr, edge_mask)
+                x, att = conv(x, edge_index, attr, edge_mask, node_degree)
                 if return_attention:
                     atts.append(att)
             elif self.encoder == "gcn":
