@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from engine.data.graph import RecGraph
 from engine.models.base import EmbeddingModel
+from engine.models.spmm import CSRPlan, csr_plan, head_spmm
 
 ENCODERS = ("gat", "gcn", "sage")
 
@@ -100,6 +101,7 @@ class WeightedAttentionConv(nn.Module):
         edge_attr: Tensor | None = None,
         edge_mask: Tensor | None = None,
         node_degree: Tensor | None = None,
+        plan: CSRPlan | None = None,
     ) -> tuple[Tensor, LayerAttention]:
         """Propagate once.
 
@@ -119,7 +121,8 @@ class WeightedAttentionConv(nn.Module):
         h = x.view(n, self.heads, -1)
         # index_select (backward: index_add_) is several times faster on CPU than h[src]
         # (backward: index_put_ with accumulate); this layer is gather/scatter bound.
-        h_src = h.index_select(0, src)
+        fast = plan is not None and edge_mask is None
+        h_src = None if fast and self.attention != "dot" else h.index_select(0, src)
         if self.attention == "dot":
             e = (h_src * h.index_select(0, dst)).sum(-1) * (self.beta / math.sqrt(h.size(-1)))
         else:
@@ -144,7 +147,10 @@ class WeightedAttentionConv(nn.Module):
             deg = deg + (node_degree.to(x.dtype) - _degree(dst, n, None, x))
         ratio = deg.index_select(0, dst) / deg.index_select(0, src).clamp_min(1e-16)
         coef = alpha * ratio.sqrt().unsqueeze(-1)
-        out = x.new_zeros(n, self.heads, h.size(-1)).index_add_(0, dst, h_src * coef.unsqueeze(-1))
+        if plan is not None and edge_mask is None:
+            out = head_spmm(plan, coef, h)
+        else:
+            out = x.new_zeros(n, self.heads, h.size(-1)).index_add_(0, dst, h_src * coef.unsqueeze(-1))
         return out.view(n, -1), LayerAttention(edge_index, alpha, coef)
 
     def __repr__(self) -> str:
@@ -297,11 +303,16 @@ class GraphRecommender(EmbeddingModel):
             deg = deg[self.n_users :]
             items = torch.where((deg > 0).unsqueeze(-1), items, items - self.item_emb.weight)
             x0 = torch.cat([self.user_emb.weight, items])
+        plan = None
+        if self.encoder == "gat" and edge_mask is None and node_degree is None:
+            plan = self._plan(edge_index, n_ui)
+            if plan is not None:
+                edge_index, attr = torch.stack([plan.col, plan.row]), attr[plan.perm]
         layers, atts = [x0], []
         x = x0
         for conv in self.convs:
             if self.encoder == "gat":
-                x, att = conv(x, edge_index, attr, edge_mask, node_degree)
+                x, att = conv(x, edge_index, attr, edge_mask, node_degree, plan)
                 if return_attention:
                     atts.append(att)
             elif self.encoder == "gcn":
@@ -311,6 +322,15 @@ class GraphRecommender(EmbeddingModel):
             layers.append(x)
         out = torch.stack(layers).mean(0)
         return out[: self.n_users], out[self.n_users :], atts
+
+    def _plan(self, edge_index: Tensor, n: int) -> CSRPlan | None:
+        # One CSR plan per graph tensor: rebuilt only when the edges change (dropout, updates).
+        key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device, getattr(edge_index, "_version", 0))
+        cached = self.__dict__.get("_plan_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, csr_plan(edge_index, n))
+            self.__dict__["_plan_cache"] = cached
+        return cached[1]
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,1 @@
+"""GATLens dashboard: a Streamlit UI over :mod:`engine.service` (never imports torch itself)."""

@@ -1,0 +1,1 @@
+"""Pure builders (DataFrame -> plotly Figure, explanation -> pyvis HTML) and small widgets."""

@@ -1,0 +1,193 @@
+"""The explanation subgraph as a self-contained, offline pyvis network (an HTML string).
+
+Input is two tidy frames (see :func:`network_html`); output is one HTML document with
+vis-network inlined (``cdn_resources="in_line"``), so it renders without a network
+connection inside ``st.iframe``.
+
+Safety: labels are drawn on a canvas (never parsed as HTML), and pyvis serialises
+node data with Jinja's ``tojson`` (which escapes ``<``, ``>``, ``&``). Tooltips are
+HTML: every data string in them is ``html.escape``-d here, and only then turned into
+DOM elements by a tiny script, so an item titled ``<img src=x onerror=...>`` shows
+as text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Colours per node kind (readable on light and dark backgrounds) and their legend labels.
+NODE_COLORS: dict[str, str] = {
+    "user": "#6366f1",
+    "target": "#f59e0b",
+    "history": "#14b8a6",
+    "item": "#94a3b8",
+    "other_user": "#a78bfa",
+}
+NODE_LABELS: dict[str, str] = {
+    "user": "the user",
+    "target": "recommended item",
+    "history": "user's history",
+    "item": "other item",
+    "other_user": "other user",
+}
+MAX_NODES = 150
+_ANCHOR = "network = new vis.Network(container, data, options);"
+# Turns escaped-HTML tooltip strings into elements (vis-network shows strings as plain text).
+_TOOLTIP_JS = """
+                  [nodes, edges].forEach(function (set) {
+                    set.forEach(function (entry) {
+                      if (typeof entry.title === "string") {
+                        var box = document.createElement("div");
+                        box.className = "gl-tip";
+                        box.innerHTML = entry.title;
+                        set.update({id: entry.id, title: box});
+                      }
+                    });
+                  });
+                  """
+_EXTRA_CSS = """
+<style>
+  html, body { margin: 0; padding: 0; background: transparent; font-family: sans-serif; }
+  #mynetwork { border: none !important; }
+  .card { border: none !important; background: transparent !important; }
+  .gl-tip { font: 12px/1.4 sans-serif; max-width: 320px; white-space: normal; }
+  .gl-legend { position: absolute; top: 6px; left: 8px; font: 12px sans-serif; color: %(fg)s;
+               background: %(panel)s; padding: 4px 8px; border-radius: 8px; z-index: 5; }
+  .gl-legend span.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%%;
+                        margin: 0 4px 0 8px; vertical-align: -1px; }
+</style>
+"""
+
+
+def _escape(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _short(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def network_html(
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    *,
+    dark: bool = False,
+    height: int = 560,
+    options_file: Path | None = None,
+    max_nodes: int = MAX_NODES,
+) -> str:
+    """Render an explanation subgraph as a standalone HTML page.
+
+    Args:
+        nodes: columns ``id`` (unique), ``kind`` (a key of :data:`NODE_COLORS`), ``label``
+            (full text), optional ``detail`` (extra tooltip line, plain text) and
+            ``importance`` (>= 0, scales the node size).
+        edges: columns ``src``, ``dst`` (node ids), ``weight`` (signed; width is its
+            magnitude, negative edges are red) and optional ``detail`` (tooltip text).
+        dark: colours for a dark page (default: False).
+        height: canvas height in pixels (default: 560).
+        options_file: vis-network options as JSON (default: built-in physics settings).
+        max_nodes: refuse larger graphs, which are unreadable and slow (default: 150).
+
+    Returns:
+        The HTML document (about 700 kB: vis-network is inlined for offline use).
+
+    Raises:
+        ValueError: more than ``max_nodes`` nodes, an unknown kind, or an edge to a missing node.
+    """
+    from pyvis.network import Network
+
+    if len(nodes) > max_nodes:
+        raise ValueError(f"the graph view shows at most {max_nodes} nodes (got {len(nodes)})")
+    unknown = set(nodes["kind"]) - set(NODE_COLORS)
+    if unknown:
+        raise ValueError(f"unknown node kind(s) {sorted(unknown)!r}; expected {sorted(NODE_COLORS)}")
+    ids = set(nodes["id"])
+    missing = (set(edges["src"]) | set(edges["dst"])) - ids
+    if missing:
+        raise ValueError(f"edges refer to nodes not in the node table (got {sorted(map(str, missing))[:5]!r})")
+
+    fg = "#e5e7eb" if dark else "#1f2937"
+    # No network-wide font_color: pyvis would overwrite each node's font dict with it.
+    net = Network(height=f"{height}px", width="100%", bgcolor="rgba(0,0,0,0)", cdn_resources="in_line",
+                  directed=False)
+    importance = nodes["importance"].astype(float) if "importance" in nodes else pd.Series(1.0, nodes.index)
+    top = float(importance.max()) if len(importance) and importance.max() > 0 else 1.0
+    for row, imp in zip(nodes.itertuples(index=False), importance, strict=True):
+        kind = str(row.kind)
+        big = kind in ("user", "target")
+        tip = f"<b>{_escape(row.label)}</b><br>{_escape(NODE_LABELS[kind])} · {_escape(row.id)}"
+        detail = getattr(row, "detail", None)
+        if detail:
+            tip += f"<br>{_escape(detail)}"
+        net.add_node(
+            str(row.id),
+            label=_short(str(row.label)),
+            title=tip,
+            color=NODE_COLORS[kind],
+            size=(26 if big else 10 + 14 * float(imp) / top),
+            shape="star" if kind == "target" else ("diamond" if kind == "user" else "dot"),
+            borderWidth=3 if big else 1,
+            font={"size": 15 if big else 11, "color": fg},
+        )
+    weights = edges["weight"].astype(float).to_numpy() if len(edges) else np.zeros(0)
+    scale = float(np.abs(weights).max()) if len(weights) and np.abs(weights).max() > 0 else 1.0
+    for row, w in zip(edges.itertuples(index=False), weights, strict=True):
+        tip = f"weight {w:.4f}"
+        detail = getattr(row, "detail", None)
+        if detail:
+            tip += f"<br>{_escape(detail)}"
+        net.add_edge(
+            str(row.src),
+            str(row.dst),
+            width=0.5 + 7.5 * abs(w) / scale,
+            title=tip,
+            color={"color": "#ef4444" if w < 0 else ("#818cf8" if dark else "#6366f1"), "opacity": 0.75},
+        )
+    net.set_options(_options(options_file))
+    page = net.generate_html(notebook=False)
+    if _ANCHOR not in page:  # pyvis changed its template: refuse rather than ship raw tooltips
+        raise RuntimeError("pyvis template has no network constructor anchor; cannot install tooltips")
+    page = page.replace(_ANCHOR, _TOOLTIP_JS + _ANCHOR, 1)
+    panel = "rgba(17,24,39,0.75)" if dark else "rgba(255,255,255,0.85)"
+    page = page.replace("</head>", _EXTRA_CSS % {"fg": fg, "panel": panel} + "</head>", 1)
+    return page.replace("<body>", "<body>" + _legend_html(nodes["kind"].unique()), 1)
+
+
+def _legend_html(kinds: Sequence[str]) -> str:
+    order = [k for k in NODE_COLORS if k in set(kinds)]
+    items = "".join(
+        f'<span class="dot" style="background:{NODE_COLORS[k]}"></span>{_escape(NODE_LABELS[k])}' for k in order
+    )
+    return f'<div class="gl-legend">{items}</div>'
+
+
+def _options(options_file: Path | None) -> str:
+    if options_file is not None and options_file.is_file():
+        return options_file.read_text(encoding="utf-8")
+    return json.dumps(DEFAULT_OPTIONS)
+
+
+DEFAULT_OPTIONS: dict = {
+    "physics": {
+        "solver": "forceAtlas2Based",
+        "forceAtlas2Based": {"gravitationalConstant": -60, "springLength": 90, "avoidOverlap": 0.4},
+        "stabilization": {"enabled": True, "iterations": 200, "fit": True},
+        "minVelocity": 1.5,
+    },
+    "interaction": {"hover": True, "tooltipDelay": 80, "navigationButtons": False},
+    "edges": {"smooth": False},
+}
+
+
+def node_count(page: str) -> int:
+    """Number of nodes in a page made by :func:`network_html` (for tests and sanity checks)."""
+    start = page.index("nodes = new vis.DataSet(") + len("nodes = new vis.DataSet(")
+    end = page.index(");", start)
+    return len(json.loads(page[start:end]))

@@ -1,0 +1,87 @@
+"""One self-contained HTML audit report: plotly.js inlined once, tables escaped, no network needed."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from dashboard.components import charts
+
+_CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2rem auto;
+       padding: 0 1rem; color: #1f2430; }
+h1 { color: #5b5bd6; } h2 { border-bottom: 1px solid #e5e7eb; padding-bottom: .3rem; margin-top: 2rem; }
+table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
+th, td { border: 1px solid #e5e7eb; padding: .25rem .5rem; text-align: right; }
+th { background: #f4f5fb; } td:first-child, th:first-child { text-align: left; }
+.meta { color: #6b7280; font-size: .85rem; }
+"""
+
+
+def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> str:
+    # pandas escapes cell text by default (escape=True); keep it that way: group names are data.
+    return frame.to_html(index=False, escape=True, float_format=floats.format, border=0, na_rep="—")
+
+
+def _dict_table(values: dict[str, Any]) -> str:
+    return _table(pd.DataFrame({"metric": list(values), "value": list(values.values())}))
+
+
+def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
+    """Render an :class:`engine.fairness.audit.AuditReport` as one standalone HTML document.
+
+    Args:
+        report: the audit report.
+        title: document title (escaped).
+
+    Returns:
+        HTML text (about 4.5 MB: plotly.js is inlined once so the file opens offline).
+    """
+    settings = report.settings
+    e = html.escape
+    # (heading, tables, figures) in reading order; figures are rendered after the layout is known.
+    sections: list[tuple[str, list[str], list[Any]]] = [
+        ("Accuracy", [_dict_table(report.accuracy)], []),
+        ("Beyond accuracy", [_dict_table(report.beyond_accuracy)], []),
+        ("Exposure concentration", [], [charts.lorenz(report.lorenz, gini=report.beyond_accuracy.get("gini_index"))]),
+        ("Item exposure", [_table(report.exposure)],
+         [charts.exposure_bars(part, title=f"Exposure by {dim}")
+          for dim, part in report.exposure.groupby("dimension", sort=False)]),
+    ]
+    disparities = getattr(report, "disparities", None)
+    sections.append((
+        "User groups",
+        [_table(report.groups)] + ([_table(disparities)] if disparities is not None else []),
+        [charts.group_intervals(part, metric=str(metric), feature=str(feature))
+         for (feature, metric), part in report.groups.groupby(["feature", "metric"], sort=False)],
+    ))
+    if report.tradeoff is not None and not report.tradeoff.empty:
+        first = next((c for c in report.tradeoff.columns if "@" in c and "cost" not in c), None)
+        figs = [charts.tradeoff(report.tradeoff, x="aplt", y=first, title="Accuracy vs long-tail share")] if first else []
+        sections.append(("Re-ranking trade-off", [_table(report.tradeoff)], figs))
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p class='meta'>Dataset {e(str(settings.get('dataset')))} · model {e(str(settings.get('model')))} · "
+        f"K={e(str(settings.get('k')))} · re-ranker {e(str(settings.get('rerank') or 'none'))} · "
+        f"{e(str(settings.get('n_users_evaluated')))} test users · {e(str(settings.get('n_boot')))} bootstrap "
+        f"resamples · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>",
+    ]
+    first_plot = True
+    for heading, tables, figs in sections:
+        parts.append(f"<h2>{e(heading)}</h2>")
+        parts += tables
+        for fig in figs:
+            # plotly.js is inlined once, with the first figure; later figures reuse it.
+            parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False,
+                                     config={"displaylogo": False}))
+            first_plot = False
+    defs = settings.get("definitions", {})
+    if defs:
+        parts.append("<h2>Definitions</h2><ul>" + "".join(
+            f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in defs.items()) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

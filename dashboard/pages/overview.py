@@ -1,0 +1,150 @@
+"""Overview: the dataset card, the model card (training curve, test metrics against baselines), a guided tour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, state
+from dashboard.components import charts
+from dashboard.components.html import esc, tiles
+from dashboard.components.widgets import preset_users
+
+_HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
+
+
+def render() -> None:
+    context.show_notices()
+    cur = context.require_model()
+    rec, meta = cur.rec, cur.rec.meta
+    st.title("GATLens", anchor=False)
+    st.caption(
+        "An explainable graph-attention recommender: what each user gets, why, and whether it is fair."
+    )
+    _tour(cur)
+
+    left, right = st.columns(2, gap="large")
+    with left:
+        _dataset_card(rec)
+    with right:
+        _model_card(cur, meta)
+    st.subheader("Test metrics against the other models on this dataset", anchor=False)
+    _metrics_vs_baselines(cur)
+    context.write_url("overview")
+
+
+def _tour(cur: context.Current) -> None:
+    users = state.user_table(cur.rec, cur.key)
+    heavy = preset_users(users, "heavy", 1)
+    user = heavy[0] if heavy else None
+    item = None
+    if user is not None:
+        top = cur.rec.recommend(user, 1).items
+        item = str(top["item_id"].iloc[0]) if len(top) else None
+    base = {"dataset": cur.row["dataset"], "model": cur.key}
+    with st.container(border=True):
+        st.markdown("**Guided tour** — four stops, each a shareable deep link:")
+        cols = st.columns(4)
+        steps = [
+            ("recommendations", "1 · A user's top 10", {"user": user, "k": 10},
+             "The list, the history behind it, a reason per item."),
+            ("why", "2 · Why this item?", {"user": user, "item": item},
+             "Attention subgraph, attributions, counterfactual, what-if."),
+            ("fairness", "3 · Is it fair?", {}, "Groups with confidence intervals, exposure, trade-offs."),
+            ("compare", "4 · Against a baseline", {"user": user}, "Two models' lists side by side."),
+        ]
+        for col, (page, label, params, hint) in zip(cols, steps, strict=True):
+            with col:
+                query = {**base, **{k: str(v) for k, v in params.items() if v is not None}, "page": page}
+                st.page_link(context.PAGES[page][0], label=label, icon=context.PAGES[page][2], query_params=query)
+                st.caption(hint)
+
+
+def _dataset_card(rec: Any) -> None:
+    summary = rec.dataset_summary()
+    split = rec.meta.get("data", {})
+    st.subheader(f"Dataset · {summary['dataset']}", anchor=False)
+    st.html(tiles([
+        ("users", f"{summary['users']:,}", None),
+        ("items", f"{summary['items']:,}", f"{len(summary['categories'])} categories"),
+        ("interactions", f"{summary['interactions']:,}",
+         f"train {split.get('train', 0):,} · valid {split.get('valid', 0):,} · test {split.get('test', 0):,}"),
+        ("density", f"{summary['density']:.2%}", "share of user–item pairs observed"),
+    ]))
+    st.plotly_chart(charts.long_tail(rec.item_popularity), width="stretch", key="long_tail")
+    per_user = summary["interactions_per_user"]
+    attrs = ", ".join(summary["user_attributes"]) or "none"
+    st.caption(
+        f"Interactions per user: median {per_user['median']:g}, max {per_user['max']:,}. "
+        f"User attributes: {esc(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol)."
+    )
+
+
+def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
+    training = meta.get("training", {})
+    lm = meta.get("language_model", {})
+    st.subheader(f"Model · {meta.get('model', '?')}", anchor=False)
+    params = meta.get("parameters")
+    trainable = meta.get("trainable_parameters")
+    st.html(tiles([
+        ("test NDCG@10", _fmt(meta.get("metrics", {}).get("test_ndcg@10")), "full ranking, all items"),
+        ("parameters", f"{params:,}" if params else "—", f"{trainable:,} trainable" if trainable else None),
+        ("epochs", f"{training.get('epochs', '—')}", f"best {training.get('best_epoch', '—')}"
+         + (" · stopped early" if training.get("stopped_early") else "")),
+        ("training time", f"{training.get('seconds', 0):.0f} s", f"on {training.get('device', '?')}"),
+    ]))
+    if cur.rec.curve:
+        st.plotly_chart(charts.training_curve(cur.rec.curve), width="stretch", key="curve")
+    sha = lm.get("weights_sha256")
+    with st.expander("Configuration and language model", expanded=False):
+        st.markdown(
+            f"**Language model:** {esc(lm.get('model_id') or 'none (text features off or no encoder installed)')}"
+            + (f" · weights sha256 `{sha[:16]}…`" if sha else "")
+        )
+        if lm.get("note"):
+            st.caption(lm["note"])
+        st.markdown(f"**Artifact:** `{cur.key}` · engine {meta.get('engine_version', '?')}")
+        st.json(meta.get("config", {}), expanded=False)
+
+
+def _metrics_vs_baselines(cur: context.Current) -> None:
+    # Newest artifact per model name on this dataset: a stand-in for "the baselines".
+    latest: dict[str, dict[str, Any]] = {}
+    for row in cur.rows:  # newest first
+        latest.setdefault(str(row.get("model")), row)
+    latest[str(cur.row.get("model"))] = cur.row
+    records = []
+    for name, row in latest.items():
+        for metric in _HEADLINE_METRICS:
+            value = row["metrics"].get(f"test_{metric}")
+            if isinstance(value, float) and np.isfinite(value):
+                records.append({"model": name, "metric": metric, "value": value})
+    frame = pd.DataFrame(records, columns=["model", "metric", "value"])
+    if frame.empty:
+        st.info("No test metrics stored with these models.", icon=":material/info:")
+        return
+    current = str(cur.row.get("model"))
+    if len(latest) == 1:
+        st.caption(
+            "Only this model is trained on this dataset. Train baselines to compare: "
+            f"`gatlens benchmark --dataset {cur.row['dataset']}` or `gatlens train --model lightgcn`."
+        )
+    chart, table = st.columns([3, 2])
+    with chart:
+        st.plotly_chart(charts.metric_bars(frame, current=current), width="stretch", key="metric_bars")
+    with table:
+        wide = frame.pivot(index="model", columns="metric", values="value")[list(
+            m for m in _HEADLINE_METRICS if m in set(frame["metric"]))]
+        wide = wide.sort_values(wide.columns[0], ascending=False)
+        st.dataframe(wide, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                                           for c in wide.columns})
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "—"
+
+
+render()

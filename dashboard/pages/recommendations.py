@@ -1,0 +1,138 @@
+"""Recommendations: pick a user, see their history and their top-K with a one-line reason each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import adapters, context, state
+from dashboard.components.html import deep_link, headline, note, rec_cards, tiles
+from dashboard.components.widgets import bound_k, user_picker
+
+# Reasons cost one explanation each; the first few are computed as the page opens.
+REASONS_SHOWN = 3
+HIDE_POPULAR_SHARE = 0.05
+
+
+def render() -> None:
+    context.show_notices()
+    cur = context.require_model()
+    rec = cur.rec
+    st.header("Recommendations", anchor=False)
+    user = user_picker(cur)
+    if user is None:
+        st.stop()
+
+    with st.container(border=True):
+        c_k, c_cat, c_pop, c_rr = st.columns([2, 3, 2, 3], vertical_alignment="bottom")
+        with c_k:
+            k = bound_k()
+        with c_cat:
+            categories = st.multiselect("Only these categories", sorted({c for cs in rec.items["categories"] for c in cs}),
+                                        key="w_categories", placeholder="all categories")
+        with c_pop:
+            hide = st.toggle("Hide blockbusters", key="w_hide_popular",
+                             help=f"Drop the {HIDE_POPULAR_SHARE:.0%} most popular items of the catalog.")
+        with c_rr:
+            method = st.selectbox("Re-ranker", list(adapters.RERANKERS), format_func=adapters.RERANKERS.get,
+                                  key="w_reranker", help="Post-processing on the model's top 100 (see Fairness).")
+            strength = 0.0
+            if method != "none":
+                top = 2.0 if method == "pop" else 1.0
+                strength = st.slider("Strength", 0.0, top, 0.3, 0.1, key="w_rerank_strength")
+
+    filters: dict[str, Any] = {"categories": categories or None,
+                               "hide_popular": HIDE_POPULAR_SHARE if hide else None}
+    status = rec.user_status(user)
+    recs = rec.recommend(user, k, **filters)
+    items = recs.items
+    if method != "none" and status == "known":
+        items = adapters.rerank_user(rec, user, f"{method}:{strength}", k, **filters)
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.html(headline("Top ", f"{len(items)} for {user}", ""))
+        if recs.fallback:
+            st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
+        if items.empty:
+            st.info("No item passes these filters. Clear the category filter or show blockbusters.",
+                    icon=":material/filter_alt_off:")
+        base = {"dataset": cur.row["dataset"], "model": cur.key, "user": user}
+        links = {str(i): deep_link("why", {**base, "item": i, "page": "why"}) for i in items["item_id"]}
+        deltas = {}
+        if "model_rank" in items:
+            deltas = {str(r.item_id): _delta(int(r.model_rank), int(r.rank)) for r in items.itertuples()}
+        slot = st.empty()
+        slot.html(rec_cards(items, links=links, deltas=deltas))
+        if status == "known" and not items.empty and cur.is_gat:
+            reasons = _reasons(rec, user, items["item_id"].head(REASONS_SHOWN).tolist())
+            if reasons:
+                slot.html(rec_cards(items, links=links, deltas=deltas, reasons=reasons))
+            else:
+                st.caption("One-line reasons appear here once the explanation module is available.")
+        if not items.empty and status == "known":
+            _why_button(cur, user, items)
+    with right:
+        _profile(cur, user, status)
+    context.write_url("recommendations", "user", "k")
+
+
+def _reasons(rec: Any, user: str, item_ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with st.spinner("Explaining the top items…"):
+        for item in item_ids:
+            text = adapters.reason(rec, user, str(item))
+            if text is None:
+                break
+            out[str(item)] = text
+    return out
+
+
+def _why_button(cur: context.Current, user: str, items: pd.DataFrame) -> None:
+    sel = context.selection()
+    options = items["item_id"].astype(str).tolist()
+    titles = dict(zip(options, items["title"], strict=True))
+    col_item, col_go = st.columns([4, 1], vertical_alignment="bottom")
+    with col_item:
+        item = st.selectbox("Explain an item", options, format_func=lambda i: f"{titles[i]} ({i})",
+                            key="w_why_item")
+    with col_go:
+        if st.button("Why?", icon=":material/hub:", type="primary", width="stretch"):
+            sel["item"] = item
+            st.switch_page(context.PAGES["why"][0], query_params={
+                "dataset": cur.row["dataset"], "model": cur.key, "user": user, "item": item, "page": "why"})
+
+
+def _profile(cur: context.Current, user: str, status: str) -> None:
+    rec = cur.rec
+    users = state.user_table(rec, cur.key)
+    row = users[users["user_id"] == user].iloc[0]
+    attrs = [c for c in users.columns if c not in ("user_id", "n_logged", "n_train", "status")]
+    st.html(tiles([
+        ("training interactions", f"{int(row['n_train'])}", f"{int(row['n_logged'])} logged in total"),
+        *[(a.replace("_", " "), str(row[a]), None) for a in attrs[:3]],
+    ]))
+    st.subheader("History", anchor=False)
+    if status == "unknown":
+        return
+    history = rec.history(user)
+    if history.empty:
+        st.caption("No logged interactions: the list is the labelled most-popular fallback.")
+        return
+    shown = history.assign(categories=history["categories"].map(", ".join))[
+        ["title", "categories", "rating", "date", "part"]]
+    st.dataframe(shown, width="stretch", hide_index=True, height=360, column_config={
+        "rating": st.column_config.NumberColumn("rating", format="%.1f ★"),
+        "part": st.column_config.TextColumn("split", help="train: the model learned from it; valid/test: held out"),
+    })
+
+
+def _delta(before: int, after: int) -> str:
+    if before == after:
+        return "="
+    return f"▲{before - after}" if after < before else f"▼{after - before}"
+
+
+render()

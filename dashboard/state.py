@@ -1,0 +1,133 @@
+"""Every cache of the dashboard lives here: loaded models (``st.cache_resource``) and frames (``st.cache_data``).
+
+Nothing here draws. Heavy engine modules are imported inside the functions, so importing
+this module (and listing models, which reads manifests only) never loads torch.
+Arguments named with a leading underscore are not hashed by Streamlit; the model's
+``key`` argument stands in for them in the cache key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotReady(RuntimeError):
+    """A stored model cannot be used as it is (missing, corrupt, or stale); the message says what to do."""
+
+
+# ----------------------------------------------------------------------------- models
+def model_key(row: dict[str, Any]) -> str:
+    """The ``model`` URL key of a :func:`list_models` row."""
+    return settings.model_key(row.get("model"), row["fingerprint"], row["version"])
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def list_models(cache_dir: str) -> list[dict[str, Any]]:
+    """Every valid stored model version (manifests only), newest first, each with a ``key``.
+
+    A short TTL lets models trained from the CLI appear without restarting the app.
+    """
+    from engine.artifacts.store import ArtifactStore
+
+    rows = ArtifactStore(Path(cache_dir) / "models").list_models()
+    for row in rows:
+        row["key"] = model_key(row)
+    return rows[::-1]
+
+
+class _RefuseTraining:
+    """A training callback that stops ``train_or_load`` before it trains: pages never train on load."""
+
+    def on_train_begin(self, max_epochs: int) -> None:
+        raise ModelNotReady(
+            "The stored model could not be loaded: it failed verification (moved aside as corrupt) "
+            "or no longer matches the data or engine version. Retrain it with the Train button "
+            "or `gatlens train`."
+        )
+
+    def on_step(self, loss: float) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
+
+    def on_train_end(self, logs: dict[str, Any]) -> None: ...
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def load_recommender(cache_dir: str, artifact_path: str) -> Any:
+    """Load a stored model as an :class:`engine.service.Recommender` (verified; never trains).
+
+    Args:
+        cache_dir: artifact and feature cache root.
+        artifact_path: the model version's directory (``list_models()[...]["path"]``).
+
+    Raises:
+        ModelNotReady: the artifact is gone, unreadable, corrupt or stale.
+    """
+    from engine.config import RunConfig
+    from engine.pipeline import train_or_load
+
+    config_file = Path(artifact_path) / "config.json"
+    try:
+        config = RunConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ModelNotReady(f"The model folder {artifact_path} has no config.json; retrain the model.") from None
+    except (ValueError, TypeError) as exc:
+        raise ModelNotReady(f"{config_file} is unreadable ({exc}); retrain the model.") from None
+    return train_or_load(config, cache_dir=Path(cache_dir), callbacks=[_RefuseTraining()])
+
+
+def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:
+    """Train (or load) ``config`` with a per-epoch progress hook, then refresh the model list."""
+    from engine.pipeline import train_or_load
+    from engine.training.callbacks import FunctionCallback
+
+    rec = train_or_load(config, cache_dir=Path(cache_dir), callbacks=[FunctionCallback(on_epoch)])
+    list_models.clear()
+    return rec
+
+
+# ----------------------------------------------------------------------------- users
+@st.cache_data(show_spinner=False, max_entries=8)
+def user_table(_rec: Any, key: str) -> pd.DataFrame:
+    """One row per user id the dataset knows: ``user_id``, ``n_train`` (training interactions),
+    ``n_logged`` (all logged interactions), ``status`` and the users table's attributes."""
+    from engine.data.schema import USER
+
+    logged = _rec.dataset.interactions.groupby(USER).size()
+    ids = pd.Index(logged.index.astype(str))
+    users = _rec.dataset.users
+    if users is not None:
+        ids = ids.union(pd.Index(users[USER].astype(str)))
+    frame = pd.DataFrame({USER: ids})
+    frame["n_logged"] = frame[USER].map(logged).fillna(0).astype(int)
+    idmap = _rec.idmap
+    train_counts = _rec.prep.split.matrix("train").getnnz(axis=1)
+    frame["n_train"] = [int(train_counts[idmap.user_index(u)]) if idmap.has_user(u) else 0 for u in frame[USER]]
+    frame["status"] = ["known" if n else "no_history" for n in frame["n_train"]]
+    if users is not None:
+        frame = frame.merge(users.astype({USER: str}), on=USER, how="left")
+    return frame.sort_values(USER, kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- audits
+@st.cache_resource(max_entries=8, show_spinner=False)
+def audit(_rec: Any, key: str, options: str) -> Any:
+    """``rec.audit(**options)`` memoised per model and options (``options`` is a JSON object)."""
+    return _rec.audit(**json.loads(options))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def rendered(_build: Callable[[], str], key: str) -> str:
+    """Memoise an expensive HTML string (a pyvis graph, a report) under ``key``."""
+    return _build()

@@ -1,0 +1,57 @@
+"""``gatlens benchmark``: every model on identical splits, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from engine.commands.common import add_data_args, config_from_args
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark",
+        help="train and evaluate several models on identical splits (RecBole protocol)",
+        description="RecBole's protocol: ratings >= 3 are positives, random 8:1:1 split per user, full ranking "
+        "excluding training items, early stopping on validation NDCG@10, embedding size 64. Each run trains "
+        "in its own process so peak RSS is measured per model.",
+    )
+    add_data_args(p)
+    p.add_argument(
+        "--models",
+        default="pop,itemknn,bprmf,lightgcn,ease,gcn,sage,gat",
+        help="comma-separated models (default: all eight)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default: 3)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--out", default=None, help="write the rows as JSON here")
+    p.set_defaults(func=run, seed=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.evaluation.benchmark import format_table, run_benchmark, summarize
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    base = config_from_args(args)
+    started = time.time()
+
+    def show(row: dict) -> None:
+        t = row["test"]
+        print(
+            f"  {row['model']:<9} seed {row['seed']}: ndcg@10 {t['ndcg@10']:.4f} recall@10 {t['recall@10']:.4f} "
+            f"({row['epochs']} epochs, {row['train_seconds']:.1f}s, {row['peak_rss_mb']:.0f} MB)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    rows = run_benchmark(base, models, range(args.seeds), cache_dir=Path(args.cache_dir), on_row=show)
+    print(format_table(summarize(rows)))
+    print(f"\n{len(rows)} runs in {time.time() - started:.0f}s on {platform.node()} ({platform.processor() or '?'})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+        print(f"rows written to {args.out}")
+    return 0

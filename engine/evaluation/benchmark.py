@@ -1,0 +1,146 @@
+"""The benchmark runner: every model on identical splits, RecBole's protocol, one process per run.
+
+Each (model, seed) trains in a fresh child process so that its peak RSS is its own
+(``ru_maxrss`` is a process-wide high-water mark) and no state leaks between models.
+Splits are identical across models for a seed because the split is a pure function
+of (dataset, seed). Rows follow the JSON schema of ``gatlens benchmark --out``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+HEADLINE = ("recall@10", "ndcg@10", "mrr@10", "hit@10")
+
+
+def run_one(config: RunConfig, cache_dir: Path = Path("data/cache")) -> dict[str, Any]:
+    """Train and evaluate one model in this process; returns a benchmark row."""
+    from engine.evaluation.ranking import evaluate
+    from engine.pipeline import prepare, train_model
+
+    prep = prepare(config, cache_dir=cache_dir)
+    t0 = time.perf_counter()
+    model, result = train_model(prep)
+    train_seconds = time.perf_counter() - t0
+    test = evaluate(model, prep.split, "test").overall
+    valid = evaluate(model, prep.split, "valid").overall
+    return {
+        "model": config.model.name,
+        "dataset": config.data.dataset,
+        "seed": config.data.seed,
+        "test": test,
+        "valid": valid,
+        "train_seconds": round(train_seconds, 2),
+        "seconds_per_epoch": round(result.seconds / result.epochs, 3) if result.epochs else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "device": result.device,
+        "config": config.to_dict(),
+    }
+
+
+def run_benchmark(
+    base: RunConfig,
+    models: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    cache_dir: Path = Path("data/cache"),
+    isolate: bool = True,
+    on_row: Any = None,
+) -> list[dict[str, Any]]:
+    """Run every (seed, model) pair; returns the rows in run order.
+
+    Args:
+        base: configuration shared by all runs (dataset, split, training settings).
+        models: model names, e.g. ``("pop", "lightgcn", "gat")``.
+        seeds: split and initialisation seeds (the same seed gives identical splits).
+        cache_dir: feature cache (language-model embeddings are computed once).
+        isolate: one child process per run for honest peak RSS (default: True).
+        on_row: called with each finished row (progress display).
+    """
+    rows = []
+    for seed in seeds:
+        for name in models:
+            cfg = base.with_overrides(data={"seed": seed}, model={"name": name}, train={"seed": seed})
+            row = _run_isolated(cfg, cache_dir) if isolate else run_one(cfg, cache_dir)
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return rows
+
+
+def _run_isolated(cfg: RunConfig, cache_dir: Path) -> dict[str, Any]:
+    payload = json.dumps({"config": cfg.to_dict(), "cache_dir": str(cache_dir)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.evaluation.benchmark"],
+        input=payload,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-5:]
+        raise RuntimeError(f"benchmark run {cfg.model.name} seed {cfg.data.seed} failed: " + " | ".join(tail))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Mean and std over seeds per model: headline test metrics, epochs, seconds, peak RSS."""
+    records = []
+    for r in rows:
+        rec = {"model": r["model"], "seed": r["seed"], **{m: r["test"][m] for m in HEADLINE}}
+        rec.update(epochs=r["epochs"], train_seconds=r["train_seconds"], peak_rss_mb=r["peak_rss_mb"])
+        rec["seconds_per_epoch"] = r.get("seconds_per_epoch")
+        records.append(rec)
+    df = pd.DataFrame.from_records(records)
+    order = list(dict.fromkeys(df["model"]))
+    agg = df.groupby("model", sort=False).agg(["mean", "std"]).drop(columns="seed", level=0)
+    return agg.loc[order]
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """A plain-text table: mean ± std per metric (std over seeds)."""
+    cols = [*HEADLINE, "epochs", "train_seconds", "seconds_per_epoch", "peak_rss_mb"]
+    header = f"{'model':<10}" + "".join(f"{c:>20}" for c in cols)
+    lines = [header, "-" * len(header)]
+    for model, row in summary.iterrows():
+        cells = []
+        for c in cols:
+            mean, std = row[(c, "mean")], row[(c, "std")]
+            if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+                cells.append(f"{'-':>20}")
+            elif c in HEADLINE:
+                cells.append(f"{mean:>12.4f} ± {0 if np.isnan(std) else std:.4f}")
+            else:
+                cells.append(f"{mean:>12.1f} ± {0 if np.isnan(std) else std:5.1f}")
+        lines.append(f"{model:<10}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _child() -> None:
+    import torch
+
+    payload = json.loads(sys.stdin.read())
+    torch.set_num_threads(torch.get_num_threads())
+    row = run_one(RunConfig.from_dict(payload["config"]), Path(payload["cache_dir"]))
+    sys.stdout.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    _child()

@@ -1,0 +1,195 @@
+"""Captum attributions of one score: over the subgraph's edges and over input feature groups.
+
+Edges: the input is the directed-edge mask of the computation subgraph (1 = present) and
+the baseline is every edge absent (mask 0, which removes the edge from the softmax and the
+degrees). Feature groups: one scale per group (categories, language-model text, id
+embeddings, edge weights) from 0 to 1 with everything else present. Integrated Gradients
+(Captum's Gauss-Legendre rule) is the default: its attributions sum to
+``score(input) - score(baseline)`` (completeness), which is what lets the text quote
+shares. The integration steps run as block-diagonal batches of the subgraph
+(``internal_batch_size``), so one explanation takes about a second on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.explain.subgraph import FEATURE_GROUPS, SubgraphScorer, edge_batch_size
+
+METHODS = ("ig", "saliency", "ablation")
+
+
+@dataclass
+class EdgeAttribution:
+    """Attribution of ``score(u, i)`` to each directed edge of the computation subgraph.
+
+    Attributes:
+        values: [E] attribution per directed edge (sum over an interaction's edges gives
+            the interaction's attribution: IG is additive over inputs moved together).
+        method: ``ig``, ``saliency`` or ``ablation``.
+        score: score with every edge present.
+        baseline_score: score with every subgraph edge absent.
+        delta: completeness gap ``sum(values) - (score - baseline_score)`` (IG only; NaN otherwise).
+    """
+
+    values: np.ndarray
+    method: str
+    score: float
+    baseline_score: float
+    delta: float
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} (got {method!r})")
+
+
+def edge_attributions(
+    scorer: SubgraphScorer,
+    *,
+    method: str = "ig",
+    steps: int = 16,
+    ablate: np.ndarray | None = None,
+) -> EdgeAttribution:
+    """Attribute the pair's score to the subgraph's directed edges.
+
+    Args:
+        scorer: the pair's :class:`SubgraphScorer`.
+        method: ``"ig"`` (Integrated Gradients), ``"saliency"`` (gradient at the input) or
+            ``"ablation"`` (Captum FeatureAblation: score drop when one interaction is
+            removed) (default: ``"ig"``).
+        steps: IG integration points (default: 16; Gauss-Legendre, completeness gap is
+            typically below 1% of the score).
+        ablate: interaction ids to ablate one at a time for ``"ablation"`` (default: None,
+            the interactions touching the user or the item; ablating every interaction
+            of a large subgraph would take minutes). Edges of other interactions get NaN.
+
+    Returns:
+        An :class:`EdgeAttribution`.
+    """
+    _check_method(method)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 (got {steps!r})")
+    e = scorer.num_edges
+    with torch.no_grad():
+        both = scorer.forward(torch.stack([torch.ones(e), torch.zeros(e)]))
+    score, base = float(both[0]), float(both[1])
+    if e == 0:
+        return EdgeAttribution(np.zeros(0, np.float32), method, score, base, 0.0)
+    inputs = torch.ones(1, e)
+    baselines = torch.zeros(1, e)
+    delta = float("nan")
+    if method == "ig":
+        from captum.attr import IntegratedGradients
+
+        ig = IntegratedGradients(lambda g: scorer.forward(gate=g))
+        attr, gap = ig.attribute(
+            inputs,
+            baselines=baselines,
+            n_steps=steps,
+            internal_batch_size=edge_batch_size(e),
+            return_convergence_delta=True,
+        )
+        delta = float(gap.reshape(-1)[0])
+        values = attr.detach().reshape(-1).numpy()
+    elif method == "saliency":
+        from captum.attr import Saliency
+
+        values = Saliency(lambda g: scorer.forward(gate=g)).attribute(inputs, abs=False).detach().reshape(-1).numpy()
+    else:
+        from captum.attr import FeatureAblation
+
+        sub = scorer.sub
+        pair = sub.pair.numpy()
+        if ablate is None:
+            touching = (sub.interactions[:, 0] == sub.user) | (sub.interactions[:, 1] == sub.n_users + sub.item)
+            ablate = np.flatnonzero(touching)
+        groups = np.full(sub.num_interactions, len(ablate), dtype=np.int64)
+        groups[np.asarray(ablate, dtype=np.int64)] = np.arange(len(ablate))
+        feature_mask = torch.from_numpy(groups[pair]).unsqueeze(0)
+        fa = FeatureAblation(scorer.forward)
+        attr = fa.attribute(
+            inputs, baselines=baselines, feature_mask=feature_mask, perturbations_per_eval=edge_batch_size(e)
+        )
+        per_edge = attr.detach().reshape(-1).numpy().astype(np.float64)
+        # Captum gives every edge of a group the group's value; split it over the group's
+        # edges so that per-interaction sums equal the ablation effect.
+        n_dir = np.bincount(pair, minlength=sub.num_interactions)[pair]
+        values = np.where(groups[pair] < len(ablate), per_edge / n_dir, np.nan)
+    return EdgeAttribution(values.astype(np.float32), method, score, base, delta)
+
+
+@dataclass
+class GroupAttribution:
+    """Attribution of ``score(u, i)`` to the input feature groups.
+
+    Attributes:
+        values: attribution per group, aligned with :data:`FEATURE_GROUPS`.
+        available: whether the model has the group at all (no text encoder: ``text`` is absent).
+        score / baseline_score: score with all groups present / absent (0 for absent inputs).
+        delta: IG completeness gap (NaN for other methods).
+    """
+
+    values: np.ndarray
+    available: np.ndarray
+    score: float
+    baseline_score: float
+    delta: float
+
+
+def group_attributions(scorer: SubgraphScorer, *, method: str = "ig", steps: int = 16) -> GroupAttribution:
+    """Attribute the pair's score to categories, LM text, id embeddings and edge weights.
+
+    Args:
+        scorer: the pair's :class:`SubgraphScorer`.
+        method: ``"ig"``, ``"saliency"`` or ``"ablation"`` (each group set to 0 on its own)
+            (default: ``"ig"``).
+        steps: IG integration points (default: 16).
+
+    Returns:
+        A :class:`GroupAttribution`; the groups' baseline is "absent" (scale 0).
+    """
+    _check_method(method)
+    model = scorer.model
+    available = np.array(
+        [
+            model.cat_proj is not None,
+            model.text_proj is not None,
+            True,
+            any(getattr(c, "lin_edge", None) is not None for c in model.convs),
+        ],
+        dtype=bool,
+    )
+    k = len(FEATURE_GROUPS)
+    inputs, baselines = torch.ones(1, k), torch.zeros(1, k)
+    with torch.no_grad():
+        both = scorer.forward(scales=torch.cat([inputs, baselines]))
+    score, base = float(both[0]), float(both[1])
+    delta = float("nan")
+    if method == "ig":
+        from captum.attr import IntegratedGradients
+
+        attr, gap = IntegratedGradients(lambda s: scorer.forward(scales=s)).attribute(
+            inputs,
+            baselines=baselines,
+            n_steps=steps,
+            internal_batch_size=edge_batch_size(max(scorer.num_edges, 1)),
+            return_convergence_delta=True,
+        )
+        delta = float(gap.reshape(-1)[0])
+    elif method == "saliency":
+        from captum.attr import Saliency
+
+        attr = Saliency(lambda s: scorer.forward(scales=s)).attribute(inputs, abs=False)
+    else:
+        from captum.attr import FeatureAblation
+
+        attr = FeatureAblation(lambda s: scorer.forward(scales=s)).attribute(
+            inputs, baselines=baselines, perturbations_per_eval=k
+        )
+    values = attr.detach().reshape(-1).numpy().astype(np.float64)
+    values[~available] = 0.0
+    return GroupAttribution(values, available, score, base, delta)
