@@ -56,6 +56,10 @@ per-user behaviour does not change with it, so interactions grow proportionally)
    random share of the rest; their interactions, in session order, are spread
    over that span with bursty gaps (70 % short, 30 % long), strictly increasing
    per user.
+10. **New sign-ups.** One extra user per hundred (at least one) is appended to the
+   users table with attributes but no interactions yet: the "history-less"
+   users a product must still serve (drawn from their own random stream, so
+   they leave everything above unchanged).
 
 The planted truth is exported as DataFrames on :class:`DemoWorld`: ``triggers``
 (with their strengths), ``user_clusters`` (with weights) and ``item_clusters``.
@@ -505,6 +509,7 @@ def generate_demo_world(
             "group": pd.array(np.where(group_minority, "minority", "majority"), dtype="str"),
         }
     )
+    users = pd.concat([users, _new_signups(seed, nu)], ignore_index=True)
     dataset = Dataset(
         name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0)
     )
@@ -810,6 +815,23 @@ def _draw_timestamps(rng: np.random.Generator, u: np.ndarray, n_users: int) -> n
     shifted = ts - position + u.astype(np.int64) * (4 * _SPAN)
     ts = np.maximum.accumulate(shifted) - u.astype(np.int64) * (4 * _SPAN) + position
     return ts
+
+
+def _new_signups(seed: int, nu: int) -> pd.DataFrame:
+    """Users who registered but have no interactions yet (ids continue after the active ones)."""
+    n_new = max(1, round(0.01 * nu))
+    rng = np.random.default_rng([seed, 10])
+    width = max(4, len(str(nu + n_new)), len(str(nu)))
+    ids = [f"u{k:0{width}d}" for k in range(nu + 1, nu + n_new + 1)]
+    minority = rng.random(n_new) < MINORITY_SHARE
+    return pd.DataFrame(
+        {
+            USER: pd.array(ids, dtype="str"),
+            "age_band": pd.array(rng.choice(np.array(AGE_BANDS), n_new), dtype="str"),
+            "region": pd.array(rng.choice(np.array(REGIONS), n_new), dtype="str"),
+            "group": pd.array(np.where(minority, "minority", "majority"), dtype="str"),
+        }
+    )
 
 
 def _ids(prefix: str, n: int) -> np.ndarray:

@@ -58,7 +58,9 @@ def test_default_counts_and_schema(world: DemoWorld) -> None:
     inter, items, users = d.interactions, d.items, d.users
     assert d.name == "demo"
     assert d.rating_scale == (1.0, 5.0)
-    assert (len(users), len(items)) == (1500, 2000)
+    # 1,500 active users plus 15 new sign-ups (1%) who have no interactions yet.
+    assert (len(users), len(items)) == (1515, 2000)
+    assert inter[USER].nunique() == 1500
     assert 60_000 <= len(inter) <= 90_000
     assert 150 <= len(world.triggers) <= 300
     assert list(inter.columns) == [USER, ITEM, RATING, TIMESTAMP]
@@ -68,7 +70,7 @@ def test_default_counts_and_schema(world: DemoWorld) -> None:
     assert inter[TIMESTAMP].dtype == np.int64
     assert isinstance(inter[USER].iloc[0], str) and isinstance(inter[ITEM].iloc[0], str)
     # Zero-padded ids that sort numerically, unique, first and last as expected.
-    assert users[USER].iloc[0] == "u0001" and users[USER].iloc[-1] == "u1500"
+    assert users[USER].iloc[0] == "u0001" and users[USER].iloc[-1] == "u1515"
     assert items[ITEM].iloc[0] == "i0001" and items[ITEM].iloc[-1] == "i2000"
     assert users[USER].is_unique and items[ITEM].is_unique
     assert users[USER].is_monotonic_increasing and items[ITEM].is_monotonic_increasing
@@ -81,7 +83,8 @@ def test_default_counts_and_schema(world: DemoWorld) -> None:
     # Attributes take only their documented values.
     assert set(users["age_band"]) == set(AGE_BANDS)
     assert set(users["region"]) == set(REGIONS)
-    assert users["group"].value_counts().to_dict() == {"majority": 1275, "minority": 225}
+    active = users[users[USER].isin(inter[USER])]
+    assert active["group"].value_counts().to_dict() == {"majority": 1275, "minority": 225}
     assert set(items["provider"]) == {"major", "independent"}
     assert items["year"].between(1950, 2022).all()
 
@@ -154,7 +157,7 @@ def test_ground_truth_frames(world: DemoWorld) -> None:
     assert list(trig.columns) == ["trigger_item_id", "target_item_id", "strength"]
     assert uc.groupby(USER)["weight"].sum().sub(1.0).abs().max() < 1e-12
     assert uc.groupby(USER).size().isin([1, 2]).all()
-    assert set(uc[USER]) == set(world.dataset.users[USER])
+    assert set(uc[USER]) == set(world.dataset.interactions[USER])
     assert ic[ITEM].tolist() == world.dataset.items[ITEM].tolist()
     assert set(ic["cluster"]) == set(range(len(CLUSTER_NAMES)))
     assert trig["trigger_item_id"].is_unique and trig["target_item_id"].is_unique
@@ -209,7 +212,7 @@ def test_timestamps_increase_per_user_within_two_years(world: DemoWorld) -> None
 
 def test_scale_grows_users_items_and_interactions_in_proportion(world: DemoWorld) -> None:
     small = generate_demo_world(0, scale=0.2)
-    assert (len(small.dataset.users), len(small.dataset.items)) == (300, 400)
+    assert (len(small.dataset.users), len(small.dataset.items)) == (300 + 3, 400)
     assert len(small.triggers) == 40
     ratio = len(small.dataset.interactions) / len(world.dataset.interactions)
     assert 0.15 < ratio < 0.25
