@@ -117,18 +117,18 @@ def summarize(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 def format_table(summary: pd.DataFrame) -> str:
     """A plain-text table: mean ± std per metric (std over seeds)."""
     cols = [*HEADLINE, "epochs", "train_seconds", "seconds_per_epoch", "peak_rss_mb"]
-    header = f"{'model':<10}" + "".join(f"{c:>20}" for c in cols)
+    header = f"{'model':<10}" + "".join(f"{c:>19}" for c in cols)
     lines = [header, "-" * len(header)]
     for model, row in summary.iterrows():
         cells = []
         for c in cols:
             mean, std = row[(c, "mean")], row[(c, "std")]
             if mean is None or (isinstance(mean, float) and np.isnan(mean)):
-                cells.append(f"{'-':>20}")
+                cells.append(f"{'-':>19}")
             elif c in HEADLINE:
-                cells.append(f"{mean:>12.4f} ± {0 if np.isnan(std) else std:.4f}")
+                cells.append(f"{f'{mean:.4f} ± {0 if np.isnan(std) else std:.4f}':>19}")
             else:
-                cells.append(f"{mean:>12.1f} ± {0 if np.isnan(std) else std:5.1f}")
+                cells.append(f"{f'{mean:.1f} ± {0 if np.isnan(std) else std:.1f}':>19}")
         lines.append(f"{model:<10}" + "".join(cells))
     return "\n".join(lines)
 
