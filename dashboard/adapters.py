@@ -19,35 +19,44 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = (ImportError, NotImplementedError, AttributeError)
 
 
-class FeatureUnavailable(RuntimeError):
+class FeatureUnavailableError(RuntimeError):
     """An engine feature the page needs is missing (e.g. explanations for a non-graph model)."""
 
 
 def explain(rec: Any, user: str, item: str, **kwargs: Any) -> Any:
-    """``rec.explain(user, item, **kwargs)``, with missing features reported as :class:`FeatureUnavailable`.
+    """``rec.explain(user, item, **kwargs)``, with missing features reported as :class:`FeatureUnavailableError`.
 
     Raises:
-        FeatureUnavailable: the explanation module is absent or cannot explain this model.
+        FeatureUnavailableError: the explanation module is absent or cannot explain this model.
     """
     try:
         return rec.explain(user, item, **kwargs)
     except UNAVAILABLE as exc:
-        raise FeatureUnavailable(
+        raise FeatureUnavailableError(
             f"Explanations are not available for this model yet ({type(exc).__name__}: {exc})."
         ) from exc
     except TypeError as exc:  # e.g. a model without attention / embeddings the explainer needs
-        raise FeatureUnavailable(f"This model cannot be explained ({exc}).") from exc
+        raise FeatureUnavailableError(f"This model cannot be explained ({exc}).") from exc
 
 
 def reason(rec: Any, user: str, item: str, **kwargs: Any) -> str | None:
     """The one-line plain-language reason, or None when explanations are unavailable."""
     try:
         exp = explain(rec, user, item, **kwargs)
-    except FeatureUnavailable as exc:
+    except FeatureUnavailableError as exc:
         log.info("no reason for (%s, %s): %s", user, item, exc)
         return None
     text = getattr(exp, "reason", None)
     return str(text) if text else None
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a reason (the list shows one line; the Why page shows it all)."""
+    for end in (". ", "! ", "? "):
+        cut = text.find(end)
+        if cut > 0:
+            return text[: cut + 1]
+    return text
 
 
 # ----------------------------------------------------------------------------- re-ranking
@@ -100,3 +109,152 @@ def rerank_user(rec: Any, user: str, spec: str, k: int, *, pool: int = 100, **fi
     picked["model_rank"] = picked["rank"].to_numpy()
     picked["rank"] = np.arange(1, len(picked) + 1)
     return picked.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- explanation graph
+WIDTH_MEASURES = {
+    "attribution": "Attribution (Integrated Gradients)",
+    "attention": "Attention (softmax weight)",
+    "influence": "Attention flow (rollout)",
+}
+
+
+def attention_heads(edges: pd.DataFrame) -> tuple[int, int]:
+    """(layers, heads) present in an explanation's edge table (``att_l{l}_h{h}`` columns)."""
+    cols = [c for c in edges.columns if c.startswith("att_l")]
+    layers = {int(c.split("_")[1][1:]) for c in cols}
+    heads = {int(c.split("_")[2][1:]) for c in cols}
+    return len(layers), len(heads)
+
+
+def _edge_measure(edges: pd.DataFrame, measure: str, layer: int | None, head: int | None) -> pd.Series:
+    if measure != "attention":
+        return edges[measure].astype(float)
+    if layer is None and head is None:
+        return edges["attention"].astype(float)
+    n_layers, n_heads = attention_heads(edges)
+    layers = [layer] if layer is not None else list(range(1, n_layers + 1))
+    heads = [head] if head is not None else list(range(n_heads))
+    cols = [f"att_l{layer_}_h{h}" for layer_ in layers for h in heads]
+    return edges[cols].astype(float).mean(axis=1, skipna=True)
+
+
+def graph_frames(
+    exp: Any, *, measure: str = "attribution", layer: int | None = None, head: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pruned display view of an explanation as the node and edge frames of the graph view.
+
+    Each interaction (two directed edges) becomes one undirected edge. Its weight is the
+    interaction's attribution, its attention flow (both directions summed), or its attention
+    on the direction towards the pair (one layer and/or head, or the mean), NaN counted as 0.
+
+    Args:
+        exp: an :class:`engine.explain.Explanation`.
+        measure: ``attribution``, ``attention`` or ``influence`` (default: ``attribution``).
+        layer: 1-based layer for ``attention`` (default: None, mean over layers).
+        head: 0-based head for ``attention`` (default: None, mean over heads).
+
+    Returns:
+        ``(nodes, edges)`` as :func:`dashboard.components.graph_view.network_html` takes them.
+    """
+    if measure not in WIDTH_MEASURES:
+        raise ValueError(f"unknown edge measure {measure!r}; expected one of {list(WIDTH_MEASURES)}")
+    sub = exp.subgraph_nodes
+    shown = sub[sub["in_display"].astype(bool)]
+    user_node = shown.loc[(shown["type"] == "user") & (shown["id"] == exp.user_id), "node"]
+    item_node = shown.loc[(shown["type"] == "item") & (shown["id"] == exp.item_id), "node"]
+    user_node = int(user_node.iloc[0]) if len(user_node) else -1
+    item_node = int(item_node.iloc[0]) if len(item_node) else -1
+    history_nodes = set()
+    edges = exp.edges
+    if len(edges):
+        own = edges[(edges["src"] == user_node) | (edges["dst"] == user_node)]
+        history_nodes = set(own["src"]).union(own["dst"]) - {user_node}
+
+    def kind(row: Any) -> str:
+        if row.node == user_node:
+            return "user"
+        if row.node == item_node:
+            return "target"
+        if row.type == "user":
+            return "other_user"
+        return "history" if row.node in history_nodes else "item"
+
+    nodes = pd.DataFrame(
+        {
+            "id": shown["node"].astype(int).to_numpy(),
+            "kind": [kind(r) for r in shown.itertuples(index=False)],
+            "label": [
+                str(t) if isinstance(t, str) and t else str(i) for t, i in zip(shown["title"], shown["id"], strict=True)
+            ],
+            "detail": [
+                f"{i} · hop {h} · influence {v:.1%}"
+                for i, h, v in zip(shown["id"], shown["hop"], shown["influence"], strict=True)
+            ],
+            "importance": shown["influence"].astype(float).to_numpy(),
+        }
+    )
+    if not len(edges):
+        return nodes, pd.DataFrame(columns=["src", "dst", "weight", "detail"])
+    view = edges[edges["in_display"].astype(bool)].copy()
+    view["value"] = _edge_measure(view, measure, layer, head).fillna(0.0)
+    if measure == "attention":
+        hop = dict(zip(sub["node"], sub["hop"], strict=True))
+        towards = view["dst"].map(hop) <= view["src"].map(hop)
+        view = view[towards]
+        agg = view.groupby("interaction", sort=False).agg(
+            src=("src", "first"),
+            dst=("dst", "first"),
+            weight=("value", "mean"),
+            rank=("rank", "first"),
+            attribution=("interaction_attribution", "first"),
+        )
+    else:
+        how = "first" if measure == "attribution" else "sum"
+        column = "interaction_attribution" if measure == "attribution" else "value"
+        agg = view.groupby("interaction", sort=False).agg(
+            src=("src", "first"),
+            dst=("dst", "first"),
+            weight=(column, how),
+            rank=("rank", "first"),
+            attribution=("interaction_attribution", "first"),
+        )
+    agg["detail"] = [
+        f"attribution rank {int(r)} · attribution {a:+.4f}"
+        for r, a in zip(agg["rank"], agg["attribution"], strict=True)
+    ]
+    out = agg.reset_index(drop=True)[["src", "dst", "weight", "detail"]]
+    out["src"] = out["src"].astype(int)
+    out["dst"] = out["dst"].astype(int)
+    return nodes, out
+
+
+# A counterfactual of at most this many interactions is a short, checkable story.
+FOCUSED_COUNTERFACTUAL = 5
+
+
+def faithfulness_badge(exp: Any) -> tuple[str, str, str]:
+    """(label, tone, explanation) for the faithfulness badge, from the verified counterfactual."""
+    cf = getattr(exp, "counterfactual", None)
+    if cf is None:
+        return "not checked", "neutral", "No counterfactual was computed for this explanation."
+    if cf.found:
+        n = len(cf.removed)
+        what = f"Removing the {n} most-attributed interaction{'s' if n != 1 else ''} (re-scored on the edited graph)"
+        moved = f"drops the item from #{cf.old_rank} to #{cf.new_rank}, out of the top {cf.k}."
+        if n <= FOCUSED_COUNTERFACTUAL:
+            verb = "s move" if n != 1 else " moves"
+            return f"faithful: {n} interaction{verb} the rank", "good", f"{what} {moved}"
+        return (
+            f"diffuse: {n} interactions needed to move it",
+            "warn",
+            f"{what} {moved} The attribution ranking is verified, but the score rests on many signals.",
+        )
+    if cf.old_rank is None or cf.old_rank > cf.k:
+        return "outside the top-K", "neutral", str(cf.note)
+    return (
+        "robust: no small set explains it",
+        "warn",
+        f"{str(cf.note).capitalize()}: the score rests on many weak signals, so no short list of "
+        "interactions is a faithful summary.",
+    )

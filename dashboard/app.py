@@ -1,7 +1,9 @@
 """GATLens dashboard entry point: page setup, sidebar, and the ``st.navigation`` router.
 
 Start it with ``gatlens dashboard`` (or ``streamlit run dashboard/app.py``). Pages live
-in ``pages/``, one file each; this file only wires them together.
+in ``views/``, one file each; this file only wires them together. (Not ``pages/``: a folder
+of that name beside the main script puts Streamlit in its legacy multipage mode, where a
+fresh deep link such as ``/why`` runs that file alone, without this router and sidebar.)
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from dashboard import context
 from dashboard.components.widgets import render_sidebar
 from dashboard.settings import asset
 
-st.set_page_config(page_title="GATLens", page_icon=str(asset("icon.svg")), layout="wide",
-                   initial_sidebar_state="expanded")
+st.set_page_config(
+    page_title="GATLens", page_icon=str(asset("icon.svg")), layout="wide", initial_sidebar_state="expanded"
+)
 st.logo(str(asset("logo.svg")), size="large", icon_image=str(asset("icon.svg")))
 _css = asset("style.css")
 if _css.is_file():

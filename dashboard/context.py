@@ -19,11 +19,11 @@ from dashboard.settings import Settings, load_settings, model_key
 URL_KEYS = ("dataset", "model", "user", "item", "k")
 # url_path -> (file, title, icon); the order is the navigation order.
 PAGES: dict[str, tuple[str, str, str]] = {
-    "overview": ("pages/overview.py", "Overview", ":material/dashboard:"),
-    "recommendations": ("pages/recommendations.py", "Recommendations", ":material/recommend:"),
-    "why": ("pages/why.py", "Why this item?", ":material/hub:"),
-    "fairness": ("pages/fairness.py", "Fairness & diversity", ":material/balance:"),
-    "compare": ("pages/compare.py", "Compare models", ":material/compare_arrows:"),
+    "overview": ("views/overview.py", "Overview", ":material/dashboard:"),
+    "recommendations": ("views/recommendations.py", "Recommendations", ":material/recommend:"),
+    "why": ("views/why.py", "Why this item?", ":material/hub:"),
+    "fairness": ("views/fairness.py", "Fairness & diversity", ":material/balance:"),
+    "compare": ("views/compare.py", "Compare models", ":material/compare_arrows:"),
 }
 DEFAULT_K = 10
 MAX_K = 50
@@ -111,7 +111,7 @@ def require_model() -> Current:
         st.stop()
     try:
         rec = state.load_recommender(str(cfg.cache_dir), row["path"])
-    except state.ModelNotReady as exc:
+    except state.ModelNotReadyError as exc:
         st.error(str(exc), icon=":material/build:")
         _train_button(cfg)
         st.stop()

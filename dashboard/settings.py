@@ -11,6 +11,8 @@ from environment variables that the command (or a test) sets:
 - ``GATLENS_EPOCHS``: epoch cap for the Train button (default: the engine's).
 - ``GATLENS_TEXT``: ``0`` trains without language-model item features (default: ``1``).
 - ``GATLENS_MODEL``: artifact key selected when the URL names none (default: newest GAT).
+- ``GATLENS_LIST_REASONS``: reasons computed when a top-K list opens (default: 3; each is one
+  explanation, memoised, so the "Why this item?" page then opens instantly for those items).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Settings:
         epochs: epoch cap for the Train button, or None for the engine default.
         text: train with language-model item features.
         model: artifact key to select when the URL names none, or None.
+        list_reasons: reasons computed when a top-K list opens.
     """
 
     cache_dir: Path
@@ -65,6 +68,7 @@ class Settings:
     epochs: int | None = None
     text: bool = True
     model: str | None = None
+    list_reasons: int = 3
 
     def train_config(self) -> Any:
         """The RunConfig the Train button trains (the engine's defaults for this dataset)."""
@@ -109,4 +113,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         epochs=number("GATLENS_EPOCHS", int, None),
         text=env.get("GATLENS_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
         model=env.get("GATLENS_MODEL") or None,
+        list_reasons=number("GATLENS_LIST_REASONS", int, 3),
     )

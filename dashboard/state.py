@@ -22,7 +22,7 @@ from dashboard import settings
 log = logging.getLogger(__name__)
 
 
-class ModelNotReady(RuntimeError):
+class ModelNotReadyError(RuntimeError):
     """A stored model cannot be used as it is (missing, corrupt, or stale); the message says what to do."""
 
 
@@ -50,7 +50,7 @@ class _RefuseTraining:
     """A training callback that stops ``train_or_load`` before it trains: pages never train on load."""
 
     def on_train_begin(self, max_epochs: int) -> None:
-        raise ModelNotReady(
+        raise ModelNotReadyError(
             "The stored model could not be loaded: it failed verification (moved aside as corrupt) "
             "or no longer matches the data or engine version. Retrain it with the Train button "
             "or `gatlens train`."
@@ -72,7 +72,7 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
         artifact_path: the model version's directory (``list_models()[...]["path"]``).
 
     Raises:
-        ModelNotReady: the artifact is gone, unreadable, corrupt or stale.
+        ModelNotReadyError: the artifact is gone, unreadable, corrupt or stale.
     """
     from engine.config import RunConfig
     from engine.pipeline import train_or_load
@@ -81,10 +81,20 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
     try:
         config = RunConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise ModelNotReady(f"The model folder {artifact_path} has no config.json; retrain the model.") from None
+        raise ModelNotReadyError(f"The model folder {artifact_path} has no config.json; retrain the model.") from None
     except (ValueError, TypeError) as exc:
-        raise ModelNotReady(f"{config_file} is unreadable ({exc}); retrain the model.") from None
-    return train_or_load(config, cache_dir=Path(cache_dir), callbacks=[_RefuseTraining()])
+        raise ModelNotReadyError(f"{config_file} is unreadable ({exc}); retrain the model.") from None
+    rec = train_or_load(config, cache_dir=Path(cache_dir), callbacks=[_RefuseTraining()])
+    wanted = json.loads((Path(artifact_path) / "manifest.json").read_text(encoding="utf-8"))["fingerprint"]
+    if rec.ref is None or rec.ref.fingerprint != wanted:
+        # The stored config now fingerprints to another artifact: the data or the engine changed
+        # since this model was trained, so what would load is not the model that was picked.
+        raise ModelNotReadyError(
+            "This stored model no longer matches the current data or engine version (its fingerprint "
+            f"changed{'; a newer one is in the cache' if rec.ref is not None else ''}). Pick the newest model "
+            "in the sidebar, or retrain with the Train button or `gatlens train`."
+        )
+    return rec
 
 
 def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from engine.artifacts.store import ArtifactStore, LoadedArtifact
+from engine.config import RunConfig
 from engine.data.idmap import IdMap
 from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.split import W_RATING, W_RECENCY, I, SplitData, U, to_implicit
@@ -59,7 +60,15 @@ from engine.data.validation import (
 )
 from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel
-from engine.pipeline import DEFAULT_CACHE, Prepared, artifact_ref_str, config_fingerprint, make_model, model_card
+from engine.pipeline import (
+    DEFAULT_CACHE,
+    Prepared,
+    artifact_ref_str,
+    config_fingerprint,
+    make_model,
+    model_card,
+    prepare,
+)
 from engine.service import Recommender
 from engine.training.callbacks import Callback
 from engine.training.loop import TrainResult
@@ -125,6 +134,10 @@ def _table(source: str | Path | pd.DataFrame, default_name: str, problems: Probl
     if not isinstance(source, pd.DataFrame):
         return read_table(Path(source), problems, expected="a header line and one row per interaction or item")
     # A frame is checked exactly like the CSV it would be written as: line numbers refer to it.
+    if CATEGORIES in source.columns:  # the catalog's tuples, written as the CSV format's "A|B"
+        source = source.assign(
+            **{CATEGORIES: source[CATEGORIES].map(lambda c: "|".join(c) if isinstance(c, tuple | list) else c)}
+        )
     with tempfile.TemporaryDirectory(prefix="gatlens-update-") as tmp:
         path = Path(tmp) / "frame.csv"
         source.to_csv(path, index=False)
@@ -371,8 +384,8 @@ def warm_start(old: EmbeddingModel, prep: Prepared) -> EmbeddingModel:
         reps = model.item_inputs() if hasattr(model, "item_inputs") else item_w
         train = prep.split.train
         rows = train[train[U] >= n_old]
-        u = torch.as_tensor(rows[U].to_numpy() - n_old)
-        i = torch.as_tensor(rows[I].to_numpy())
+        u = torch.tensor(rows[U].to_numpy() - n_old)
+        i = torch.tensor(rows[I].to_numpy())
         sums = reps.new_zeros(model.n_users - n_old, reps.size(1)).index_add_(0, u, reps[i])
         counts = torch.bincount(u, minlength=model.n_users - n_old).clamp_min(1).unsqueeze(1)
         user_w[n_old:] = sums / counts
@@ -525,10 +538,10 @@ def update_model(
         "what_changed": _records(changes.head(_CHANGES_IN_CARD)),
     }
     meta["update"] = summary
+    summary["seconds"] = round(time.perf_counter() - t0, 3)  # validation to trained model, saving excluded
     ref = None
     if save:
         ref = _save(rec, new, interactions, items, changes, cache_dir)
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
     new.ref = ref
     where = artifact_ref_str(ref) if ref else "not saved"
     log.info("updated %s in %.2fs: %s", new.prep.dataset.name, summary["seconds"], where)
@@ -645,3 +658,31 @@ def restore_prepared(prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path 
         if idmap != restored.split.idmap:
             raise ValueError(f"artifact {loaded.ref.path}: replaying its update does not give its id map")
     return restored
+
+
+def load_latest(
+    config: RunConfig, *, cache_dir: Path = DEFAULT_CACHE, dataset: Dataset | None = None
+) -> Recommender | None:
+    """The newest cached version for ``config`` (updates replayed), or None when none is cached.
+
+    Mirrors the load path of :func:`engine.pipeline.train_or_load` plus
+    :func:`restore_prepared`; it never trains.
+    """
+    prep = prepare(config, dataset=dataset, cache_dir=cache_dir)
+    loaded = ArtifactStore(cache_dir / "models").load(prep.dataset.name, config_fingerprint(prep))
+    if loaded is None:
+        return None
+    prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
+    model = make_model(prep)
+    if isinstance(model, EmbeddingModel):
+        model.load_state_dict(loaded.tensors["model"])
+        emb = loaded.tensors.get("embeddings")
+        if emb is not None:
+            model.set_cached_embeddings(emb["users"], emb["items"])
+        else:
+            from engine.training.minibatch import LayerwiseInference
+
+            model.set_cached_embeddings(*LayerwiseInference(prep.graph)(model))
+    else:
+        model.fit(prep.split)
+    return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []))

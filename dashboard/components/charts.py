@@ -52,10 +52,19 @@ def long_tail(item_popularity: Sequence[float] | np.ndarray, head_share: float =
     held = pop[:n_head].sum() / pop.sum() if pop.sum() > 0 else 0.0
     x = np.arange(1, n + 1)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x[:n_head], y=pop[:n_head], fill="tozeroy", mode="lines", name="head",
-                             line={"color": ACCENT}))
-    fig.add_trace(go.Scatter(x=x[n_head - 1:], y=pop[n_head - 1:], fill="tozeroy", mode="lines", name="long tail",
-                             line={"color": ACCENT_2}))
+    fig.add_trace(
+        go.Scatter(x=x[:n_head], y=pop[:n_head], fill="tozeroy", mode="lines", name="head", line={"color": ACCENT})
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x[n_head - 1 :],
+            y=pop[n_head - 1 :],
+            fill="tozeroy",
+            mode="lines",
+            name="long tail",
+            line={"color": ACCENT_2},
+        )
+    )
     fig.update_xaxes(title="items, most popular first")
     fig.update_yaxes(title="training interactions")
     return _layout(fig, f"Long tail: the top {head_share:.0%} of items hold {held:.0%} of interactions")
@@ -78,8 +87,15 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["loss"], name="BPR loss", line={"color": MUTED}))
     if not frame.empty and "valid_ndcg@10" in frame:
         valid = frame.dropna(subset=["valid_ndcg@10"])
-        fig.add_trace(go.Scatter(x=valid["epoch"], y=valid["valid_ndcg@10"], name="valid NDCG@10", yaxis="y2",
-                                 line={"color": ACCENT, "width": 3}))
+        fig.add_trace(
+            go.Scatter(
+                x=valid["epoch"],
+                y=valid["valid_ndcg@10"],
+                name="valid NDCG@10",
+                yaxis="y2",
+                line={"color": ACCENT, "width": 3},
+            )
+        )
     fig.update_layout(
         xaxis={"title": "epoch"},
         yaxis={"title": "loss"},
@@ -100,14 +116,23 @@ def metric_bars(frame: pd.DataFrame, *, current: str | None = None, title: str =
     palette = [MUTED, "#64748b", "#a78bfa", "#f472b6", "#22d3ee", "#84cc16", "#fb923c"]
     for n, (model, part) in enumerate(frame.groupby("model", sort=False)):
         color = ACCENT if model == current else palette[n % len(palette)]
-        fig.add_trace(go.Bar(x=[_e(m) for m in part["metric"]], y=part["value"], name=_e(model),
-                             marker_color=color, texttemplate="%{y:.3f}", textposition="outside"))
+        fig.add_trace(
+            go.Bar(
+                x=[_e(m) for m in part["metric"]],
+                y=part["value"],
+                name=_e(model),
+                marker_color=color,
+                texttemplate="%{y:.3f}",
+                textposition="outside",
+            )
+        )
     fig.update_layout(barmode="group")
     return _layout(fig, title)
 
 
-def attribution_bars(frame: pd.DataFrame, *, label: str = "label", value: str = "value",
-                     title: str = "Attribution", max_rows: int = 12) -> go.Figure:
+def attribution_bars(
+    frame: pd.DataFrame, *, label: str = "label", value: str = "value", title: str = "Attribution", max_rows: int = 12
+) -> go.Figure:
     """Horizontal signed bars, largest magnitude on top (negative values in red).
 
     Args:
@@ -120,8 +145,16 @@ def attribution_bars(frame: pd.DataFrame, *, label: str = "label", value: str = 
     top = frame.reindex(frame[value].abs().sort_values(ascending=False).index).head(max_rows).iloc[::-1]
     labels = [_e(_shorten(v)) for v in top[label]]
     colors = [ACCENT if v >= 0 else NEGATIVE for v in top[value]]
-    fig = go.Figure(go.Bar(x=top[value], y=labels, orientation="h", marker_color=colors,
-                           hovertext=[_e(v) for v in top[label]], hoverinfo="text+x"))
+    fig = go.Figure(
+        go.Bar(
+            x=top[value],
+            y=labels,
+            orientation="h",
+            marker_color=colors,
+            hovertext=[_e(v) for v in top[label]],
+            hoverinfo="text+x",
+        )
+    )
     fig.update_yaxes(automargin=True)
     return _layout(fig, title, height=max(220, 28 * len(top) + 60))
 
@@ -135,16 +168,28 @@ def group_intervals(frame: pd.DataFrame, *, metric: str, feature: str) -> go.Fig
         part = frame[small == flag]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["value"], y=[_e(g) for g in part["group"]], mode="markers", name=name,
-            marker={"size": 11, "color": color, "symbol": "circle-open" if flag else "circle"},
-            error_x={"type": "data", "symmetric": False, "array": part["ci_high"] - part["value"],
-                     "arrayminus": part["value"] - part["ci_low"], "color": color},
-            customdata=part[["size"]].to_numpy(),
-            hovertemplate="%{y}: %{x:.4f} (n=%{customdata[0]})<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=part["value"],
+                y=[_e(g) for g in part["group"]],
+                mode="markers",
+                name=name,
+                marker={"size": 11, "color": color, "symbol": "circle-open" if flag else "circle"},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": part["ci_high"] - part["value"],
+                    "arrayminus": part["value"] - part["ci_low"],
+                    "color": color,
+                },
+                customdata=part[["size"]].to_numpy(),
+                hovertemplate="%{y}: %{x:.4f} (n=%{customdata[0]})<extra></extra>",
+            )
+        )
     fig.update_xaxes(title=_e(metric))
-    fig.update_yaxes(type="category", automargin=True)
+    # Keep the groups' own order (age bands, activity levels), first group on top.
+    order = [_e(g) for g in frame["group"]][::-1]
+    fig.update_yaxes(type="category", automargin=True, categoryorder="array", categoryarray=order)
     return _layout(fig, f"{metric} by {feature} (95% CI)", height=max(200, 50 * len(frame) + 80))
 
 
@@ -155,9 +200,11 @@ def exposure_bars(frame: pd.DataFrame, *, title: str = "Exposure vs catalog") ->
     ``interaction_share``.
     """
     fig = go.Figure()
-    for column, name, color in (("exposure_share", "exposure in top-K", ACCENT),
-                                ("catalog_share", "share of catalog", MUTED),
-                                ("interaction_share", "share of interactions", ACCENT_2)):
+    for column, name, color in (
+        ("exposure_share", "exposure in top-K", ACCENT),
+        ("catalog_share", "share of catalog", MUTED),
+        ("interaction_share", "share of interactions", ACCENT_2),
+    ):
         if column in frame:
             fig.add_trace(go.Bar(x=[_e(g) for g in frame["group"]], y=frame[column], name=name, marker_color=color))
     fig.update_layout(barmode="group")
@@ -168,18 +215,34 @@ def exposure_bars(frame: pd.DataFrame, *, title: str = "Exposure vs catalog") ->
 def lorenz(frame: pd.DataFrame, *, gini: float | None = None) -> go.Figure:
     """Lorenz curve of exposure (columns ``x``, ``y``) against the line of equality."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="equal exposure",
-                             line={"color": MUTED, "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=frame["x"], y=frame["y"], mode="lines", name="recommendations", fill="tonexty",
-                             line={"color": ACCENT, "width": 3}))
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="equal exposure", line={"color": MUTED, "dash": "dash"})
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["x"],
+            y=frame["y"],
+            mode="lines",
+            name="recommendations",
+            fill="tonexty",
+            line={"color": ACCENT, "width": 3},
+        )
+    )
     fig.update_xaxes(title="share of items (least exposed first)", tickformat=".0%")
     fig.update_yaxes(title="share of exposure", tickformat=".0%")
     title = "Exposure concentration" + (f" — Gini {gini:.3f}" if gini is not None else "")
     return _layout(fig, title)
 
 
-def tradeoff(frame: pd.DataFrame, *, x: str, y: str, strength: str = "strength",
-             selected: float | None = None, title: str = "Re-ranking trade-off") -> go.Figure:
+def tradeoff(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    strength: str = "strength",
+    selected: float | None = None,
+    title: str = "Re-ranking trade-off",
+) -> go.Figure:
     """Accuracy against a beyond-accuracy metric along a re-ranker strength sweep.
 
     Args:
@@ -194,15 +257,27 @@ def tradeoff(frame: pd.DataFrame, *, x: str, y: str, strength: str = "strength",
     groups = frame.groupby("reranker", sort=False) if "reranker" in frame else [("", frame)]
     for name, part in groups:
         part = part.sort_values(strength)
-        fig.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="lines+markers", name=_e(name) or "sweep",
-            text=[f"{s:g}" for s in part[strength]],
-            hovertemplate=f"strength %{{text}}<br>{_e(x)} %{{x:.4f}}<br>{_e(y)} %{{y:.4f}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part[y],
+                mode="lines+markers",
+                name=_e(name) or "sweep",
+                text=[f"{s:g}" for s in part[strength]],
+                hovertemplate=f"strength %{{text}}<br>{_e(x)} %{{x:.4f}}<br>{_e(y)} %{{y:.4f}}<extra></extra>",
+            )
+        )
     if selected is not None:
         pick = frame.iloc[(frame[strength] - selected).abs().argsort()[:1]]
-        fig.add_trace(go.Scatter(x=pick[x], y=pick[y], mode="markers", name=f"strength {selected:g}",
-                                 marker={"size": 16, "color": WARN, "symbol": "star"}))
+        fig.add_trace(
+            go.Scatter(
+                x=pick[x],
+                y=pick[y],
+                mode="markers",
+                name=f"strength {selected:g}",
+                marker={"size": 16, "color": WARN, "symbol": "star"},
+            )
+        )
     fig.update_xaxes(title=_e(x))
     fig.update_yaxes(title=_e(y))
     return _layout(fig, title)
@@ -211,10 +286,22 @@ def tradeoff(frame: pd.DataFrame, *, x: str, y: str, strength: str = "strength",
 def overlap_venn(n_a: int, n_b: int, n_both: int, labels: tuple[str, str]) -> go.Figure:
     """Stacked bar: items only in A, in both, only in B."""
     fig = go.Figure()
-    for value, name, color in ((n_a - n_both, f"only {labels[0]}", ACCENT), (n_both, "both", ACCENT_2),
-                               (n_b - n_both, f"only {labels[1]}", WARN)):
-        fig.add_trace(go.Bar(x=[value], y=["top-K"], orientation="h", name=_e(name), marker_color=color,
-                             text=[value], textposition="inside"))
+    for value, name, color in (
+        (n_a - n_both, f"only {labels[0]}", ACCENT),
+        (n_both, "both", ACCENT_2),
+        (n_b - n_both, f"only {labels[1]}", WARN),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=[value],
+                y=["top-K"],
+                orientation="h",
+                name=_e(name),
+                marker_color=color,
+                text=[value],
+                textposition="inside",
+            )
+        )
     fig.update_layout(barmode="stack")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

@@ -37,6 +37,7 @@ NODE_LABELS: dict[str, str] = {
     "other_user": "other user",
 }
 MAX_NODES = 150
+LABELLED = 14  # besides the user and the item, only the most important nodes carry a visible label
 _ANCHOR = "network = new vis.Network(container, data, options);"
 # Turns escaped-HTML tooltip strings into elements (vis-network shows strings as plain text).
 _TOOLTIP_JS = """
@@ -115,26 +116,32 @@ def network_html(
 
     fg = "#e5e7eb" if dark else "#1f2937"
     # No network-wide font_color: pyvis would overwrite each node's font dict with it.
-    net = Network(height=f"{height}px", width="100%", bgcolor="rgba(0,0,0,0)", cdn_resources="in_line",
-                  directed=False)
+    net = Network(height=f"{height}px", width="100%", bgcolor="rgba(0,0,0,0)", cdn_resources="in_line", directed=False)
     importance = nodes["importance"].astype(float) if "importance" in nodes else pd.Series(1.0, nodes.index)
     top = float(importance.max()) if len(importance) and importance.max() > 0 else 1.0
-    for row, imp in zip(nodes.itertuples(index=False), importance, strict=True):
-        kind = str(row.kind)
+    labelled = set(importance.sort_values(ascending=False, kind="stable").index[:LABELLED])
+    for (index, row), imp in zip(nodes.iterrows(), importance, strict=True):
+        kind = str(row["kind"])
         big = kind in ("user", "target")
-        tip = f"<b>{_escape(row.label)}</b><br>{_escape(NODE_LABELS[kind])} · {_escape(row.id)}"
-        detail = getattr(row, "detail", None)
+        tip = f"<b>{_escape(row['label'])}</b><br>{_escape(NODE_LABELS[kind])} · {_escape(row['id'])}"
+        detail = row.get("detail")
         if detail:
             tip += f"<br>{_escape(detail)}"
         net.add_node(
-            str(row.id),
-            label=_short(str(row.label)),
+            str(row["id"]),
+            # Canvas text, never parsed as HTML; unlabelled nodes show their title on hover.
+            label=_short(str(row["label"])) if big or index in labelled else " ",
             title=tip,
             color=NODE_COLORS[kind],
             size=(26 if big else 10 + 14 * float(imp) / top),
             shape="star" if kind == "target" else ("diamond" if kind == "user" else "dot"),
             borderWidth=3 if big else 1,
-            font={"size": 15 if big else 11, "color": fg},
+            font={
+                "size": 22 if big else 16,
+                "color": fg,
+                "strokeWidth": 3,
+                "strokeColor": "#111320" if dark else "#ffffff",
+            },
         )
     weights = edges["weight"].astype(float).to_numpy() if len(edges) else np.zeros(0)
     scale = float(np.abs(weights).max()) if len(weights) and np.abs(weights).max() > 0 else 1.0
@@ -143,12 +150,17 @@ def network_html(
         detail = getattr(row, "detail", None)
         if detail:
             tip += f"<br>{_escape(detail)}"
+        strength = abs(w) / scale
         net.add_edge(
             str(row.src),
             str(row.dst),
-            width=0.5 + 7.5 * abs(w) / scale,
+            width=0.5 + 7.5 * strength,
             title=tip,
-            color={"color": "#ef4444" if w < 0 else ("#818cf8" if dark else "#6366f1"), "opacity": 0.75},
+            # Weak edges fade so the few that matter stand out of the hairball.
+            color={
+                "color": "#ef4444" if w < 0 else ("#818cf8" if dark else "#6366f1"),
+                "opacity": round(0.12 + 0.88 * strength, 3),
+            },
         )
     net.set_options(_options(options_file))
     page = net.generate_html(notebook=False)
@@ -177,8 +189,8 @@ def _options(options_file: Path | None) -> str:
 DEFAULT_OPTIONS: dict = {
     "physics": {
         "solver": "forceAtlas2Based",
-        "forceAtlas2Based": {"gravitationalConstant": -60, "springLength": 90, "avoidOverlap": 0.4},
-        "stabilization": {"enabled": True, "iterations": 200, "fit": True},
+        "forceAtlas2Based": {"gravitationalConstant": -90, "springLength": 110, "avoidOverlap": 0.6},
+        "stabilization": {"enabled": True, "iterations": 120, "fit": True},
         "minVelocity": 1.5,
     },
     "interaction": {"hover": True, "tooltipDelay": 80, "navigationButtons": False},

@@ -83,9 +83,9 @@ def rec_cards(
             f'<div class="gl-body"><div class="gl-title">{title}'
             + (f' <span class="gl-delta">{esc(delta)}</span>' if delta else "")
             + f'</div><div class="gl-chips">{chips(row.categories)}</div>'
-            + (f'<div class="gl-reason">{esc(reason)}</div>' if reason else "")
+            + (f'<div class="gl-reason" title="{esc(reason)}">{esc(reason)}</div>' if reason else "")
             + f'</div><div class="gl-score"><b>{float(row.score):.3f}</b>'
-            f'<span>{int(row.popularity)} plays</span></div></div>'
+            f"<span>{int(row.popularity)} plays</span></div></div>"
         )
     return f'<div class="gl-list">{"".join(rows)}</div>'
 

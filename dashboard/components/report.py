@@ -47,20 +47,31 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
         ("Accuracy", [_dict_table(report.accuracy)], []),
         ("Beyond accuracy", [_dict_table(report.beyond_accuracy)], []),
         ("Exposure concentration", [], [charts.lorenz(report.lorenz, gini=report.beyond_accuracy.get("gini_index"))]),
-        ("Item exposure", [_table(report.exposure)],
-         [charts.exposure_bars(part, title=f"Exposure by {dim}")
-          for dim, part in report.exposure.groupby("dimension", sort=False)]),
+        (
+            "Item exposure",
+            [_table(report.exposure)],
+            [
+                charts.exposure_bars(part, title=f"Exposure by {dim}")
+                for dim, part in report.exposure.groupby("dimension", sort=False)
+            ],
+        ),
     ]
     disparities = getattr(report, "disparities", None)
-    sections.append((
-        "User groups",
-        [_table(report.groups)] + ([_table(disparities)] if disparities is not None else []),
-        [charts.group_intervals(part, metric=str(metric), feature=str(feature))
-         for (feature, metric), part in report.groups.groupby(["feature", "metric"], sort=False)],
-    ))
+    sections.append(
+        (
+            "User groups",
+            [_table(report.groups)] + ([_table(disparities)] if disparities is not None else []),
+            [
+                charts.group_intervals(part, metric=str(metric), feature=str(feature))
+                for (feature, metric), part in report.groups.groupby(["feature", "metric"], sort=False)
+            ],
+        )
+    )
     if report.tradeoff is not None and not report.tradeoff.empty:
         first = next((c for c in report.tradeoff.columns if "@" in c and "cost" not in c), None)
-        figs = [charts.tradeoff(report.tradeoff, x="aplt", y=first, title="Accuracy vs long-tail share")] if first else []
+        figs = (
+            [charts.tradeoff(report.tradeoff, x="aplt", y=first, title="Accuracy vs long-tail share")] if first else []
+        )
         sections.append(("Re-ranking trade-off", [_table(report.tradeoff)], figs))
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
@@ -76,12 +87,18 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
         parts += tables
         for fig in figs:
             # plotly.js is inlined once, with the first figure; later figures reuse it.
-            parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False,
-                                     config={"displaylogo": False}))
+            parts.append(
+                fig.to_html(
+                    full_html=False, include_plotlyjs="inline" if first_plot else False, config={"displaylogo": False}
+                )
+            )
             first_plot = False
     defs = settings.get("definitions", {})
     if defs:
-        parts.append("<h2>Definitions</h2><ul>" + "".join(
-            f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in defs.items()) + "</ul>")
+        parts.append(
+            "<h2>Definitions</h2><ul>"
+            + "".join(f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in defs.items())
+            + "</ul>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -130,9 +130,14 @@ def user_picker(cur: context.Current, *, key_prefix: str = "") -> str | None:
             context.notice(f"No {preset} users in this dataset.")
 
     with col_preset:
-        st.selectbox("Presets", ("—", *PRESETS), key=preset_key, on_change=jump,
-                     help="Jump to a typical user of a kind: most or fewest interactions, no history, "
-                     "the demo world's minority group.")
+        st.selectbox(
+            "Presets",
+            ("—", *PRESETS),
+            key=preset_key,
+            on_change=jump,
+            help="Jump to a typical user of a kind: most or fewest interactions, no history, "
+            "the demo world's minority group.",
+        )
     return sel.get("user")
 
 
@@ -168,8 +173,13 @@ def render_sidebar() -> None:
             gat = [r["key"] for r in ds_rows if r.get("model") == "gat"]
             sel["model"] = default or (gat[0] if gat else keys[0])
         labels = {r["key"]: _model_label(r) for r in ds_rows}
-        bound_selectbox("Model", keys, "model", format_func=lambda key: labels[key],
-                        help="Every trained model in the cache for this dataset, newest first.")
+        bound_selectbox(
+            "Model",
+            keys,
+            "model",
+            format_func=lambda key: labels[key],
+            help="Every trained model in the cache for this dataset, newest first.",
+        )
         row = next(r for r in ds_rows if r["key"] == sel["model"])
         ndcg = row["metrics"].get("test_ndcg@10")
         st.caption(

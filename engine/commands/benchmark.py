@@ -39,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     started = time.time()
 
+    done: list[dict] = []
+
     def show(row: dict) -> None:
+        done.append(row)
+        if args.out:  # rewritten after every run so an interrupted benchmark keeps its rows
+            Path(args.out).write_text(json.dumps(done, indent=2))
         t = row["test"]
         print(
             f"  {row['model']:<9} seed {row['seed']}: ndcg@10 {t['ndcg@10']:.4f} recall@10 {t['recall@10']:.4f} "

@@ -36,11 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def streamlit_command(app: Path, host: str, port: int) -> list[str]:
     """The argv that starts the app (``python -m streamlit run ...``)."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
 
 
@@ -74,8 +82,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
     if not args.no_train:
         from engine.pipeline import train_or_load
 
-        print(f"Loading the {args.model} model for {args.dataset} (training it first if none is cached)…",
-              file=sys.stderr, flush=True)
+        print(
+            f"Loading the {args.model} model for {args.dataset} (training it first if none is cached)…",
+            file=sys.stderr,
+            flush=True,
+        )
         rec = train_or_load(config_from_args(args), progress=True, cache_dir=Path(args.cache_dir))
         if rec.ref is not None:
             key = model_key(rec.model_name, rec.ref.fingerprint, rec.ref.version)
@@ -83,6 +94,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     argv = streamlit_command(APP_PATH, args.host, args.port)
     print(f"GATLens dashboard: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if args.dry_run:
+        print(" ".join(f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("GATLENS_")))
         print(" ".join(argv))
         return 0
     # Streamlit reads .streamlit/config.toml (theme, limits) from its working directory.

@@ -119,3 +119,16 @@ def interaction_mean(values: np.ndarray, sub: ComputationSubgraph) -> np.ndarray
     count = np.bincount(sub.pair.numpy()[ok], minlength=sub.num_interactions)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def pair_attention(att: AttentionResult, sub: ComputationSubgraph) -> np.ndarray:
+    """[P] raw attention of each interaction, read on its direction towards the pair.
+
+    An interaction is two directed edges; the one whose destination is nearer to the
+    user or the item is the one that carries information towards the score (for the
+    user's own history: the attention the user pays to that item). Between nodes at the
+    same distance both directions count.
+    """
+    src, dst = sub.edge_index.numpy()
+    towards = sub.hop[dst] <= sub.hop[src]
+    return interaction_mean(np.where(towards, att.mean_alpha, np.nan).astype(np.float64), sub)

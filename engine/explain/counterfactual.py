@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from engine.data.schema import ITEM, TITLE
-from engine.explain.subgraph import GraphIndex, graph_index, input_parts
+from engine.explain.subgraph import GraphIndex, graph_index, input_parts, unique_ids
 
 
 @dataclass
@@ -112,7 +112,7 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
         dst = np.concatenate([index.edge_index[1, eids], add_dst[in_d]])
         attr = torch.cat([index.edge_attr[torch.from_numpy(eids)], torch.tensor([edit.add_attr] * int(in_d.sum()))])
         recompute[layer], edges[layer] = d_l, (src, dst, attr.float().reshape(-1, 2))
-        needed = np.unique(np.concatenate([targets, d_l, src]))
+        needed = unique_ids(np.concatenate([targets, d_l, src]), index.num_nodes)
 
     x = cached[0].clone()
     items = seeds[seeds >= nu]
@@ -126,9 +126,12 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
     n_recomputed = 0
     for layer, conv in enumerate(model.convs, start=1):
         src, dst, attr = edges[layer]
-        ei = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
-        out, _ = conv(x, ei, attr, None, deg_t)
         d_l = torch.from_numpy(recompute[layer])
+        if src.size:
+            ei = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
+            out, _ = conv(x, ei, attr, None, deg_t)
+        else:  # no edge left into the recomputed nodes: no messages
+            out = torch.zeros_like(x)
         x = cached[layer].clone()
         x[d_l] = out[d_l]
         total[tgt] += x[tgt] - cached[layer][tgt]
@@ -348,7 +351,9 @@ def find_counterfactual(
     tried: list[dict[str, Any]] = []
     if old_rank is None or old_rank > k:
         where = "in the user's history" if old_rank is None else f"at rank {old_rank}"
-        return Counterfactual(False, k, old_rank, None, None, empty, pd.DataFrame(tried), f"the item is {where}, not in the top-{k}")
+        return Counterfactual(
+            False, k, old_rank, None, None, empty, pd.DataFrame(tried), f"the item is {where}, not in the top-{k}"
+        )
     order = candidates["i"].to_numpy(np.int64)
 
     def check(n: int) -> bool:
@@ -358,7 +363,9 @@ def find_counterfactual(
         return r > k
 
     if order.size == 0:
-        return Counterfactual(False, k, old_rank, None, None, empty, pd.DataFrame(tried), "no interaction supports the score")
+        return Counterfactual(
+            False, k, old_rank, None, None, empty, pd.DataFrame(tried), "no interaction supports the score"
+        )
     lo, hi, n = 0, None, 1
     while n <= order.size:
         if check(n):
@@ -371,9 +378,7 @@ def find_counterfactual(
         else:
             lo = order.size
     if hi is None:
-        note = (
-            f"removing all {order.size} positively attributed interactions keeps the item in the top-{k}"
-        )
+        note = f"removing all {order.size} positively attributed interactions keeps the item in the top-{k}"
         return Counterfactual(False, k, old_rank, None, None, empty, pd.DataFrame(tried), note)
     while hi - lo > 1:
         mid = (lo + hi) // 2

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 from engine.data.schema import CATEGORIES, ITEM, TITLE
-from engine.data.split import I, U, W_RATING
-from engine.explain.attention import AttentionResult, interaction_mean, interaction_sum, rollout
+from engine.data.split import W_RATING, I, U
+from engine.explain.attention import AttentionResult, interaction_sum, pair_attention, rollout
 from engine.explain.attribution import EdgeAttribution, edge_attributions, group_attributions
 from engine.explain.counterfactual import Counterfactual, find_counterfactual, layer_states, ranks
 from engine.explain.subgraph import (
@@ -31,7 +31,7 @@ from engine.explain.subgraph import (
     graph_index,
     input_parts,
 )
-from engine.explain.text import reason_for, reason_fallback
+from engine.explain.text import reason_fallback, reason_for
 
 GROUP_LABELS = {
     "categories": "item categories",
@@ -61,16 +61,19 @@ class Explanation:
             ``src_id``/``dst_id``/``src_title``/``dst_title``, ``direction``, ``interaction``,
             ``att_l{l}_h{h}`` (softmax attention per layer and head; NaN where that layer
             does not read the edge for this score), ``coef_l{l}`` (effective propagation
-            weight, mean over heads), ``attention`` (mean over layers and heads),
+            weight, mean over heads), ``attention`` (mean over the layers that read it and
+            over heads),
             ``self_loop`` (always False: the model has no self-loops; a node's own input
             enters through the layer mean), ``influence_user``/``influence_item``/
             ``influence`` (attention flow), ``attribution`` (this edge's attribution),
             ``interaction_attribution``, ``rank`` (of the interaction), ``in_display``.
         interactions: one row per interaction (user-item pair) in the subgraph: ``user_id``,
             ``item_id``, ``title``, ``kind`` (``history``: the user's own; ``audience``:
-            another user's interaction with the item; ``context``: deeper), ``attention``,
-            ``influence``, ``attribution``, ``share`` (of the total absolute edge
-            attribution), ``rank``.
+            another user's interaction with the item; ``context``: deeper), ``attention``
+            (raw softmax attention on the direction towards the pair, e.g. the attention the
+            user pays to a history item), ``influence`` (attention flow, both directions),
+            ``attribution`` (sum over its directed edges), ``share`` (of the total absolute
+            edge attribution), ``rank``.
         feature_groups: ``group``, ``label``, ``available``, ``attribution``, ``share``.
         history_influence: each training interaction of the user: ``item_id``, ``title``,
             ``rating``, ``attention``, ``influence`` (rollout flow into the user's
@@ -99,6 +102,20 @@ class Explanation:
     baseline_score: float = float("nan")
     fallback: str | None = None
 
+    @property
+    def self_influence(self) -> dict[str, float] | None:
+        """Rollout share of the user's / item's embedding that comes from its own input.
+
+        The model has no self-loop edges; this is where a node's own layer-0 input goes
+        (the layer mean and return paths), reported apart from the edges.
+        """
+        nodes = self.subgraph_nodes
+        if nodes.empty or "influence_user" not in nodes:
+            return None
+        user = nodes.loc[(nodes["type"] == "user") & (nodes["id"] == self.user_id), "influence_user"]
+        item = nodes.loc[(nodes["type"] == "item") & (nodes["id"] == self.item_id), "influence_item"]
+        return {"user": float(user.iloc[0]), "item": float(item.iloc[0])}
+
     def to_dict(self, *, top_edges: int = 15) -> dict[str, Any]:
         """A JSON-ready summary: reason, top interactions, feature groups, history, counterfactual."""
         top = self.interactions.head(top_edges) if len(self.interactions) else self.interactions
@@ -115,6 +132,7 @@ class Explanation:
             "feature_groups": _records(self.feature_groups),
             "history": _records(self.history_influence.head(top_edges)),
             "counterfactual": None if self.counterfactual is None else self.counterfactual.to_dict(),
+            "self_influence": self.self_influence,
             "subgraph": {
                 "nodes": len(self.subgraph_nodes),
                 "edges": len(self.edges),
@@ -138,8 +156,7 @@ def require_attention_model(rec: Any) -> None:
     model = rec.model
     if rec.model_name != "gat" or getattr(model, "encoder", None) != "gat":
         raise ValueError(
-            f"explanations need the attention model 'gat' (got {rec.model_name!r}); "
-            "train or load it with --model gat"
+            f"explanations need the attention model 'gat' (got {rec.model_name!r}); train or load it with --model gat"
         )
 
 
@@ -176,7 +193,10 @@ def explain_pair(
         item_id: external item id.
         method: ``"ig"`` (Integrated Gradients), ``"saliency"`` or ``"ablation"``
             (default: ``"ig"``).
-        steps: integration points for IG (default: 16).
+        steps: IG integration points over the edges (default: 16); the feature groups use
+            a quarter as many (at least 4): their path is smooth (Gauss-Legendre with 4
+            points closes completeness to <0.5% of the score on ml-100k) and each of their
+            steps costs a full layer-1 pass.
         top_n_display: nodes kept in the pruned display view (default: 150).
         k: list length for the counterfactual (default: 10).
         counterfactual: search for the verified counterfactual (default: True).
@@ -227,7 +247,7 @@ def explain_pair(
     timings["edge_attribution"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    groups = group_attributions(scorer, method=method, steps=steps)
+    groups = group_attributions(scorer, method=method, steps=max(4, steps // 4))
     timings["feature_attribution"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -384,7 +404,7 @@ def _edge_frames(
     _, ids, titles = _labels(rec, sub.nodes)
     pair = sub.pair.numpy()
     inter_attr = interaction_sum(attr.values.astype(np.float64), sub)
-    inter_att = interaction_mean(att.mean_alpha.astype(np.float64), sub)
+    inter_att = pair_attention(att, sub)
     flow = 0.5 * (att.flow_user + att.flow_item)
     inter_flow = interaction_sum(flow.astype(np.float64), sub)
     order = np.argsort(-np.nan_to_num(inter_attr, nan=-np.inf), kind="stable")

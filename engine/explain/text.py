@@ -72,32 +72,39 @@ def reason_for(
     """
     sentences: list[str] = []
     cited = cited_history(history)
-    kinds = interactions.groupby("kind")["share"].apply(lambda s: float(s[s > 0].sum())) if len(interactions) else {}
-    history_share = float(kinds.get("history", 0.0))
-    audience_share = float(kinds.get("audience", 0.0))
+    kinds = interactions.groupby("kind")["share"].agg(["sum", "size"]) if len(interactions) else None
+    history_share = float(kinds.loc["history", "sum"]) if kinds is not None and "history" in kinds.index else 0.0
+    audience_share = float(kinds.loc["audience", "sum"]) if kinds is not None and "audience" in kinds.index else 0.0
+    n_audience = int(kinds.loc["audience", "size"]) if kinds is not None and "audience" in kinds.index else 0
     cited_share = float(cited["share"].sum()) if len(cited) else 0.0
 
     if cited.empty:
         sentences.append(f"None of your past interactions raises the score of {title}.")
     elif cited_share < THIN:
         top3 = history[history["attribution"] > 0].head(3)
-        sentences.append(
+        spread = (
             f"No single past interaction stands out: your top {len(top3)} account for only "
-            f"{_pct(float(top3['share'].sum()))} of the edge attribution, so {title} rests on many weak signals."
+            f"{_pct(float(top3['share'].sum()))} of the edge attribution"
         )
+        if history_share > 0:
+            spread += f", while your {len(history)} past interactions together carry {_pct(history_share)}"
+            if n_audience and audience_share > 0:
+                people = "other person" if n_audience == 1 else "other people"
+                spread += f" and the {n_audience} {people} who chose {title} {_pct(audience_share)}"
+        sentences.append(spread + ".")
     else:
         names = join_titles(cited["title"].tolist())
         ratings = cited["rating"].to_numpy(dtype=np.float64)
         if rated and np.all(ratings >= high_rating):
             lead = f"Because you rated {names} highly"
         elif rated and not np.isnan(ratings).any():
-            rated_list = join_titles([f"{t} ({r:g})" for t, r in zip(cited["title"], ratings, strict=True)])
-            lead = f"Because of your ratings of {rated_list}"
+            rated_list = join_titles([f"{t} {r:g}★" for t, r in zip(cited["title"], ratings, strict=True)])
+            lead = f"Because you rated {rated_list}"
         else:
             lead = f"Because you interacted with {names}"
         sentences.append(f"{lead} ({_pct(cited_share)} of the edge attribution).")
 
-    if audience_share > max(history_share, THIN):
+    if audience_share > max(history_share, THIN) and not (len(cited) and cited_share < THIN):
         sentences.append(
             f"More of the credit ({_pct(audience_share)}) goes to the people who already liked {title} "
             f"than to your own history ({_pct(history_share)})."
@@ -110,8 +117,7 @@ def reason_for(
     if counterfactual is not None and counterfactual.found and 0 < len(counterfactual.removed) <= MAX_CITED:
         names = join_titles(counterfactual.removed["title"].tolist())
         sentences.append(
-            f"Without {names} in your history it would fall to rank {counterfactual.new_rank} "
-            f"(verified by re-scoring)."
+            f"Without {names} in your history it would fall to rank {counterfactual.new_rank} (verified by re-scoring)."
         )
     return " ".join(sentences)
 

@@ -158,7 +158,7 @@ class AuditReport:
             out["per_user"] = self.per_user.to_dict("records")
         out["settings"] = dict(self.settings)
         out["seconds"] = self.seconds
-        return _jsonable(out)
+        return jsonable(out)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -360,9 +360,9 @@ def disparity_table(gf: GroupFrame) -> pd.DataFrame:
     table["ratio"] = np.nan
     table["ratio_ci_low"] = np.nan
     table["ratio_ci_high"] = np.nan
-    features = {f.name: f for f in gf._features}  # noqa: SLF001  frame.py has no public ratio CI yet
+    features = {f.name: f for f in gf._features}
     for row in table.itertuples():
-        if row.max_group is None or pd.isna(row.difference):
+        if pd.isna(row.max_group) or pd.isna(row.difference):
             continue
         table.at[row.Index, "ratio"] = ratio.loc[row.feature, row.metric]
         lo_max = ci.loc[(row.feature, row.max_group), (row.metric, "lower")]
@@ -370,7 +370,7 @@ def disparity_table(gf: GroupFrame) -> pd.DataFrame:
         if np.isfinite(lo_max) and np.isfinite(hi_min):
             table.at[row.Index, "cis_overlap"] = bool(lo_max <= hi_min)
         feature = features[row.feature]
-        boot = gf._replicates(feature)  # noqa: SLF001
+        boot = gf._replicates(feature)
         if boot is None:
             continue
         labels = list(feature.labels)
@@ -380,11 +380,11 @@ def disparity_table(gf: GroupFrame) -> pd.DataFrame:
             ratios = boot[:, g_min, m] / boot[:, g_max, m]
         ratios = ratios[np.isfinite(ratios)]
         if ratios.size:
-            lo, hi = gf._quantiles(ratios)  # noqa: SLF001
+            lo, hi = gf._quantiles(ratios)
             table.at[row.Index, "ratio_ci_low"], table.at[row.Index, "ratio_ci_high"] = float(lo), float(hi)
     table["significant"] = table["significant"].where(table["ci_low"].notna(), False).astype(bool)
-    table["max_group"] = table["max_group"].map(lambda g: None if g is None else str(g))
-    table["min_group"] = table["min_group"].map(lambda g: None if g is None else str(g))
+    for column in ("max_group", "min_group"):  # object dtype keeps "no group" as None, not NaN
+        table[column] = pd.Series([None if pd.isna(g) else str(g) for g in table[column]], dtype=object)
     return table
 
 
@@ -671,7 +671,7 @@ def run_audit(
     feature_frame, skipped = user_groups(rec, groups)
 
     inputs = _build_inputs(rec, part=part, n_candidates=min(int(candidates), n_items))
-    vectors, vectors_name = inputs.mmr_vectors
+    _, vectors_name = inputs.mmr_vectors
     spec = rerank if rerank is not None else "none"
     plain = inputs.candidates[:, :k]
     topk = plain if spec == "none" else _rerank(inputs, spec, k)
@@ -744,7 +744,7 @@ def run_audit(
         "metrics": metric_names,
         "groups": list(feature_frame.columns),
         "skipped_attributes": skipped,
-        "n_users_evaluated": int(len(inputs.users)),
+        "n_users_evaluated": len(inputs.users),
         "n_users": inputs.n_users_total,
         "n_items": n_items,
         "n_boot": int(n_boot),
@@ -834,12 +834,12 @@ def _groups_dict(groups: pd.DataFrame, disparities: pd.DataFrame) -> dict[str, A
     return out
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Recursively convert to JSON types; non-finite floats and pandas NA become None."""
     if isinstance(obj, Mapping):
-        return {str(key): _jsonable(value) for key, value in obj.items()}
+        return {str(key): jsonable(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(value) for value in obj]
+        return [jsonable(value) for value in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):

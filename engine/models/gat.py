@@ -254,7 +254,9 @@ class GraphRecommender(EmbeddingModel):
         return x
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(items)]
+        # L2 on the whole layer-0 item representation, not only the id part: the text and
+        # category projections are trainable too, and unregularised they overfit first.
+        return [self.user_emb(users), self.item_inputs()[items]]
 
     # -- encoder ----------------------------------------------------------------------------
     def forward(self, graph: RecGraph) -> tuple[Tensor, Tensor]:

@@ -137,9 +137,7 @@ class LayerwiseInference:
             for conv in model.convs:
                 out = torch.zeros_like(x)
                 for start, end in zip(self.bounds[:-1], self.bounds[1:], strict=True):
-                    part, _ = conv(
-                        x, self.edge_index[:, start:end], self.edge_attr[start:end], None, self.degree
-                    )
+                    part, _ = conv(x, self.edge_index[:, start:end], self.edge_attr[start:end], None, self.degree)
                     out += part
                 total += out
                 x = out
@@ -158,9 +156,7 @@ def _layer0(model: Any, degree: Tensor) -> Tensor:
     return torch.cat([model.user_emb.weight, items])
 
 
-def full_embeddings(
-    model: EmbeddingModel, graph: RecGraph, *, chunk_edges: int = CHUNK_EDGES
-) -> tuple[Tensor, Tensor]:
+def full_embeddings(model: EmbeddingModel, graph: RecGraph, *, chunk_edges: int = CHUNK_EDGES) -> tuple[Tensor, Tensor]:
     """Final ``(users, items)`` embeddings on ``graph`` with bounded memory (see :class:`LayerwiseInference`)."""
     return LayerwiseInference(graph, chunk_edges=chunk_edges)(model)
 
@@ -297,9 +293,7 @@ def fit_minibatch(
             forward, device_ids=[device.index] if device.type == "cuda" else None, **{no_sync: False}
         )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
-    )
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
     best_state: dict[str, Tensor] | None = None
     bad_evals = 0
@@ -333,9 +327,7 @@ def fit_minibatch(
             users, pos, neg = (_to_device(t, device) for t in (users, pos, neg))
             with amp:
                 user_emb, item_emb = forward(step_graph, node_degree)
-                loss = model.loss(
-                    user_emb.float(), item_emb.float(), users, pos, neg, weight_decay=cfg.weight_decay
-                )
+                loss = model.loss(user_emb.float(), item_emb.float(), users, pos, neg, weight_decay=cfg.weight_decay)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -61,10 +61,9 @@ def _write_csv_world(folder: Path) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> TinyWorld:
+    from dashboard.settings import model_key
     from engine.config import RunConfig
     from engine.pipeline import train_or_load
-
-    from dashboard.settings import model_key
 
     root = tmp_path_factory.mktemp("dashboard")
     data_dir = root / "tiny-demo"
@@ -78,8 +77,14 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> TinyWorld:
     )
     gat = train_or_load(cfg, cache_dir=cache)
     pop = train_or_load(cfg.with_overrides(model={"name": "pop"}), cache_dir=cache)
-    env = {"GATLENS_CACHE_DIR": str(cache), "GATLENS_DATASET": "csv", "GATLENS_DATA_DIR": str(data_dir),
-           "GATLENS_EPOCHS": "2", "GATLENS_TEXT": "0"}
+    env = {
+        "GATLENS_CACHE_DIR": str(cache),
+        "GATLENS_DATASET": "csv",
+        "GATLENS_DATA_DIR": str(data_dir),
+        "GATLENS_EPOCHS": "2",
+        "GATLENS_TEXT": "0",
+        "GATLENS_LIST_REASONS": "0",
+    }
     return TinyWorld(
         cache_dir=cache,
         data_dir=data_dir,
@@ -121,3 +126,16 @@ def charts_of(at: Any) -> list[dict]:
     import json
 
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def app_recommender(tiny_world: TinyWorld, key: str | None = None) -> Any:
+    """The Recommender instance the app itself uses (``st.cache_resource``), so memoised
+    explanations are shared between the test and the page instead of computed twice."""
+    import warnings
+
+    from dashboard import state
+
+    rec = tiny_world.gat if key in (None, tiny_world.gat_key) else tiny_world.pop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return state.load_recommender(str(tiny_world.cache_dir), str(rec.ref.path))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from conftest import APP, charts_of, html_of
-
-from dashboard.components.html import esc
 
 
 def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
@@ -27,15 +26,17 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     assert sorted(t["name"] for t in bars["data"]) == ["gat", "pop"]
     # The guided tour links carry the model and a concrete user.
     links = at.get("page_link")
-    assert len(links) == 4
-    assert f"model={tiny_world.gat_key}" in str(links[1].proto) or tiny_world.gat_key in str(links[1].proto)
-    assert "A user" in esc(links[0].proto.label)
+    assert [link.proto.page for link in links] == ["recommendations", "why", "fairness", "compare"]
+    query = dict(parse_qsl(links[1].proto.query_string))
+    heavy = tiny_world.gat.idmap.users[int(tiny_world.gat.prep.split.matrix("train").getnnz(axis=1).argmax())]
+    top1 = tiny_world.gat.recommend(heavy, 1).items["item_id"].iloc[0]
+    assert query == {"dataset": "tiny-demo", "model": tiny_world.gat_key, "user": heavy, "item": top1, "page": "why"}
 
 
 def test_model_from_the_url_is_selected(open_app, tiny_world) -> None:
     at = open_app(model=tiny_world.pop_key)
     assert [s.value for s in at.subheader][1] == "Model · pop"
-    assert at.query_params["model"] == [tiny_world.pop_key] or at.query_params["model"] == tiny_world.pop_key
+    assert at.query_params == {"page": "overview", "dataset": "tiny-demo", "model": tiny_world.pop_key}
 
 
 def test_unknown_model_in_the_url_falls_back_with_a_message(open_app, tiny_world) -> None:
@@ -80,3 +81,27 @@ def test_corrupt_model_says_what_to_do(tiny_world, tmp_path, monkeypatch) -> Non
     message = at.error[0].value
     assert "could not be loaded" in message and "Train" in message
     assert at.button[0].label == "Train the csv model"
+
+
+def test_stale_model_is_refused_not_swapped(tiny_world, tmp_path, monkeypatch) -> None:
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_world.cache_dir / "models", cache / "models")
+    # A model whose stored fingerprint no longer matches what its config gives today (data or engine changed).
+    fake = "f" * 64
+    stale = cache / "models" / "tiny-demo" / fake[:16] / "v1"
+    shutil.copytree(tiny_world.gat.ref.path, stale)
+    manifest = json.loads((stale / "manifest.json").read_text())
+    manifest["fingerprint"] = fake
+    (stale / "manifest.json").write_text(json.dumps(manifest))
+    for key, value in tiny_world.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GATLENS_CACHE_DIR", str(cache))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["model"] = "gat-ffffffff-v1"
+    at.run()
+    assert not at.exception
+    assert "no longer matches the current data or engine version" in at.error[0].value

@@ -11,8 +11,6 @@ from dashboard import adapters, context, state
 from dashboard.components.html import deep_link, headline, note, rec_cards, tiles
 from dashboard.components.widgets import bound_k, user_picker
 
-# Reasons cost one explanation each; the first few are computed as the page opens.
-REASONS_SHOWN = 3
 HIDE_POPULAR_SHARE = 0.05
 
 
@@ -30,21 +28,30 @@ def render() -> None:
         with c_k:
             k = bound_k()
         with c_cat:
-            categories = st.multiselect("Only these categories", sorted({c for cs in rec.items["categories"] for c in cs}),
-                                        key="w_categories", placeholder="all categories")
+            names = sorted({c for cs in rec.items["categories"] for c in cs})
+            categories = st.multiselect(
+                "Only these categories", names, key="w_categories", placeholder="all categories"
+            )
         with c_pop:
-            hide = st.toggle("Hide blockbusters", key="w_hide_popular",
-                             help=f"Drop the {HIDE_POPULAR_SHARE:.0%} most popular items of the catalog.")
+            hide = st.toggle(
+                f"Hide top {HIDE_POPULAR_SHARE:.0%}",
+                key="w_hide_popular",
+                help=f"Hide blockbusters: drop the {HIDE_POPULAR_SHARE:.0%} most popular items of the catalog.",
+            )
         with c_rr:
-            method = st.selectbox("Re-ranker", list(adapters.RERANKERS), format_func=adapters.RERANKERS.get,
-                                  key="w_reranker", help="Post-processing on the model's top 100 (see Fairness).")
+            method = st.selectbox(
+                "Re-ranker",
+                list(adapters.RERANKERS),
+                format_func=adapters.RERANKERS.get,
+                key="w_reranker",
+                help="Post-processing on the model's top 100 (see Fairness).",
+            )
             strength = 0.0
             if method != "none":
                 top = 2.0 if method == "pop" else 1.0
                 strength = st.slider("Strength", 0.0, top, 0.3, 0.1, key="w_rerank_strength")
 
-    filters: dict[str, Any] = {"categories": categories or None,
-                               "hide_popular": HIDE_POPULAR_SHARE if hide else None}
+    filters: dict[str, Any] = {"categories": categories or None, "hide_popular": HIDE_POPULAR_SHARE if hide else None}
     status = rec.user_status(user)
     recs = rec.recommend(user, k, **filters)
     items = recs.items
@@ -57,8 +64,10 @@ def render() -> None:
         if recs.fallback:
             st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
         if items.empty:
-            st.info("No item passes these filters. Clear the category filter or show blockbusters.",
-                    icon=":material/filter_alt_off:")
+            st.info(
+                "No item passes these filters. Clear the category filter or show blockbusters.",
+                icon=":material/filter_alt_off:",
+            )
         base = {"dataset": cur.row["dataset"], "model": cur.key, "user": user}
         links = {str(i): deep_link("why", {**base, "item": i, "page": "why"}) for i in items["item_id"]}
         deltas = {}
@@ -67,11 +76,18 @@ def render() -> None:
         slot = st.empty()
         slot.html(rec_cards(items, links=links, deltas=deltas))
         if status == "known" and not items.empty and cur.is_gat:
-            reasons = _reasons(rec, user, items["item_id"].head(REASONS_SHOWN).tolist())
+            # Reasons cost one explanation each: the first few are computed as the page opens (memoised,
+            # so "Why this item?" then opens at once for them), the rest on request.
+            ids = items["item_id"].astype(str).tolist()
+            wanted = ids if st.session_state.get(f"all_reasons|{cur.key}|{user}") else ids[: cur.settings.list_reasons]
+            reasons = _reasons(rec, user, wanted)
             if reasons:
                 slot.html(rec_cards(items, links=links, deltas=deltas, reasons=reasons))
-            else:
-                st.caption("One-line reasons appear here once the explanation module is available.")
+            if len(reasons) < len(ids) and st.button(
+                f"Reasons for all {len(ids)}", icon=":material/notes:", key="w_all_reasons"
+            ):
+                st.session_state[f"all_reasons|{cur.key}|{user}"] = True
+                st.rerun()
         if not items.empty and status == "known":
             _why_button(cur, user, items)
     with right:
@@ -80,13 +96,16 @@ def render() -> None:
 
 
 def _reasons(rec: Any, user: str, item_ids: list[str]) -> dict[str, str]:
+    """First sentence of each item's plain-language reason (stops at the first unavailable one)."""
     out: dict[str, str] = {}
-    with st.spinner("Explaining the top items…"):
+    if not item_ids:
+        return out
+    with st.spinner(f"Explaining {len(item_ids)} item(s)…"):
         for item in item_ids:
-            text = adapters.reason(rec, user, str(item))
+            text = adapters.reason(rec, user, str(item), k=int(context.selection().get("k") or context.DEFAULT_K))
             if text is None:
                 break
-            out[str(item)] = text
+            out[str(item)] = adapters.first_sentence(text)
     return out
 
 
@@ -96,13 +115,20 @@ def _why_button(cur: context.Current, user: str, items: pd.DataFrame) -> None:
     titles = dict(zip(options, items["title"], strict=True))
     col_item, col_go = st.columns([4, 1], vertical_alignment="bottom")
     with col_item:
-        item = st.selectbox("Explain an item", options, format_func=lambda i: f"{titles[i]} ({i})",
-                            key="w_why_item")
+        item = st.selectbox("Explain an item", options, format_func=lambda i: f"{titles[i]} ({i})", key="w_why_item")
     with col_go:
         if st.button("Why?", icon=":material/hub:", type="primary", width="stretch"):
             sel["item"] = item
-            st.switch_page(context.PAGES["why"][0], query_params={
-                "dataset": cur.row["dataset"], "model": cur.key, "user": user, "item": item, "page": "why"})
+            st.switch_page(
+                context.PAGES["why"][0],
+                query_params={
+                    "dataset": cur.row["dataset"],
+                    "model": cur.key,
+                    "user": user,
+                    "item": item,
+                    "page": "why",
+                },
+            )
 
 
 def _profile(cur: context.Current, user: str, status: str) -> None:
@@ -110,10 +136,14 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
     users = state.user_table(rec, cur.key)
     row = users[users["user_id"] == user].iloc[0]
     attrs = [c for c in users.columns if c not in ("user_id", "n_logged", "n_train", "status")]
-    st.html(tiles([
-        ("training interactions", f"{int(row['n_train'])}", f"{int(row['n_logged'])} logged in total"),
-        *[(a.replace("_", " "), str(row[a]), None) for a in attrs[:3]],
-    ]))
+    st.html(
+        tiles(
+            [
+                ("training interactions", f"{int(row['n_train'])}", f"{int(row['n_logged'])} logged in total"),
+                *[(a.replace("_", " "), str(row[a]), None) for a in attrs[:3]],
+            ]
+        )
+    )
     st.subheader("History", anchor=False)
     if status == "unknown":
         return
@@ -122,11 +152,18 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         st.caption("No logged interactions: the list is the labelled most-popular fallback.")
         return
     shown = history.assign(categories=history["categories"].map(", ".join))[
-        ["title", "categories", "rating", "date", "part"]]
-    st.dataframe(shown, width="stretch", hide_index=True, height=360, column_config={
-        "rating": st.column_config.NumberColumn("rating", format="%.1f ★"),
-        "part": st.column_config.TextColumn("split", help="train: the model learned from it; valid/test: held out"),
-    })
+        ["title", "categories", "rating", "date", "part"]
+    ]
+    st.dataframe(
+        shown,
+        width="stretch",
+        hide_index=True,
+        height=360,
+        column_config={
+            "rating": st.column_config.NumberColumn("rating", format="%.1f ★"),
+            "part": st.column_config.TextColumn("split", help="train: the model learned from it; valid/test: held out"),
+        },
+    )
 
 
 def _delta(before: int, after: int) -> str:

@@ -32,8 +32,13 @@ def render() -> None:
     c_user, c_other, c_k = st.columns([5, 3, 2], vertical_alignment="bottom")
     with c_other:
         default = next((r["key"] for r in others if r.get("model") != cur.row.get("model")), others[0]["key"])
-        other_key = st.selectbox("Compare with", list(labels), index=list(labels).index(default),
-                                 format_func=labels.get, key="w_compare_other")
+        other_key = st.selectbox(
+            "Compare with",
+            list(labels),
+            index=list(labels).index(default),
+            format_func=labels.get,
+            key="w_compare_other",
+        )
     with c_k:
         k = bound_k("K", key="w_compare_k")
     with c_user:
@@ -43,7 +48,7 @@ def render() -> None:
     other_row = next(r for r in others if r["key"] == other_key)
     try:
         other = state.load_recommender(str(cur.settings.cache_dir), other_row["path"])
-    except state.ModelNotReady as exc:
+    except state.ModelNotReadyError as exc:
         st.error(f"{other_key}: {exc}", icon=":material/build:")
         st.stop()
 
@@ -55,10 +60,13 @@ def render() -> None:
     name_a, name_b = str(cur.row.get("model")), str(other_row.get("model"))
     if name_a == name_b:
         name_a, name_b = cur.key, other_key
-    st.plotly_chart(charts.overlap_venn(len(ids_a), len(ids_b), len(both), (name_a, name_b)), width="stretch",
-                    key="overlap")
-    st.caption(f"{len(both)} of the top {k} items in common · Jaccard overlap {jaccard:.2f}. "
-               "Items only one model recommends are highlighted.")
+    st.plotly_chart(
+        charts.overlap_venn(len(ids_a), len(ids_b), len(both), (name_a, name_b)), width="stretch", key="overlap"
+    )
+    st.caption(
+        f"{len(both)} of the top {k} items in common · Jaccard overlap {jaccard:.2f}. "
+        "Items only one model recommends are highlighted."
+    )
     left, right = st.columns(2, gap="large")
     for col, recs, name, own in ((left, a, name_a, ids_a), (right, b, name_b, ids_b)):
         with col:
@@ -67,8 +75,11 @@ def render() -> None:
                 st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
             st.html(rec_cards(recs.items, highlight=own - both))
     st.subheader("Test metrics", anchor=False)
-    st.plotly_chart(charts.metric_bars(_metric_frame({name_a: cur.row, name_b: other_row}), current=name_a),
-                    width="stretch", key="compare_metrics")
+    st.plotly_chart(
+        charts.metric_bars(_metric_frame({name_a: cur.row, name_b: other_row}), current=name_a),
+        width="stretch",
+        key="compare_metrics",
+    )
     context.write_url("compare", "user", "k")
 
 

@@ -21,9 +21,7 @@ def render() -> None:
     cur = context.require_model()
     rec, meta = cur.rec, cur.rec.meta
     st.title("GATLens", anchor=False)
-    st.caption(
-        "An explainable graph-attention recommender: what each user gets, why, and whether it is fair."
-    )
+    st.caption("An explainable graph-attention recommender: what each user gets, why, and whether it is fair.")
     _tour(cur)
 
     left, right = st.columns(2, gap="large")
@@ -49,10 +47,18 @@ def _tour(cur: context.Current) -> None:
         st.markdown("**Guided tour** — four stops, each a shareable deep link:")
         cols = st.columns(4)
         steps = [
-            ("recommendations", "1 · A user's top 10", {"user": user, "k": 10},
-             "The list, the history behind it, a reason per item."),
-            ("why", "2 · Why this item?", {"user": user, "item": item},
-             "Attention subgraph, attributions, counterfactual, what-if."),
+            (
+                "recommendations",
+                "1 · A user's top 10",
+                {"user": user, "k": 10},
+                "The list, the history behind it, a reason per item.",
+            ),
+            (
+                "why",
+                "2 · Why this item?",
+                {"user": user, "item": item},
+                "Attention subgraph, attributions, counterfactual, what-if.",
+            ),
             ("fairness", "3 · Is it fair?", {}, "Groups with confidence intervals, exposure, trade-offs."),
             ("compare", "4 · Against a baseline", {"user": user}, "Two models' lists side by side."),
         ]
@@ -67,13 +73,20 @@ def _dataset_card(rec: Any) -> None:
     summary = rec.dataset_summary()
     split = rec.meta.get("data", {})
     st.subheader(f"Dataset · {summary['dataset']}", anchor=False)
-    st.html(tiles([
-        ("users", f"{summary['users']:,}", None),
-        ("items", f"{summary['items']:,}", f"{len(summary['categories'])} categories"),
-        ("interactions", f"{summary['interactions']:,}",
-         f"train {split.get('train', 0):,} · valid {split.get('valid', 0):,} · test {split.get('test', 0):,}"),
-        ("density", f"{summary['density']:.2%}", "share of user–item pairs observed"),
-    ]))
+    st.html(
+        tiles(
+            [
+                ("users", f"{summary['users']:,}", None),
+                ("items", f"{summary['items']:,}", f"{len(summary['categories'])} categories"),
+                (
+                    "interactions",
+                    f"{summary['interactions']:,}",
+                    " · ".join(f"{part} {split.get(part, 0):,}" for part in ("train", "valid", "test")),
+                ),
+                ("density", f"{summary['density']:.2%}", "share of user–item pairs observed"),
+            ]
+        )
+    )
     st.plotly_chart(charts.long_tail(rec.item_popularity), width="stretch", key="long_tail")
     per_user = summary["interactions_per_user"]
     attrs = ", ".join(summary["user_attributes"]) or "none"
@@ -89,13 +102,21 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     st.subheader(f"Model · {meta.get('model', '?')}", anchor=False)
     params = meta.get("parameters")
     trainable = meta.get("trainable_parameters")
-    st.html(tiles([
-        ("test NDCG@10", _fmt(meta.get("metrics", {}).get("test_ndcg@10")), "full ranking, all items"),
-        ("parameters", f"{params:,}" if params else "—", f"{trainable:,} trainable" if trainable else None),
-        ("epochs", f"{training.get('epochs', '—')}", f"best {training.get('best_epoch', '—')}"
-         + (" · stopped early" if training.get("stopped_early") else "")),
-        ("training time", f"{training.get('seconds', 0):.0f} s", f"on {training.get('device', '?')}"),
-    ]))
+    st.html(
+        tiles(
+            [
+                ("test NDCG@10", _fmt(meta.get("metrics", {}).get("test_ndcg@10")), "full ranking, all items"),
+                ("parameters", f"{params:,}" if params else "—", f"{trainable:,} trainable" if trainable else None),
+                (
+                    "epochs",
+                    f"{training.get('epochs', '—')}",
+                    f"best {training.get('best_epoch', '—')}"
+                    + (" · stopped early" if training.get("stopped_early") else ""),
+                ),
+                ("training time", f"{training.get('seconds', 0):.0f} s", f"on {training.get('device', '?')}"),
+            ]
+        )
+    )
     if cur.rec.curve:
         st.plotly_chart(charts.training_curve(cur.rec.curve), width="stretch", key="curve")
     sha = lm.get("weights_sha256")
@@ -136,11 +157,13 @@ def _metrics_vs_baselines(cur: context.Current) -> None:
     with chart:
         st.plotly_chart(charts.metric_bars(frame, current=current), width="stretch", key="metric_bars")
     with table:
-        wide = frame.pivot(index="model", columns="metric", values="value")[list(
-            m for m in _HEADLINE_METRICS if m in set(frame["metric"]))]
+        wide = frame.pivot(index="model", columns="metric", values="value")[
+            list(m for m in _HEADLINE_METRICS if m in set(frame["metric"]))
+        ]
         wide = wide.sort_values(wide.columns[0], ascending=False)
-        st.dataframe(wide, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                                           for c in wide.columns})
+        st.dataframe(
+            wide, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in wide.columns}
+        )
 
 
 def _fmt(value: Any) -> str:

@@ -1,0 +1,248 @@
+"""Scale and update benchmarks: prints the figures BENCHMARKS.md records.
+
+Sections (``--section``, default ``all``):
+
+* ``scale``: the demo world at ~1M interactions (``--scale 13``) trained on this CPU with
+  mini-batch neighbour sampling for a fixed number of epochs; prints s/epoch and peak RSS
+  (target <= 6 GB). For the headline RSS run it under ``/usr/bin/time -v``::
+
+      /usr/bin/time -v .venv/bin/python scripts/bench_scale.py --section scale --epochs 2
+
+* ``minibatch``: ml-100k, full-batch vs mini-batch training with the same config and
+  early stopping; test NDCG@10 of each (target: mini-batch within 2% relative).
+* ``update``: temporal ml-100k: train on the first 90% of the log by time, update with the
+  next 5% (``update_model``: warm start, 5 epochs), test on the last 5%; the same training
+  data retrained from scratch with early stopping; time and NDCG@10 of each (targets:
+  update >= 5x faster, NDCG@10 within 1%).
+
+Usage::
+
+    .venv/bin/python scripts/bench_scale.py --section minibatch --data-dir ../shared/datasets/ml-100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine.config import RunConfig
+from engine.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
+from engine.data.split import W_RATING, W_RECENCY, I, SplitData, U
+from engine.evaluation.ranking import evaluate
+from engine.pipeline import make_model, prepare, train_or_load
+from engine.training.loop import fit
+from engine.training.minibatch import choose_mode, fit_minibatch
+
+FANOUT = (15, 10)
+
+
+def peak_rss_gb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def section_scale(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = RunConfig().with_overrides(
+        data={"scale": args.scale},
+        features={"text": args.text},
+        train={"epochs": args.epochs, "eval_every": args.epochs, "patience": args.epochs},
+    )
+    t0 = time.perf_counter()
+    prep = prepare(cfg, cache_dir=Path(args.cache_dir), progress=False)
+    t_prep = time.perf_counter() - t0
+    model = make_model(prep)
+    mode = choose_mode(prep.graph, model=model)
+    result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=FANOUT)
+    epochs = [c["train_seconds"] for c in result.curve]
+    # The first epoch pays one-time costs (optimizer imports, allocator warm-up): reported apart.
+    steady = epochs[1:] or epochs
+    out = {
+        "interactions": len(prep.dataset.interactions),
+        "train_pairs": len(prep.split.train),
+        "users": prep.split.n_users,
+        "items": prep.split.n_items,
+        "directed_edges": prep.graph.num_edges,
+        "auto_mode": mode,
+        "fanout": list(FANOUT),
+        "text_features": prep.text.embeddings is not None,
+        "prepare_seconds": round(t_prep, 1),
+        "epochs": result.epochs,
+        "first_epoch_seconds": round(epochs[0], 1),
+        "seconds_per_epoch": round(float(np.mean(steady)), 1),
+        "edges_per_step": round(float(np.mean([c["edges_per_step"] for c in result.curve]))),
+        "valid_ndcg@10_after": round(result.best_valid, 4),
+        "torch_threads": torch.get_num_threads(),
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+    }
+    print(
+        f"scale: {out['interactions']:,} interactions, {out['directed_edges']:,} directed edges -> {mode}; "
+        f"{out['seconds_per_epoch']} s/epoch over {out['epochs']} epochs "
+        f"({out['edges_per_step']:,} edges/step), valid ndcg@10 {out['valid_ndcg@10_after']}, "
+        f"peak RSS {out['peak_rss_gb']} GB"
+    )
+    return out
+
+
+def _ml100k(args: argparse.Namespace) -> Dataset:
+    from engine.data.registry import load_dataset
+
+    return load_dataset("ml-100k", args.data_dir)
+
+
+def section_minibatch(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = RunConfig().with_overrides(data={"dataset": "ml-100k", "data_dir": args.data_dir})
+    # Full batch through the pipeline (the cached artifact of `gatlens train --dataset ml-100k
+    # --data-dir ...` when there is one: same config, same fingerprint), mini-batch on the same data.
+    t0 = time.perf_counter()
+    rec = train_or_load(cfg, cache_dir=Path(args.cache_dir))
+    full_seconds = time.perf_counter() - t0
+    prep = rec.prep
+    out: dict[str, Any] = {"config": "default RunConfig (early stopping, patience 10)", "fanout": list(FANOUT)}
+    test = evaluate(rec.model, prep.split, "test", ks=(10,)).overall
+    training = rec.meta["training"]
+    out["full"] = {
+        "test_ndcg@10": round(test["ndcg@10"], 4),
+        "test_recall@10": round(test["recall@10"], 4),
+        "best_valid_ndcg@10": round(training["best_valid_ndcg@10"], 4),
+        "epochs": training["epochs"],
+        "best_epoch": training["best_epoch"],
+        "seconds": training["seconds"],
+        "from_cache": full_seconds < training["seconds"],
+    }
+    print(f"minibatch: full      {out['full']}")
+    torch.manual_seed(cfg.train.seed)
+    model = make_model(prep)
+    t0 = time.perf_counter()
+    result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=FANOUT)
+    seconds = time.perf_counter() - t0
+    test = evaluate(model, prep.split, "test", ks=(10,)).overall
+    out["minibatch"] = {
+        "test_ndcg@10": round(test["ndcg@10"], 4),
+        "test_recall@10": round(test["recall@10"], 4),
+        "best_valid_ndcg@10": round(result.best_valid, 4),
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "seconds": round(seconds, 1),
+        "edges_per_step": round(float(np.mean([c["edges_per_step"] for c in result.curve]))),
+        "directed_edges": prep.graph.num_edges,
+    }
+    print(f"minibatch: minibatch {out['minibatch']}")
+    full, mini = out["full"]["test_ndcg@10"], out["minibatch"]["test_ndcg@10"]
+    out["relative_difference"] = round((mini - full) / full, 4)
+    print(f"minibatch: mini-batch vs full-batch test ndcg@10 {mini} vs {full} ({out['relative_difference']:+.2%})")
+    return out
+
+
+def _temporal_test(split: SplitData, rows: pd.DataFrame, threshold: float) -> SplitData:
+    """``split`` with its test part replaced by the later log's positives the model can score."""
+    idmap = split.idmap
+    pos = rows[(rows[RATING] >= threshold) & rows[USER].map(idmap.has_user) & rows[ITEM].map(idmap.has_item)]
+    test = pd.DataFrame({U: idmap.user_indices(pos[USER].tolist()), I: idmap.item_indices(pos[ITEM].tolist())})
+    test[W_RATING] = np.float32(1.0)
+    test[W_RECENCY] = np.float32(1.0)
+    test[TIMESTAMP] = pos[TIMESTAMP].to_numpy()
+    test = test.drop_duplicates([U, I]).sort_values([U, I]).reset_index(drop=True)
+    return SplitData(idmap, split.train, split.valid, test)
+
+
+def section_update(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.update import update_model
+
+    ds = _ml100k(args)
+    log = ds.interactions.sort_values([TIMESTAMP, USER, ITEM], kind="stable").reset_index(drop=True)
+    n90, n95 = int(len(log) * 0.90), int(len(log) * 0.95)
+    base = Dataset(ds.name, log.iloc[:n90].reset_index(drop=True), ds.items, ds.users, ds.rating_scale)
+    new_rows, later = log.iloc[n90:n95].reset_index(drop=True), log.iloc[n95:].reset_index(drop=True)
+    # The base model's own split: 85/10/5 of the first 90% (its test part simply stays held out).
+    cfg = RunConfig().with_overrides(data={"dataset": "ml-100k", "ratios": (0.85, 0.1, 0.05)})
+    with tempfile.TemporaryDirectory(prefix="gatlens-bench-") as tmp:
+        cache = Path(tmp)
+        text_cache = Path(args.cache_dir) / "text"
+        if text_cache.is_dir():
+            (cache / "text").symlink_to(text_cache.resolve())
+        t0 = time.perf_counter()
+        old = train_or_load(cfg, dataset=base, cache_dir=cache)
+        t_base = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new = update_model(old, new_rows, epochs=args.update_epochs, cache_dir=cache)
+        t_update = time.perf_counter() - t0
+    # Full retrain: the very same training data (the update's merged split), from scratch.
+    torch.manual_seed(cfg.train.seed)
+    fresh = make_model(new.prep)
+    t0 = time.perf_counter()
+    result = fit(fresh, new.prep.graph, new.prep.split, cfg.train)
+    t_retrain = time.perf_counter() - t0
+    threshold = cfg.data.threshold or 0.0
+    eval_split = _temporal_test(new.prep.split, later, threshold)
+    upd = evaluate(new.model, eval_split, "test", ks=(10,)).overall
+    ret = evaluate(fresh, eval_split, "test", ks=(10,)).overall
+    before = evaluate(old.model, _temporal_test(old.prep.split, later, threshold), "test", ks=(10,)).overall
+    card = new.meta["update"]
+    out = {
+        "log": {"base_rows": n90, "update_rows": n95 - n90, "test_rows": len(log) - n95},
+        "test_pairs": len(eval_split.test),
+        "test_users": int(eval_split.test[U].nunique()),
+        "base_training_seconds": round(t_base, 1),
+        "update": {
+            "seconds": round(t_update, 1),
+            "train_seconds": card["seconds_train"],
+            "epochs": card["epochs"],
+            "best_epoch": card["best_epoch"],
+            "new_users": card["new_users"],
+            "test_ndcg@10": round(upd["ndcg@10"], 4),
+        },
+        "retrain": {
+            "seconds": round(t_retrain, 1),
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            "test_ndcg@10": round(ret["ndcg@10"], 4),
+        },
+        "no_update_test_ndcg@10": round(before["ndcg@10"], 4),
+    }
+    out["speedup"] = round(t_retrain / t_update, 2)
+    out["ndcg_relative_difference"] = round((upd["ndcg@10"] - ret["ndcg@10"]) / ret["ndcg@10"], 4)
+    print(
+        f"update: {out['update']['seconds']} s (update_model, {card['epochs']} epochs) vs retrain "
+        f"{out['retrain']['seconds']} s ({result.epochs} epochs): {out['speedup']}x; test ndcg@10 on the last 5%: "
+        f"update {out['update']['test_ndcg@10']} vs retrain {out['retrain']['test_ndcg@10']} "
+        f"({out['ndcg_relative_difference']:+.2%}); without the update {out['no_update_test_ndcg@10']}"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--section", default="all", choices=("all", "scale", "minibatch", "update"))
+    p.add_argument("--scale", type=float, default=13.0, help="demo world scale for 'scale' (default: 13, ~1M)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs of the 'scale' run (default: 2)")
+    p.add_argument("--no-text", dest="text", action="store_false", help="'scale' without language-model features")
+    p.add_argument("--data-dir", default="../shared/datasets/ml-100k", help="ml-100k folder")
+    p.add_argument("--cache-dir", default="data/cache", help="feature cache (default: data/cache)")
+    p.add_argument("--update-epochs", type=int, default=5, help="warm-start epochs (default: 5)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = ("scale", "minibatch", "update") if args.section == "all" else (args.section,)
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    for name in sections:
+        results[name] = globals()[f"section_{name}"](args)
+    results["peak_rss_gb"] = round(peak_rss_gb(), 2)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Pure builders (no Streamlit run): graph view, HTML fragments, charts, report, settings, import rules."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.components import charts
+from dashboard.components.graph_view import MAX_NODES, network_html, node_count
+from dashboard.components.html import deep_link, esc, rec_cards, tiles
+from dashboard.settings import load_settings, model_key
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _graph(n_items: int = 3):
+    nodes = pd.DataFrame(
+        {
+            "id": ["u1", "t1", *[f"h{i}" for i in range(n_items)]],
+            "kind": ["user", "target", *["history"] * n_items],
+            "label": ["u1", HOSTILE, *[f"Film {i}" for i in range(n_items)]],
+            "importance": [1.0, 1.0, *np.linspace(0.1, 0.5, n_items)],
+        }
+    )
+    edges = pd.DataFrame(
+        {
+            "src": ["u1"] * n_items,
+            "dst": [f"h{i}" for i in range(n_items)],
+            "weight": ([0.4, -0.2, 0.1] * n_items)[:n_items],
+            "detail": [HOSTILE] * n_items,
+        }
+    )
+    return nodes, edges
+
+
+def test_network_html_is_offline_escaped_and_counts_nodes() -> None:
+    nodes, edges = _graph()
+    page = network_html(nodes, edges)
+    assert node_count(page) == 5
+    assert "<script src=" not in page and "cdnjs" not in page.split("<body>")[1]
+    data = json.loads(page.split("nodes = new vis.DataSet(")[1].split(");")[0])
+    target = next(n for n in data if n["id"] == "t1")
+    assert target["title"] == "<b>&lt;img src=x onerror=alert(1)&gt;</b><br>recommended item · t1"
+    assert "<img" not in page.split("nodes = new vis.DataSet(")[1].split("</script>")[0]
+    edge_data = json.loads(page.split("edges = new vis.DataSet(")[1].split(");")[0])
+    assert [round(e["width"], 4) for e in edge_data] == [8.0, round(0.5 + 7.5 * 0.5, 4), round(0.5 + 7.5 * 0.25, 4)]
+    assert edge_data[1]["color"]["color"] == "#ef4444"  # negative attribution in red
+    assert "box.innerHTML = entry.title" in page  # escaped tooltips become elements
+
+
+def test_network_html_refuses_oversized_or_broken_graphs() -> None:
+    nodes, edges = _graph(MAX_NODES - 1)
+    with pytest.raises(ValueError, match="at most 150 nodes"):
+        network_html(nodes, edges.iloc[:0])
+    nodes, edges = _graph()
+    with pytest.raises(ValueError, match="not in the node table"):
+        network_html(nodes, edges.assign(dst="ghost"))
+    with pytest.raises(ValueError, match="unknown node kind"):
+        network_html(nodes.assign(kind="alien"), edges)
+
+
+def test_cards_and_tiles_escape_every_data_string() -> None:
+    items = pd.DataFrame(
+        {
+            "rank": [1],
+            "item_id": ['i"1'],
+            "title": [HOSTILE],
+            "categories": [("<b>x</b>",)],
+            "score": [0.5],
+            "popularity": [3],
+        }
+    )
+    html = rec_cards(items, reasons={'i"1': HOSTILE}, links={'i"1': 'why?item=i"1'})
+    assert "<img" not in html and "<b>x</b>" not in html
+    assert esc(HOSTILE) in html and 'data-item="i&quot;1"' in html and 'href="why?item=i&quot;1"' in html
+    assert tiles([("a<", "1>", None)]) == (
+        '<div class="gl-tiles"><div class="gl-tile"><div class="gl-tile-label">'
+        'a&lt;</div><div class="gl-tile-value">1&gt;</div></div></div>'
+    )
+    assert deep_link("why", {"user": "u 1", "item": None, "k": 10}) == "why?user=u+1&k=10"
+
+
+def test_charts_escape_and_compute() -> None:
+    fig = charts.long_tail(np.array([10, 5, 3, 1, 1]), head_share=0.2)
+    assert fig.layout.title.text == "Long tail: the top 20% of items hold 50% of interactions"
+    frame = pd.DataFrame({"label": [HOSTILE, "b", "c"], "value": [0.1, -0.5, 0.2]})
+    bars = charts.attribution_bars(frame)
+    # Largest magnitude on top (plotly draws the last bar on top); labels escaped for plotly's HTML subset.
+    assert list(bars.data[0].y) == [esc(HOSTILE), "c", "b"]
+    assert list(bars.data[0].marker.color) == [charts.ACCENT, charts.ACCENT, charts.NEGATIVE]
+    groups = pd.DataFrame(
+        {
+            "group": ["a", "b"],
+            "value": [0.2, 0.1],
+            "ci_low": [0.1, 0.0],
+            "ci_high": [0.3, 0.4],
+            "size": [100, 5],
+            "too_small": [False, True],
+        }
+    )
+    ci = charts.group_intervals(groups, metric="ndcg@10", feature="gender")
+    assert [t.name for t in ci.data] == ["group", "too small to judge"]
+    assert list(ci.data[0].error_x.array) == pytest.approx([0.1])
+    trade = charts.tradeoff(
+        pd.DataFrame({"strength": [0, 0.5, 1], "aplt": [0, 0.1, 0.3], "ndcg@10": [0.3, 0.28, 0.2]}),
+        x="aplt",
+        y="ndcg@10",
+        selected=0.5,
+    )
+    assert trade.data[-1].x == (0.1,) and trade.data[-1].name == "strength 0.5"
+
+
+def test_audit_report_is_one_offline_document() -> None:
+    from types import SimpleNamespace
+
+    from dashboard.components.report import audit_report_html
+
+    groups = pd.DataFrame(
+        {
+            "feature": ["group"] * 2,
+            "group": [HOSTILE, "b"],
+            "metric": ["ndcg@10"] * 2,
+            "value": [0.2, 0.1],
+            "ci_low": [0.1, 0.0],
+            "ci_high": [0.3, 0.2],
+            "size": [50, 40],
+            "too_small": [False, False],
+        }
+    )
+    report = SimpleNamespace(
+        settings={"dataset": "demo", "model": "gat", "k": 10, "n_boot": 100, "definitions": {"gini": "RecBole"}},
+        accuracy={"ndcg@10": 0.25},
+        beyond_accuracy={"gini_index": 0.5, "aplt": 0.1},
+        groups=groups,
+        disparities=None,
+        exposure=pd.DataFrame(
+            {
+                "dimension": ["popularity"] * 2,
+                "group": ["head", "tail"],
+                "exposure_share": [0.8, 0.2],
+                "catalog_share": [0.2, 0.8],
+            }
+        ),
+        lorenz=pd.DataFrame({"x": [0, 0.5, 1], "y": [0, 0.2, 1]}),
+        tradeoff=None,
+    )
+    doc = audit_report_html(report, title="Audit <demo>")
+    assert doc.startswith("<!doctype html>") and "<title>Audit &lt;demo&gt;</title>" in doc
+    assert doc.count("* plotly.js v") == 1  # plotly.js inlined once, shared by every figure
+    assert not re.search(r"<(script|link)[^>]*(src|href)=", doc)  # nothing fetched when opened
+    assert "<img src=x" not in doc and "&lt;img src=x onerror=alert(1)&gt;" in doc
+    assert "<td>0.2500</td>" in doc
+
+
+def test_settings_from_environment(tmp_path) -> None:
+    cfg = load_settings(
+        {
+            "GATLENS_CACHE_DIR": str(tmp_path),
+            "GATLENS_DATASET": "ml-100k",
+            "GATLENS_EPOCHS": "7",
+            "GATLENS_TEXT": "0",
+            "GATLENS_LIST_REASONS": "5",
+        }
+    )
+    assert (cfg.cache_dir, cfg.dataset, cfg.epochs, cfg.text, cfg.list_reasons) == (tmp_path, "ml-100k", 7, False, 5)
+    run = cfg.train_config()
+    assert (run.data.dataset, run.train.epochs, run.features.text) == ("ml-100k", 7, False)
+    with pytest.raises(ValueError, match="GATLENS_EPOCHS must be a int"):
+        load_settings({"GATLENS_EPOCHS": "many"})
+    assert model_key("gat", "02a36f00cf1d17a94c57", 3) == "gat-02a36f00-v3"
+
+
+def test_dashboard_never_imports_torch_and_uses_new_apis() -> None:
+    forbidden = {"torch", "torch_geometric", "captum"}
+    for path in sorted((ROOT / "dashboard").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not roots & forbidden, path
+        text = path.read_text(encoding="utf-8")
+        assert "use_container_width" not in text and "components.v1" not in text, path
+
+
+def test_faithfulness_badge_reads_the_verified_counterfactual() -> None:
+    from types import SimpleNamespace
+
+    from dashboard.adapters import faithfulness_badge, first_sentence
+
+    def exp(found: bool, n: int, old: int | None = 2, new: int | None = 14) -> SimpleNamespace:
+        cf = SimpleNamespace(
+            found=found,
+            removed=pd.DataFrame({"item_id": range(n)}),
+            old_rank=old,
+            new_rank=new,
+            k=10,
+            note="removing all 7 positively attributed interactions keeps the item in the top-10",
+        )
+        return SimpleNamespace(counterfactual=cf)
+
+    label, tone, text = faithfulness_badge(exp(True, 2))
+    assert (label, tone) == ("faithful: 2 interactions move the rank", "good")
+    assert "drops the item from #2 to #14, out of the top 10" in text
+    assert faithfulness_badge(exp(True, 1))[0] == "faithful: 1 interaction moves the rank"
+    assert faithfulness_badge(exp(True, 9))[:2] == ("diffuse: 9 interactions needed to move it", "warn")
+    assert faithfulness_badge(exp(False, 0))[:2] == ("robust: no small set explains it", "warn")
+    assert faithfulness_badge(exp(False, 0, old=None))[1] == "neutral"
+    assert faithfulness_badge(SimpleNamespace(counterfactual=None))[0] == "not checked"
+    assert first_sentence("Because you liked A. It is also Drama.") == "Because you liked A."
+    assert first_sentence("No period here") == "No period here"

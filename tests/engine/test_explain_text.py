@@ -1,0 +1,115 @@
+"""The plain-language reason says only what the numbers support (hand-built tables)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from engine.explain.text import cited_history, join_titles, reason_fallback, reason_for
+
+
+def _history(rows: list[tuple[str, float, float, tuple[str, ...]]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["title", "rating", "attribution", "categories"])
+    frame["share"] = frame["attribution"]  # shares of a total of 1.0 in these tables
+    return frame.sort_values("attribution", ascending=False).reset_index(drop=True)
+
+
+def _groups(categories: float = 0.1) -> pd.DataFrame:
+    return pd.DataFrame({"group": ["categories", "text", "id", "edge_weight"], "attribution": [categories, 0, 0.5, 0]})
+
+
+def _inter(history: float, audience: float) -> pd.DataFrame:
+    return pd.DataFrame({"kind": ["history", "audience"], "share": [history, audience]})
+
+
+def _reason(history, *, groups=None, inter=None, rated=True, cats=("Animation",), cf=None) -> str:
+    return reason_for(
+        title="Target",
+        item_categories=cats,
+        history=history,
+        interactions=inter if inter is not None else _inter(0.6, 0.1),
+        feature_groups=groups if groups is not None else _groups(),
+        rated=rated,
+        high_rating=4.0,
+        counterfactual=cf,
+    )
+
+
+def test_join_titles():
+    assert join_titles([]) == ""
+    assert join_titles(["A"]) == "A"
+    assert join_titles(["A", "B", "C"]) == "A, B and C"
+
+
+def test_cites_high_ratings_with_their_share():
+    h = _history(
+        [
+            ("Toy Story (1995)", 5, 0.40, ("Animation",)),
+            ("Aladdin (1992)", 4, 0.21, ("Animation",)),
+            ("Heat (1995)", 5, 0.05, ("Crime",)),
+        ]
+    )
+    assert cited_history(h)["title"].tolist() == ["Toy Story (1995)", "Aladdin (1992)"]  # 0.05 < 0.40 / 2
+    text = _reason(h)
+    assert text.startswith(
+        "Because you rated Toy Story (1995) and Aladdin (1992) highly (61% of the edge attribution)."
+    )
+    assert "It is also Animation, like 2 of your favourites." in text
+    assert "Heat" not in text
+
+
+def test_no_highly_for_a_middling_rating():
+    h = _history([("A", 5, 0.40, ()), ("B", 3, 0.30, ())])
+    text = _reason(h)
+    assert "highly" not in text
+    assert text.startswith("Because you rated A 5★ and B 3★ (70% of the edge attribution).")
+
+
+def test_implicit_feedback_wording():
+    h = _history([("A", float("nan"), 0.5, ("Animation",)), ("B", float("nan"), 0.3, ("Animation",))])
+    text = _reason(h, rated=False)
+    assert text.startswith("Because you interacted with A and B (80% of the edge attribution).")
+    assert "like 2 of the items in your history" in text
+
+
+def test_thin_attribution_is_called_thin():
+    h = _history([("A", 5, 0.06, ()), ("B", 5, 0.04, ()), ("C", 5, 0.03, ()), ("D", 5, 0.02, ())])
+    text = _reason(h)
+    assert text.startswith("No single past interaction stands out: your top 3 account for only 13% of the edge")
+    assert "while your 4 past interactions together carry 60% and the 1 other person who chose Target 10%." in text
+    assert "highly" not in text
+
+
+def test_negative_attributions_are_never_cited():
+    h = _history([("A", 5, -0.2, ()), ("B", 5, -0.1, ())])
+    text = _reason(h)
+    assert text.startswith("None of your past interactions raises the score of Target.")
+    assert "A" not in text.replace("Animation", "")
+
+
+def test_category_clause_needs_support():
+    h = _history([("A", 5, 0.5, ("Animation",)), ("B", 5, 0.3, ("Animation",))])
+    assert "Animation" not in _reason(h, groups=_groups(categories=-0.01))  # categories lower the score
+    one = _history([("A", 5, 0.5, ("Animation",)), ("B", 5, 0.3, ("Drama",))])
+    assert "It is also" not in _reason(one)  # a single favourite is not a pattern
+    low = _history([("A", 3, 0.5, ("Animation",)), ("B", 2, 0.3, ("Animation",))])
+    assert "It is also" not in _reason(low)  # ratings below 4 are not favourites
+
+
+def test_audience_and_counterfactual_clauses():
+    h = _history([("A", 5, 0.2, ()), ("B", 5, 0.15, ())])
+    text = _reason(h, inter=_inter(0.35, 0.5))
+    assert (
+        "More of the credit (50%) goes to the people who already liked Target than to your own history (35%)." in text
+    )
+    removed = pd.DataFrame({"title": ["A"]})
+    cf = SimpleNamespace(found=True, removed=removed, new_rank=14)
+    assert "Without A in your history it would fall to rank 14 (verified by re-scoring)." in _reason(h, cf=cf)
+    not_found = SimpleNamespace(found=False, removed=removed.iloc[:0], new_rank=None)
+    assert "Without" not in _reason(h, cf=not_found)
+
+
+def test_fallback_reason():
+    text = reason_fallback("Star Wars (1977)", 1, 583)
+    assert "popularity fallback" in text and "#1 most popular" in text and "583" in text

@@ -1,0 +1,130 @@
+"""Mini-batch training: mode choice, layer-wise inference, equivalence with fit, sampled training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+import torch
+
+from engine.config import RunConfig, TrainConfig
+from engine.data.synthetic import generate_demo_world
+from engine.evaluation.ranking import evaluate
+from engine.models.gat import GraphRecommender
+from engine.models.lightgcn import LightGCN
+from engine.pipeline import Prepared, make_model, prepare
+from engine.training.loop import fit
+from engine.training.minibatch import (
+    MINIBATCH_EDGES,
+    LayerwiseInference,
+    choose_mode,
+    fit_auto,
+    fit_minibatch,
+    full_embeddings,
+)
+
+
+@dataclass
+class Small:
+    prep: Prepared
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Small:
+    world = generate_demo_world(seed=0, n_users=150, n_items=200)
+    cfg = RunConfig().with_overrides(features={"text": False}, train={"epochs": 4})
+    return Small(prepare(cfg, dataset=world.dataset, cache_dir=tmp_path_factory.mktemp("cache")))
+
+
+def _model(prep: Prepared) -> GraphRecommender:
+    torch.manual_seed(0)
+    model = make_model(prep)
+    assert isinstance(model, GraphRecommender)
+    return model
+
+
+def test_choose_mode_by_edge_count_and_override(small: Small) -> None:
+    graph = small.prep.graph
+    assert MINIBATCH_EDGES == 1_000_000
+    assert choose_mode(graph) == "full"  # 8,002 directed edges
+    assert choose_mode(graph, threshold=graph.num_edges - 1) == "minibatch"
+    assert choose_mode(graph, threshold=graph.num_edges) == "full"
+    assert choose_mode(graph, mode="minibatch") == "minibatch"
+    assert choose_mode(graph, mode="full", threshold=1) == "full"
+    lightgcn = LightGCN(small.prep.split.n_users, small.prep.split.n_items)
+    assert choose_mode(graph, threshold=1, model=lightgcn) == "full"  # no subgraph encoder: stays full
+    with pytest.raises(ValueError, match="graph recommender"):
+        choose_mode(graph, mode="minibatch", model=lightgcn)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        choose_mode(graph, mode="sampled")
+
+
+def test_layerwise_inference_equals_the_full_forward(small: Small) -> None:
+    prep = small.prep
+    model = _model(prep)
+    # Item 0 loses its edges: a cold-start item must take the content-only input in both paths.
+    item0 = prep.split.n_users
+    keep = (prep.graph.edge_index != item0).all(0)
+    graph = replace(prep.graph, edge_index=prep.graph.edge_index[:, keep], edge_attr=prep.graph.edge_attr[keep])
+    with torch.no_grad():
+        for conv in model.convs:  # non-uniform attention, so the per-node softmax matters
+            conv.beta.fill_(1.5)
+            conv.lin_edge.weight.normal_()
+        model.eval()
+        want_u, want_i = model(graph)
+    infer = LayerwiseInference(graph, chunk_edges=1000)
+    assert len(infer.bounds) - 1 >= 7  # ~7,960 edges in chunks of ~1,000
+    got_u, got_i = infer(model)
+    assert torch.allclose(got_u, want_u, atol=1e-5)
+    assert torch.allclose(got_i, want_i, atol=1e-5)
+    content_only = (model.item_inputs() - model.item_emb.weight)[0] / (model.num_layers + 1)
+    assert torch.allclose(got_i[0], content_only.detach(), atol=1e-6)
+    whole_u, _ = full_embeddings(model, graph)
+    assert torch.allclose(whole_u, want_u, atol=1e-5)
+
+
+def test_full_graph_mode_reproduces_fit_exactly(small: Small) -> None:
+    prep = small.prep
+    cfg = TrainConfig(epochs=2, seed=0)
+    a, b = _model(prep), _model(prep)
+    ra = fit(a, prep.graph, prep.split, cfg)
+    rb = fit_minibatch(b, prep.graph, prep.split, cfg, fanout=None)
+    assert [c["loss"] for c in rb.curve] == pytest.approx([c["loss"] for c in ra.curve], rel=1e-6)
+    assert [c["valid_ndcg@10"] for c in rb.curve] == pytest.approx([c["valid_ndcg@10"] for c in ra.curve], abs=1e-9)
+    assert (rb.best_epoch, rb.epochs) == (ra.best_epoch, ra.epochs)
+
+
+def test_sampled_training_learns_and_reports_its_subgraphs(small: Small) -> None:
+    prep = small.prep
+    model = _model(prep)
+    model.cache_embeddings(prep.graph)
+    untrained = evaluate(model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
+    result = fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=3, seed=0), fanout=(5, 3))
+    assert result.epochs == 3 and len(result.curve) == 3
+    assert result.best_valid > untrained + 0.05
+    first = result.curve[0]
+    # Each step keeps at most 5 + 5 * 3 in-edges per seed tree and never the whole graph.
+    assert 0 < first["edges_per_step"] < prep.graph.num_edges
+    assert 0.0 <= first["exact_seeds"] < 1.0
+    # The model ends with the best weights and cached full-graph embeddings.
+    ndcg = evaluate(model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
+    assert ndcg == pytest.approx(result.best_valid, abs=1e-6)
+
+
+def test_fanout_follows_the_model_depth(small: Small, caplog: pytest.LogCaptureFixture) -> None:
+    prep = small.prep
+    model = _model(prep)
+    with caplog.at_level("INFO", logger="engine.training.minibatch"):
+        fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4,))
+    assert "fanout (4,) adjusted to the model's 2 layers" in caplog.text
+    with pytest.raises(ValueError, match="graph recommender"):
+        fit_minibatch(LightGCN(10, 10), prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4, 4))
+
+
+def test_fit_auto_dispatches(small: Small, caplog: pytest.LogCaptureFixture) -> None:
+    prep = small.prep
+    with caplog.at_level("INFO", logger="engine.training.minibatch"):
+        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1))
+        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1), mode="minibatch")
+    assert "8002 directed edges: full" in caplog.text
+    assert "8002 directed edges: minibatch" in caplog.text
