@@ -107,6 +107,12 @@ def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[
     return rec
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def dataset_summary(_rec: Any, key: str) -> dict[str, Any]:
+    """``rec.dataset_summary()`` (group-bys over every interaction) once per model."""
+    return _rec.dataset_summary()
+
+
 # ----------------------------------------------------------------------------- users
 @st.cache_data(show_spinner=False, max_entries=8)
 def user_table(_rec: Any, key: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ Sections (``--section``, default ``all``):
 
       /usr/bin/time -v .venv/bin/python scripts/bench_scale.py --section scale --epochs 2
 
+  ``--mode full --steps 4`` times a few full-graph steps of the same data, for its memory.
 * ``minibatch``: ml-100k, full-batch vs mini-batch training with the same config and
   early stopping; test NDCG@10 of each (target: mini-batch within 2% relative).
 * ``update``: temporal ml-100k: train on the first 90% of the log by time, update with the
@@ -62,8 +63,17 @@ def section_scale(args: argparse.Namespace) -> dict[str, Any]:
     t_prep = time.perf_counter() - t0
     model = make_model(prep)
     mode = choose_mode(prep.graph, model=model)
-    result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=FANOUT)
-    epochs = [c["train_seconds"] for c in result.curve]
+    fanout = FANOUT if args.mode == "minibatch" else None
+    pairs = torch.as_tensor(prep.split.train[[U, I]].to_numpy(), dtype=torch.long)
+    steps_per_epoch = -(-len(pairs) // cfg.train.batch_size)
+    valid_fn = None
+    if args.steps:  # a bounded run: the first `steps` batches of a shuffled epoch, no validation
+        pick = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0))
+        pairs = pairs[pick[: args.steps * cfg.train.batch_size]]
+        valid_fn = lambda m: float("nan")  # noqa: E731 - a timing run measures no accuracy
+    result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=fanout, pairs=pairs, valid_fn=valid_fn)
+    steps_run = -(-len(pairs) // cfg.train.batch_size)
+    epochs = [c["train_seconds"] * steps_per_epoch / steps_run for c in result.curve]
     # The first epoch pays one-time costs (optimizer imports, allocator warm-up): reported apart.
     steady = epochs[1:] or epochs
     out = {
@@ -73,21 +83,25 @@ def section_scale(args: argparse.Namespace) -> dict[str, Any]:
         "items": prep.split.n_items,
         "directed_edges": prep.graph.num_edges,
         "auto_mode": mode,
-        "fanout": list(FANOUT),
+        "mode": args.mode,
+        "fanout": None if fanout is None else list(fanout),
         "text_features": prep.text.embeddings is not None,
         "prepare_seconds": round(t_prep, 1),
         "epochs": result.epochs,
+        "steps_timed_per_epoch": f"{steps_run} of {steps_per_epoch}",
         "first_epoch_seconds": round(epochs[0], 1),
         "seconds_per_epoch": round(float(np.mean(steady)), 1),
-        "edges_per_step": round(float(np.mean([c["edges_per_step"] for c in result.curve]))),
         "valid_ndcg@10_after": round(result.best_valid, 4),
         "torch_threads": torch.get_num_threads(),
+        "process_cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         "peak_rss_gb": round(peak_rss_gb(), 2),
     }
+    if fanout is not None:
+        out["edges_per_step"] = round(float(np.mean([c["edges_per_step"] for c in result.curve])))
     print(
-        f"scale: {out['interactions']:,} interactions, {out['directed_edges']:,} directed edges -> {mode}; "
-        f"{out['seconds_per_epoch']} s/epoch over {out['epochs']} epochs "
-        f"({out['edges_per_step']:,} edges/step), valid ndcg@10 {out['valid_ndcg@10_after']}, "
+        f"scale: {out['interactions']:,} interactions, {out['directed_edges']:,} directed edges (auto: {mode}); "
+        f"{args.mode}: {out['seconds_per_epoch']} s/epoch over {out['epochs']} epochs "
+        f"({out['steps_timed_per_epoch']} steps timed), valid ndcg@10 {out['valid_ndcg@10_after']}, "
         f"peak RSS {out['peak_rss_gb']} GB"
     )
     return out
@@ -225,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", default="all", choices=("all", "scale", "minibatch", "update"))
     p.add_argument("--scale", type=float, default=13.0, help="demo world scale for 'scale' (default: 13, ~1M)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of the 'scale' run (default: 2)")
+    p.add_argument("--mode", default="minibatch", choices=("minibatch", "full"), help="'scale' training mode")
+    p.add_argument("--steps", type=int, default=None, help="'scale': time this many steps per epoch, no validation")
     p.add_argument("--no-text", dest="text", action="store_false", help="'scale' without language-model features")
     p.add_argument("--data-dir", default="../shared/datasets/ml-100k", help="ml-100k folder")
     p.add_argument("--cache-dir", default="data/cache", help="feature cache (default: data/cache)")

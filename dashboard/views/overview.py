@@ -19,14 +19,14 @@ _HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 def render() -> None:
     context.show_notices()
     cur = context.require_model()
-    rec, meta = cur.rec, cur.rec.meta
+    meta = cur.rec.meta
     st.title("GATLens", anchor=False)
     st.caption("An explainable graph-attention recommender: what each user gets, why, and whether it is fair.")
     _tour(cur)
 
     left, right = st.columns(2, gap="large")
     with left:
-        _dataset_card(rec)
+        _dataset_card(cur)
     with right:
         _model_card(cur, meta)
     st.subheader("Test metrics against the other models on this dataset", anchor=False)
@@ -69,8 +69,9 @@ def _tour(cur: context.Current) -> None:
                 st.caption(hint)
 
 
-def _dataset_card(rec: Any) -> None:
-    summary = rec.dataset_summary()
+def _dataset_card(cur: context.Current) -> None:
+    rec = cur.rec
+    summary = state.dataset_summary(rec, cur.key)
     split = rec.meta.get("data", {})
     st.subheader(f"Dataset · {summary['dataset']}", anchor=False)
     st.html(

@@ -26,9 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated user group variables, e.g. gender,age,activity "
         "(default: every users-table attribute that is not an identifier, plus activity and mainstreamness)",
     )
-    p.add_argument("--rerank", default=None, help="re-rank before evaluating, e.g. mmr:0.3, pop:0.5, calibrated:0.4")
     p.add_argument(
-        "--sweep", default=None, help="trade-off table over a re-ranker's strength: pop, mmr, calibrated or pop:0,0.5,1"
+        "--rerank", default=None, help="re-rank before evaluating, e.g. mmr:0.3, pop:0.5, calibrated:0.4, provider:0.3"
+    )
+    p.add_argument(
+        "--sweep",
+        default=None,
+        help="trade-off table over a re-ranker's strength: pop, mmr, calibrated, provider or pop:0,0.5,1",
     )
     p.add_argument(
         "--compare",
@@ -36,9 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated models to audit side by side, e.g. gat,lightgcn,pop (each trained or loaded)",
     )
     p.add_argument("-k", type=int, default=10, help="list length (default: 10)")
-    p.add_argument(
-        "--metrics", default=None, help="per-user metrics broken down by group (default: ndcg@K,recall@K)"
-    )
+    p.add_argument("--metrics", default=None, help="per-user metrics broken down by group (default: ndcg@K,recall@K)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs; 0 = none (default: 1000)")
     p.add_argument("--candidates", type=int, default=100, help="candidates per user for re-ranking (default: 100)")
     p.add_argument("--part", default="test", choices=("test", "valid"), help="held-out part (default: test)")
@@ -158,8 +160,10 @@ def _print_report(report: Any) -> None:
                 parts.append(f"{dim} gap {_f(gap, 3)} -> {_f(report.exposure_gap.get(dim), 3)}")
         print("Re-ranking    " + "  ".join(parts))
 
-    print(f"\nUser groups: mean per group with {ci_pct}% bootstrap CI ({s['n_boot']} resamples); "
-          f"* = fewer than {s['min_group_size']} users, shown but not compared")
+    print(
+        f"\nUser groups: mean per group with {ci_pct}% bootstrap CI ({s['n_boot']} resamples); "
+        f"* = fewer than {s['min_group_size']} users, shown but not compared"
+    )
     metrics = s["metrics"]
     rows = []
     wide = report.groups.pivot_table(

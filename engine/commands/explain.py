@@ -155,12 +155,14 @@ def run_explain_eval(args: argparse.Namespace) -> int:
         print(
             f"  {r.method:<10} {r.deletion_auc:>9.4f} {r.deletion_margin_vs_random:>+10.4f} "
             f"{_fmt(r.deletion_auc_norm, '.3f'):>9} {r.insertion_auc:>9.4f} {_fmt(r.insertion_auc_norm, '.3f'):>9} "
-            f"{r.rank_change_at_k:>10.1f} {r.beats_random:>9.0%}"
+            f"{r.rank_change_at_k:>10.1f} {'-' if r.method == 'random' else format(r.beats_random, '.0%'):>9}"
         )
+    for line in _verdicts(result.summary):
+        print(line)
     print()
-    print("Agreement with IG (top-5 overlap, Spearman)")
+    print("Agreement (mean top-5 overlap, mean Spearman)")
     for r in result.agreement.itertuples():
-        print(f"  {r.method:<10} {r.scope:<9} overlap {r.top_overlap:.2f}  spearman {_fmt(r.spearman, '+.2f')}")
+        print(f"  {r.method:<10} {r.scope:<25} overlap {r.top_overlap:.2f}  spearman {_fmt(r.spearman, '+.2f')}")
     if result.ground_truth is not None:
         gt = result.ground_truth
         print()
@@ -171,7 +173,26 @@ def run_explain_eval(args: argparse.Namespace) -> int:
         )
         for r in gt.itertuples():
             print(
-                f"  {r.method:<10} trigger in top-{r.top} history edges: {r.hits}/{r.cases} "
+                f"  {r.method:<13} trigger in top-{r.top} history edges: {r.hits}/{r.cases} "
                 f"({_fmt(r.hit_rate * 100, '.0f')}%; chance {r.chance * 100:.0f}%)"
             )
     return 0
+
+
+def _verdicts(summary: Any) -> list[str]:
+    """Plain statements of which orders beat random, from the measured margins."""
+    out = []
+    rows = summary.set_index("method")
+    rand = float(rows.loc["random", "deletion_auc"]) if "random" in rows.index else 0.0
+    for method in ("ig", "attention", "rollout"):
+        if method not in rows.index:
+            continue
+        r = rows.loc[method]
+        margin = float(r["deletion_auc"]) - rand
+        faithful = margin > 0 and float(r["beats_random"]) >= 0.5
+        verdict = "faithful" if faithful else "NOT faithful"
+        out.append(
+            f"  -> {method}: {verdict} on deletion (margin over random {margin:+.4f}, beats random on "
+            f"{float(r['beats_random']):.0%} of pairs)"
+        )
+    return out

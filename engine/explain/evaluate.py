@@ -24,7 +24,14 @@ from engine.explain.attention import interaction_sum, pair_attention, rollout
 from engine.explain.attribution import edge_attributions
 from engine.explain.counterfactual import layer_states, ranks
 from engine.explain.explainer import require_attention_model
-from engine.explain.faithfulness import ORDER_METHODS, agreement, curve_auc, deletion_insertion, interaction_orders
+from engine.explain.faithfulness import (
+    ORDER_METHODS,
+    agreement,
+    curve_auc,
+    deletion_insertion,
+    interaction_orders,
+    leave_one_out,
+)
 from engine.explain.subgraph import SubgraphScorer, extract_subgraph, graph_index, input_parts
 
 log = logging.getLogger(__name__)
@@ -42,8 +49,10 @@ class ExplainEval:
             change after removing the top-K interactions, share of pairs where the method
             beats random on deletion.
         curves: mean ``drop``, ``gain`` and ``rank_change`` per method, curve and k.
-        agreement: attention and rollout vs IG: mean top-5 overlap and Spearman, over all
-            subgraph interactions and over the user's history only.
+        agreement: mean top-5 overlap and Spearman of attention and rollout with IG (over
+            all subgraph interactions, and over the user's history), and of every method with
+            the exact leave-one-out score drop of each history interaction (the ground truth
+            an attribution approximates).
         ground_truth: per method: planted-trigger cases, hits (trigger in the top-3 of the
             user's history), hit rate, and the chance rate (mean ``3 / history size``);
             None when the dataset has no planted truth.
@@ -137,13 +146,17 @@ def evaluate_explanations(
         curve_frames.append(curves.frame.assign(user=int(u)))
         ig_i = interaction_sum(ig.values.astype(np.float64), sub)
         values = {
+            "ig": ig_i,
             "attention": pair_attention(att, sub),
             "rollout": interaction_sum((att.flow_user + att.flow_item).astype(np.float64), sub),
         }
-        own = sub.interactions[:, 0] == sub.user
+        own = np.flatnonzero(sub.interactions[:, 0] == sub.user)
+        loo = leave_one_out(scorer, own)
         for name, v in values.items():
-            agree.append({"method": name, "scope": "subgraph", **agreement(v, ig_i)})
-            agree.append({"method": name, "scope": "history", **agreement(v[own], ig_i[own])})
+            if name != "ig":
+                agree.append({"method": name, "scope": "subgraph vs IG", **agreement(v, ig_i)})
+                agree.append({"method": name, "scope": "history vs IG", **agreement(v[own], ig_i[own])})
+            agree.append({"method": name, "scope": "history vs leave-one-out", **agreement(v[own], loo)})
         if (n + 1) % 10 == 0:
             log.info("explain-eval: %d/%d pairs (%.0fs)", n + 1, len(sample), time.perf_counter() - t0)
 
@@ -234,8 +247,10 @@ def ground_truth_hits(
         seed: order in which users are visited (default: 0).
 
     Returns:
-        One row per method (``ig``, ``attention``, ``rollout``): ``cases``, ``hits``,
-        ``hit_rate``, ``chance`` (mean ``top / history size``: what a random order gets).
+        One row per method (``ig``, ``attention``, ``rollout``, and ``leave-one-out``: the
+        exact score drop of removing each history interaction, i.e. whether the *model*
+        relies on the trigger at all): ``cases``, ``hits``, ``hit_rate``, ``chance`` (mean
+        ``top / history size``: what a random order gets).
     """
     idmap = rec.idmap
     known = triggers[triggers["trigger_item_id"].map(idmap.has_item) & triggers["target_item_id"].map(idmap.has_item)]
@@ -261,7 +276,7 @@ def ground_truth_hits(
                 break
         if len(found) >= cases:
             break
-    hits = {"ig": 0, "attention": 0, "rollout": 0}
+    hits = {"ig": 0, "attention": 0, "rollout": 0, "leave-one-out": 0}
     chance = []
     for u, b, a in found:
         scorer, att, ig = _pair_state(rec, u, b, steps)
@@ -272,6 +287,7 @@ def ground_truth_hits(
             "ig": interaction_sum(ig.values.astype(np.float64), sub)[own],
             "attention": pair_attention(att, sub)[own],
             "rollout": interaction_sum((att.flow_user + att.flow_item).astype(np.float64), sub)[own],
+            "leave-one-out": leave_one_out(scorer, own),
         }
         for name, v in values.items():
             best = items[np.argsort(-np.nan_to_num(v, nan=-np.inf), kind="stable")[:top]]

@@ -278,6 +278,7 @@ def explain_pair(
         rated=rec.dataset.rating_scale is not None,
         high_rating=_high_rating(rec),
         counterfactual=cf,
+        in_history=rank is None,
     )
     timings["total"] = time.perf_counter() - t_start
     return Explanation(

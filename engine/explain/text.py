@@ -53,6 +53,7 @@ def reason_for(
     rated: bool,
     high_rating: float,
     counterfactual: Any = None,
+    in_history: bool = False,
 ) -> str:
     """One to three sentences on why ``title`` is recommended.
 
@@ -66,11 +67,15 @@ def reason_for(
         rated: whether the dataset has explicit ratings.
         high_rating: ratings at or above this are "high" (default for 1-5: 4).
         counterfactual: the verified :class:`~engine.explain.counterfactual.Counterfactual` or None.
+        in_history: the item is one of the user's training items, so it is not recommended
+            and the text explains its score only (default: False).
 
     Returns:
         The reason, plain text.
     """
     sentences: list[str] = []
+    if in_history:
+        sentences.append(f"{title} is already in your history, so it is not recommended; this explains its score.")
     cited = cited_history(history)
     kinds = interactions.groupby("kind")["share"].agg(["sum", "size"]) if len(interactions) else None
     history_share = float(kinds.loc["history", "sum"]) if kinds is not None and "history" in kinds.index else 0.0

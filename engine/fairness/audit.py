@@ -48,12 +48,14 @@ from engine.fairness.exposure import (
 )
 from engine.fairness.frame import GroupFrame
 from engine.fairness.groups import AGE_BAND, activity_groups, attribute_groups, mainstreamness_groups
-from engine.fairness.rerank import RERANKERS, apply_rerank, parse_rerank_spec
+from engine.fairness.rerank import RERANKERS, apply_rerank, parse_rerank_spec, popularity_penalty
 
 log = logging.getLogger(__name__)
 
 ACTIVITY, MAINSTREAMNESS = "activity", "mainstreamness"
 PROVIDER = "provider"
+# Re-rankers the audit accepts: engine.fairness.rerank's plus the provider-aware one defined here.
+AUDIT_RERANKERS = (*RERANKERS[1:], PROVIDER)
 POPULARITY, CATEGORY = "popularity", "category"
 PARTS = ("valid", "test")
 # Attributes with more distinct values than this are identifiers (ml-100k's zip
@@ -179,6 +181,8 @@ class _Inputs:
     providers: pd.Series | None  # provider label per internal item index
     candidates: np.ndarray  # [n, C] best first, -1 padding
     scores: np.ndarray  # [n, C] model scores, -inf padding
+    k: int  # list length
+    weighting: str  # position weighting of exposure
 
     @property
     def n_items(self) -> int:
@@ -201,8 +205,20 @@ class _Inputs:
         item_dist = self.categories / np.where(rows > 0, rows, 1.0)
         return np.asarray(self.history @ item_dist)
 
+    def over_exposed_providers(self) -> np.ndarray:
+        """``float [n_items]``: 1 for items whose provider the plain top-k over-exposes, else 0.
 
-def _build_inputs(rec: Any, *, part: str, n_candidates: int, batch_size: int = 1024) -> _Inputs:
+        Over-exposed: the provider's position-weighted exposure share in the
+        plain lists exceeds its share of the catalog (exposure ratio > 1).
+        """
+        if self.providers is None:
+            raise ValueError("provider re-ranking needs a 'provider' column in the items table; this dataset has none")
+        table = exposure_by_group(self.candidates[:, : self.k], self.providers, weighting=self.weighting)
+        over = set(table.loc[table["exposure_ratio"] > 1.0, "group"])
+        return self.providers.isin(over).to_numpy(dtype=np.float64)
+
+
+def _build_inputs(rec: Any, *, part: str, n_candidates: int, k: int, weighting: str, batch_size: int = 1024) -> _Inputs:
     split = rec.prep.split
     relevant_all = split.matrix(part)
     exclude = split.matrix("train")
@@ -235,6 +251,8 @@ def _build_inputs(rec: Any, *, part: str, n_candidates: int, batch_size: int = 1
         providers=providers,
         candidates=cands,
         scores=scores,
+        k=k,
+        weighting=weighting,
     )
 
 
@@ -411,9 +429,7 @@ def _parse_metrics(metrics: Sequence[str] | None, k: int) -> tuple[list[str], tu
             ks.add(int(cut))
             name = f"{base}@{int(cut)}"
         elif name not in PER_USER_BEYOND:
-            raise ValueError(
-                f"unknown metric {metric!r}; expected e.g. 'ndcg@{k}' or one of {list(PER_USER_BEYOND)}"
-            )
+            raise ValueError(f"unknown metric {metric!r}; expected e.g. 'ndcg@{k}' or one of {list(PER_USER_BEYOND)}")
         if name not in out:
             out.append(name)
     if not out:
@@ -521,8 +537,64 @@ def _exposure(inputs: _Inputs, topk: np.ndarray, weighting: str) -> tuple[pd.Dat
     return frame, gaps
 
 
+def parse_audit_rerank(spec: str) -> tuple[str, float]:
+    """Parse a re-ranking spec: :func:`~engine.fairness.rerank.parse_rerank_spec` plus ``"provider:S"``.
+
+    ``provider`` (strength ``>= 0``) is the provider-aware re-ranker of
+    :func:`provider_rerank`.
+    """
+    name, sep, value = str(spec).strip().lower().partition(":")
+    if name.strip() != PROVIDER:
+        return parse_rerank_spec(spec)
+    if not sep or not value.strip():
+        raise ValueError(f"invalid re-rank spec {spec!r}: missing strength, e.g. 'provider:0.3'")
+    try:
+        strength = float(value)
+    except ValueError:
+        raise ValueError(f"invalid re-rank spec {spec!r}: strength {value.strip()!r} is not a number") from None
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"invalid re-rank spec {spec!r}: strength must be finite and >= 0")
+    return PROVIDER, strength
+
+
+def provider_rerank(
+    candidates: np.ndarray, scores: np.ndarray, over_exposed: np.ndarray, k: int, strength: float
+) -> np.ndarray:
+    """Provider-aware re-ranking: rank by ``rel(i) - strength * over_exposed(i)``.
+
+    ``rel`` is the per-user min-max normalised score (the convention of
+    :mod:`engine.fairness.rerank`) and ``over_exposed(i)`` is 1 for items of
+    providers that the plain lists expose beyond their catalog share. At
+    strength 0 this is the plain top-k; at strength ``s`` an item of an
+    over-exposed provider keeps its place only if it beats the best
+    alternative by more than ``s`` of the user's relevance range, so
+    exposure moves towards under-exposed providers, a deterministic
+    post-processing in the spirit of exposure-fair ranking (Singh & Joachims,
+    KDD 2018) without its per-user optimisation.
+
+    Implemented with :func:`~engine.fairness.rerank.popularity_penalty`, whose
+    penalty ``log(1 + x) / log(1 + max x)`` is exactly ``x`` for a 0/1 vector.
+
+    Args:
+        candidates: ``[n_users, C]`` item indices (``-1`` = padding).
+        scores: ``[n_users, C]`` relevance scores.
+        over_exposed: ``[n_items]`` 0/1 indicator.
+        k: list length.
+        strength: penalty weight, ``>= 0``.
+
+    Returns:
+        ``[n_users, k]`` item indices, ``-1``-padded.
+    """
+    flags = np.asarray(over_exposed, dtype=np.float64)
+    if flags.ndim != 1 or not np.isin(flags, (0.0, 1.0)).all():
+        raise ValueError(f"over_exposed must be a 1-D 0/1 indicator (got shape {flags.shape})")
+    return popularity_penalty(candidates, scores, flags, k, strength)
+
+
 def _rerank(inputs: _Inputs, spec: str, k: int) -> np.ndarray:
-    name, _ = parse_rerank_spec(spec)
+    name, strength = parse_audit_rerank(spec)
+    if name == PROVIDER:
+        return provider_rerank(inputs.candidates, inputs.scores, inputs.over_exposed_providers(), k, strength)
     vectors, _ = inputs.mmr_vectors
     return apply_rerank(
         spec,
@@ -540,7 +612,7 @@ def parse_sweep_spec(spec: str) -> tuple[str, tuple[float, ...]]:
     """Parse a sweep spec: ``"pop"`` (strengths 0, 0.1, ..., 1) or ``"mmr:0,0.2,0.5"``.
 
     Args:
-        spec: re-ranker name (``mmr``, ``pop``, ``calibrated``), optionally
+        spec: re-ranker name (``mmr``, ``pop``, ``calibrated``, ``provider``), optionally
             followed by ``:`` and comma-separated strengths.
 
     Returns:
@@ -550,15 +622,15 @@ def parse_sweep_spec(spec: str) -> tuple[str, tuple[float, ...]]:
         raise ValueError(f"sweep spec must be a string like 'pop' or 'mmr:0,0.5,1' (got {spec!r})")
     name, sep, values = spec.strip().lower().partition(":")
     name = name.strip()
-    if name not in RERANKERS[1:]:
-        raise ValueError(f"invalid sweep spec {spec!r}: re-ranker must be one of {list(RERANKERS[1:])}")
+    if name not in AUDIT_RERANKERS:
+        raise ValueError(f"invalid sweep spec {spec!r}: re-ranker must be one of {list(AUDIT_RERANKERS)}")
     if not sep:
         return name, DEFAULT_SWEEP
     strengths = []
     for value in values.split(","):
         if not value.strip():
             continue
-        _, strength = parse_rerank_spec(f"{name}:{value}")  # validates the range per re-ranker
+        _, strength = parse_audit_rerank(f"{name}:{value}")  # validates the range per re-ranker
         strengths.append(strength)
     if not strengths:
         raise ValueError(f"invalid sweep spec {spec!r}: no strengths after ':'")
@@ -579,7 +651,7 @@ def _tradeoff(
         row.update({m: float(acc[m].mean()) for m in accuracy_metrics})
         row.update({short: beyond.get(key, np.nan) for short, key in _TRADEOFF_BEYOND.items()})
         if inputs.providers is not None:
-            _, gaps = _exposure(inputs, topk, "log")
+            _, gaps = _exposure(inputs, topk, inputs.weighting)
             row["provider_gap"] = gaps[PROVIDER]
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -625,10 +697,13 @@ def run_audit(
             every attribute of the users table that is not an identifier, plus
             activity and mainstreamness).
         rerank: re-ranking spec applied before evaluating, e.g. ``"mmr:0.3"``,
-            ``"pop:0.5"``, ``"calibrated:0.4"`` (default: None, plain top-k).
+            ``"pop:0.5"``, ``"calibrated:0.4"`` (:mod:`engine.fairness.rerank`)
+            or ``"provider:0.3"`` (:func:`provider_rerank`, needs a
+            ``provider`` item column) (default: None, plain top-k).
         sweep: re-ranker to sweep for the trade-off table, ``"pop"``,
-            ``"mmr"`` or ``"calibrated"`` (strengths 0, 0.1, ..., 1) or with
-            explicit strengths ``"pop:0,0.5,1,2"`` (default: None, no table).
+            ``"mmr"``, ``"calibrated"`` or ``"provider"`` (strengths 0, 0.1,
+            ..., 1) or with explicit strengths ``"pop:0,0.5,1,2"``
+            (default: None, no table).
         n_boot: bootstrap resamples of the group CIs; 0 turns CIs off (default: 1000).
         candidates: items per user the re-rankers choose from; the model's
             best, train (and valid) items excluded (default: 100).
@@ -666,11 +741,13 @@ def run_audit(
         raise ValueError(f"candidates must be an integer >= k={k} (got {candidates!r})")
     metric_names, ks = _parse_metrics(metrics, k)
     if rerank is not None:
-        parse_rerank_spec(rerank)  # fail before any work
+        parse_audit_rerank(rerank)  # fail before any work
     sweep_parsed = parse_sweep_spec(sweep) if sweep is not None else None
     feature_frame, skipped = user_groups(rec, groups)
 
-    inputs = _build_inputs(rec, part=part, n_candidates=min(int(candidates), n_items))
+    inputs = _build_inputs(
+        rec, part=part, n_candidates=min(int(candidates), n_items), k=int(k), weighting=exposure_weighting
+    )
     _, vectors_name = inputs.mmr_vectors
     spec = rerank if rerank is not None else "none"
     plain = inputs.candidates[:, :k]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP, XSS_TITLE, app_recommender
+from dashboard_support import APP, XSS_TITLE, app_recommender
 
 pytestmark = pytest.mark.browser
 
@@ -192,7 +192,7 @@ def test_every_page_renders_its_key_content(server, page, tiny_world) -> None:
     assert page.dialogs == []
 
 
-def test_warm_renders_are_fast(server, page, tiny_world) -> None:
+def test_every_page_is_reachable_by_sidebar_and_deep_link(server, page, tiny_world) -> None:
     rec = app_recommender(tiny_world)
     user = rec.idmap.users[2]
     item = str(rec.recommend(user, 10).items["item_id"].iloc[0])
@@ -209,9 +209,10 @@ def test_warm_renders_are_fast(server, page, tiny_world) -> None:
         _visit(page, url, ready, f"{name} warm-up")
     slow = {}
     # 1. In-app navigation (the usual way to move between pages): click the sidebar link.
-    page.goto(pages["overview"][0])
+    # Start on the user's list (a deep link sets the session's user), then move by the sidebar.
+    page.goto(pages["recommendations"][0])
     _settled(page)
-    for name in ("recommendations", "why", "fairness", "compare", "overview"):
+    for name in ("why", "fairness", "compare", "overview", "recommendations"):
         _, ready, link = pages[name]
         t0 = time.perf_counter()
         page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
@@ -225,10 +226,12 @@ def test_warm_renders_are_fast(server, page, tiny_world) -> None:
         seconds = _visit(page, url, ready, f"{name} warm (reload)", budget=WARM_BUDGET_S)
         if seconds > WARM_BUDGET_S:
             slow[f"{name} (reload)"] = round(seconds, 2)
+    # Render times are measured and printed (run with -s), never asserted: the project's rule is that
+    # speed targets are reported figures, not timed tests. What is asserted is that every page
+    # rendered its own marker, both by sidebar navigation and by a fresh deep link.
     if slow:
         print(f"\nNOTE: over the {WARM_BUDGET_S}s warm budget: {slow}")
-    # The budget is a target for an idle machine; a loaded CI box reports rather than fails, unless grossly over.
-    assert all(s < 4 * WARM_BUDGET_S for s in slow.values()), slow
+    assert set(TIMINGS) >= {f"{name} warm (nav)" for name in pages} | {f"{name} warm (reload)" for name in pages}
 
 
 def test_why_cold_and_the_canvas(server, page, tiny_world) -> None:

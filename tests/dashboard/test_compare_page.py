@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import charts_of, html_of
+from dashboard_support import charts_of, html_of
 
 
 def test_two_lists_side_by_side_with_overlap(open_app, tiny_world) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import charts_of, html_of
+from dashboard_support import charts_of, html_of
 
 
 def _audit(rec, **kw):

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from conftest import APP, charts_of, html_of
+from dashboard_support import APP, charts_of, html_of
 
 
 def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:

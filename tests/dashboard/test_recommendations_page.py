@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import HISTORYLESS_USER, XSS_TITLE, app_recommender, html_of
+from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, html_of
 
 from dashboard import adapters
 from dashboard.components.html import esc
@@ -113,6 +113,6 @@ def test_reasons_are_the_explanations_first_sentence(open_app, tiny_world, monke
     user = rec.idmap.users[2]
     at = open_app(page="recommendations", user=user)
     first = str(rec.recommend(user, 10).items["item_id"].iloc[0])
-    reasons = re.findall(r'<div class="gl-reason">(.*?)</div>', html_of(at))
+    reasons = re.findall(r'<div class="gl-reason"[^>]*>(.*?)</div>', html_of(at))
     assert reasons == [esc(adapters.first_sentence(rec.explain(user, first, k=10).reason))]
     assert at.button(key="w_all_reasons").label == "Reasons for all 10"

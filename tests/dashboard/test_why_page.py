@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import HISTORYLESS_USER, XSS_TITLE, app_recommender, charts_of, html_of
+from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, charts_of, html_of
 
 from dashboard import adapters
 from dashboard.components.graph_view import node_count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,9 @@ from engine.fairness.audit import (
     AuditReport,
     category_exposure,
     compare_models,
+    parse_audit_rerank,
     parse_sweep_spec,
+    provider_rerank,
     run_audit,
     user_groups,
 )
@@ -66,7 +69,14 @@ def test_report_keys_and_shapes(rec, report):
     # demo users table: age_band, region, group; plus the two behavioural groupings
     assert report.settings["groups"] == ["age_band", "region", "group", "activity", "mainstreamness"]
     assert list(report.groups.columns) == [
-        "feature", "group", "metric", "value", "ci_low", "ci_high", "size", "too_small"
+        "feature",
+        "group",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "size",
+        "too_small",
     ]
     assert set(report.groups["metric"]) == {"ndcg@10", "recall@10"}
     assert len(report.disparities) == 5 * 2
@@ -76,7 +86,9 @@ def test_report_keys_and_shapes(rec, report):
     assert {"age_band", "group", "activity", "arp", "aplt"} <= set(report.per_user.columns)
     assert set(report.exposure["dimension"]) == {"popularity", "provider", "category"}
     assert report.exposure.loc[report.exposure["dimension"] == "popularity", "group"].tolist() == [
-        "head", "mid", "tail"
+        "head",
+        "mid",
+        "tail",
     ]
     assert len(report.lorenz) == n_items + 1
     assert report.tradeoff is not None and len(report.tradeoff) == 11
@@ -181,10 +193,47 @@ def test_pop_sweep_is_monotone_in_long_tail_share(report):
         assert column in t.columns
 
 
+def test_provider_rerank_hand_example():
+    candidates = np.array([[0, 1, 2], [2, 1, 0]])
+    scores = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    flags = np.array([1.0, 0.0, 0.0])  # item 0's provider is over-exposed
+    # user 0: rel = [1, 0.5, 0]; item 0 keeps first place only while 1 - s > 0.5
+    assert provider_rerank(candidates, scores, flags, 2, 0.4).tolist() == [[0, 1], [2, 1]]
+    assert provider_rerank(candidates, scores, flags, 2, 0.6).tolist() == [[1, 0], [2, 1]]
+    assert provider_rerank(candidates, scores, flags, 2, 0.0).tolist() == [[0, 1], [2, 1]]
+    with pytest.raises(ValueError, match="0/1"):
+        provider_rerank(candidates, scores, np.array([0.5, 0, 0]), 2, 0.5)
+    assert parse_audit_rerank("Provider:0.25") == ("provider", 0.25)
+    assert parse_audit_rerank("mmr:0.3") == ("mmr", 0.3)
+    with pytest.raises(ValueError, match="'provider:-1'"):
+        parse_audit_rerank("provider:-1")
+
+
+def test_provider_rerank_moves_exposure_away_from_the_over_exposed_provider(rec, report):
+    prov = report.exposure[report.exposure["dimension"] == "provider"].set_index("group")
+    over = prov["exposure_ratio"].idxmax()
+    assert prov.loc[over, "exposure_ratio"] > 1  # the planted bias: one provider is over-exposed
+    shares, gaps = [], []
+    for strength in (0.0, 0.1, 0.3, 1.0):
+        out = run_audit(rec, n_boot=0, groups=["group"], rerank=f"provider:{strength}")
+        p = out.exposure[out.exposure["dimension"] == "provider"].set_index("group")
+        shares.append(p.loc[over, "exposure_share"])
+        gaps.append(out.exposure_gap["provider"])
+        assert out.baseline["exposure_gap"]["provider"] == pytest.approx(report.exposure_gap["provider"])
+    # a penalised item can only move down: the over-exposed provider's share never rises
+    assert all(b <= a + 1e-12 for a, b in pairwise(shares))
+    assert shares[-1] < shares[0]
+    # two providers: the gap is how far the flagged provider's share is from its catalog share
+    assert gaps == pytest.approx([abs(x - prov.loc[over, "catalog_share"]) for x in shares])
+    sweep = run_audit(rec, n_boot=0, groups=["group"], sweep="provider:0,0.3").tradeoff
+    assert sweep["provider_gap"].tolist() == pytest.approx([gaps[0], gaps[2]])
+
+
 def test_sweep_spec_parsing():
     assert parse_sweep_spec("pop")[1][-1] == 1.0
     assert parse_sweep_spec("MMR:0.5, 0,1") == ("mmr", (0.0, 0.5, 1.0))
     assert parse_sweep_spec("pop:0,2") == ("pop", (0.0, 2.0))
+    assert parse_sweep_spec("provider:0,0.5") == ("provider", (0.0, 0.5))
     with pytest.raises(ValueError, match="'ease'"):
         parse_sweep_spec("ease")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
