@@ -110,7 +110,7 @@ def test_zero_edge_mask_equals_removing_the_edges(graph_and_split) -> None:
 
 
 def test_edge_weight_changes_attention_only_when_enabled(graph_and_split) -> None:
-    g, sp = graph_and_split
+    g, _sp = graph_and_split
     conv = WeightedAttentionConv(8, heads=2, attention="gat", edge_weight=True)
     with torch.no_grad():
         conv.lin_edge.weight.fill_(1.0)
