@@ -34,8 +34,8 @@ def cache_dir(tmp_path_factory):
 
 
 def _cli_args(cache_dir, *extra: str) -> list[str]:
-    # A 150-user / 200-item demo world, 3 epochs, no language model: trains in seconds.
-    base = ["audit", "--dataset", "demo", "--scale", "0.1", "--epochs", "3", "--no-text"]
+    # A 150-user / 200-item demo world, 1 epoch, no language model: trains in seconds.
+    base = ["audit", "--dataset", "demo", "--scale", "0.1", "--epochs", "1", "--no-text"]
     return [*base, "--cache-dir", str(cache_dir), "--n-boot", str(N_BOOT), *extra]
 
 
