@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from engine.data.schema import ITEM, TITLE
-from engine.explain.subgraph import GraphIndex, graph_index, input_parts, unique_ids
+from engine.explain.subgraph import GraphIndex, graph_index, input_parts, single_thread, unique_ids
 
 
 @dataclass
@@ -244,8 +244,9 @@ def what_if(rec: Any, user_id: str, *, add: list[str] = (), remove: list[str] = 
         if idx in set(rem_idx.tolist()):
             raise ValueError(f"item {item_id!r} is both added and removed")
     t0 = time.perf_counter()
-    old = (layer_states(rec).final[rec.idmap.n_users :] @ layer_states(rec).final[u]).numpy()
-    new, n_rec = rescore_user(rec, Edit(u, remove=rem_idx, add=add_idx))
+    with single_thread():
+        old = (layer_states(rec).final[rec.idmap.n_users :] @ layer_states(rec).final[u]).numpy()
+        new, n_rec = rescore_user(rec, Edit(u, remove=rem_idx, add=add_idx))
     seconds = time.perf_counter() - t0
     excluded_old = np.fromiter(history, dtype=np.int64, count=len(history))
     excluded_new = np.unique(np.concatenate([excluded_old, add_idx]))

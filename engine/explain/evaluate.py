@@ -32,7 +32,7 @@ from engine.explain.faithfulness import (
     interaction_orders,
     leave_one_out,
 )
-from engine.explain.subgraph import SubgraphScorer, extract_subgraph, graph_index, input_parts
+from engine.explain.subgraph import SubgraphScorer, extract_subgraph, graph_index, input_parts, single_thread
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,11 @@ def evaluate_explanations(
     require_attention_model(rec)
     if users < 1:
         raise ValueError(f"users must be >= 1 (got {users!r})")
+    with single_thread():
+        return _evaluate(rec, users=users, k_max=k_max, steps=steps, seed=seed, triggers=triggers)
+
+
+def _evaluate(rec: Any, *, users: int, k_max: int, steps: int, seed: int, triggers: pd.DataFrame | None) -> ExplainEval:
     t0 = time.perf_counter()
     rec.model.eval()
     rng = np.random.default_rng(seed)
