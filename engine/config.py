@@ -81,6 +81,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     max_seconds: float | None = None  # wall-clock cap on training
     tensorboard_dir: str | None = None  # write TensorBoard event files here when set
+    mode: str = "auto"  # auto: neighbour-sampled mini-batches above ~1M directed edges, else full-batch
+
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_every"):
@@ -88,6 +90,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)!r})")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0 (got {self.lr!r})")
+        if self.mode not in ("auto", "full", "minibatch"):
+            raise ValueError(f"mode must be auto, full or minibatch (got {self.mode!r})")
 
 
 # Settings that do not change what is learned; kept out of the artifact fingerprint.

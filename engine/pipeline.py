@@ -28,7 +28,8 @@ from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel, FittedModel
 from engine.models.registry import build_model
 from engine.training.callbacks import Callback
-from engine.training.loop import TrainResult, fit
+from engine.training.loop import TrainResult
+from engine.training.minibatch import fit_auto
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ def train_model(
     """Fit a fresh model on ``prep`` (trained models through the BPR loop)."""
     model = make_model(prep)
     if isinstance(model, EmbeddingModel):
-        result = fit(model, prep.graph, prep.split, prep.config.train, callbacks=callbacks)
+        result = fit_auto(
+            model, prep.graph, prep.split, prep.config.train, mode=prep.config.train.mode, callbacks=callbacks
+        )
         model.cpu()
         model.cache_embeddings(prep.graph.cpu())
         return model, result

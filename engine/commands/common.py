@@ -30,6 +30,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 300, early stopping)")
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "full", "minibatch"),
+        help="full-batch or neighbour-sampled mini-batch training (default: auto, by graph size)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -38,7 +44,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         model_kw["attention"] = args.attention
     if getattr(args, "layers", None) is not None:
         model_kw["num_layers"] = args.layers
-    train_kw: dict[str, Any] = {"device": getattr(args, "device", "auto"), "seed": args.seed}
+    train_kw: dict[str, Any] = {
+        "device": getattr(args, "device", "auto"),
+        "seed": args.seed,
+        "mode": getattr(args, "mode", "auto"),
+    }
     if getattr(args, "epochs", None):
         train_kw["epochs"] = args.epochs
     return RunConfig(
