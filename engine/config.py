@@ -61,9 +61,7 @@ class ModelConfig:
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS} (got {self.attention!r})")
         if self.embedding_dim % self.heads:
-            raise ValueError(
-                f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}"
-            )
+            raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}")
         if self.num_layers < 0:
             raise ValueError(f"num_layers must be >= 0 (got {self.num_layers!r})")
 
@@ -82,7 +80,6 @@ class TrainConfig:
     max_seconds: float | None = None  # wall-clock cap on training
     tensorboard_dir: str | None = None  # write TensorBoard event files here when set
     mode: str = "auto"  # auto: neighbour-sampled mini-batches above ~1M directed edges, else full-batch
-
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_every"):

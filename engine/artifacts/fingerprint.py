@@ -51,17 +51,13 @@ def _canonical(value: Any, where: str) -> Any:
         members = [_canonical(item, f"{where}{{}}") for item in value]
         return sorted(members, key=lambda m: json.dumps(m, sort_keys=True))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _canonical(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)
-        }
+        return {f.name: _canonical(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)}
     if isinstance(value, PurePath):
         return value.as_posix()
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         # numpy scalars and arrays -> Python numbers / nested lists (no numpy import needed).
         return _canonical(value.tolist(), where)
-    raise TypeError(
-        f"fingerprint: cannot canonicalise the value at {where} (got {type(value).__name__}: {value!r})"
-    )
+    raise TypeError(f"fingerprint: cannot canonicalise the value at {where} (got {type(value).__name__}: {value!r})")
 
 
 def canonical_json(value: Any) -> str:
@@ -81,9 +77,7 @@ def canonical_json(value: Any) -> str:
     Raises:
         TypeError: a value of an unsupported type, or a non-str dict key (the message names where).
     """
-    return json.dumps(
-        _canonical(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
-    )
+    return json.dumps(_canonical(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
 
 
 def fingerprint(config: Mapping[str, Any], data_hash: str, engine_version: str | None = None) -> str:
@@ -103,12 +97,8 @@ def fingerprint(config: Mapping[str, Any], data_hash: str, engine_version: str |
         TypeError: ``config`` is neither a mapping nor a dataclass instance, or holds an unsupported value.
         ValueError: ``data_hash`` or ``engine_version`` is empty.
     """
-    if not (
-        isinstance(config, Mapping) or (dataclasses.is_dataclass(config) and not isinstance(config, type))
-    ):
-        raise TypeError(
-            f"fingerprint: config must be a mapping or a dataclass instance (got {type(config).__name__})"
-        )
+    if not (isinstance(config, Mapping) or (dataclasses.is_dataclass(config) and not isinstance(config, type))):
+        raise TypeError(f"fingerprint: config must be a mapping or a dataclass instance (got {type(config).__name__})")
     if not isinstance(data_hash, str) or not data_hash:
         raise ValueError(f"fingerprint: data_hash must be a non-empty str (got {data_hash!r})")
     if engine_version is None:

@@ -210,9 +210,7 @@ class ArtifactStore:
                 ref = ArtifactRef(dataset, fp, version, target, parent=self._parent_ref(parent_entry))
                 logger.info("saved artifact %s (%d files, %d bytes)", target, len(files), _total_bytes(files))
                 return ref
-            raise RuntimeError(
-                f"save: no free version number under {base} after {_MAX_SAVE_ATTEMPTS} attempts"
-            )
+            raise RuntimeError(f"save: no free version number under {base} after {_MAX_SAVE_ATTEMPTS} attempts")
         finally:
             if not moved:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -244,9 +242,7 @@ class ArtifactStore:
         """
         if isinstance(ref, ArtifactRef):
             if fp is not None or version is not None:
-                raise ValueError(
-                    f"load: pass either an ArtifactRef or (dataset, fp), not both (got fp={fp!r})"
-                )
+                raise ValueError(f"load: pass either an ArtifactRef or (dataset, fp), not both (got fp={fp!r})")
             dataset, fp, version, path = ref.dataset, ref.fingerprint, ref.version, Path(ref.path)
         else:
             dataset = ref
@@ -255,9 +251,7 @@ class ArtifactStore:
                 raise ValueError(f"load: a fingerprint is required with dataset {dataset!r}")
             _check_fp(fp)
             if version is None:
-                complete = [
-                    (v, p) for v, p in _version_dirs(self._fp_dir(dataset, fp)) if (p / MANIFEST).is_file()
-                ]
+                complete = [(v, p) for v, p in _version_dirs(self._fp_dir(dataset, fp)) if (p / MANIFEST).is_file()]
                 if not complete:
                     logger.debug("no artifact for %s/%s", dataset, fp[:_FP_DIR_LEN])
                     return None
@@ -268,9 +262,7 @@ class ArtifactStore:
 
         if not (path / MANIFEST).is_file():
             if path.is_dir():
-                logger.warning(
-                    "artifact %s has no %s (half-written or foreign directory); ignored", path, MANIFEST
-                )
+                logger.warning("artifact %s has no %s (half-written or foreign directory); ignored", path, MANIFEST)
             else:
                 logger.debug("no artifact at %s", path)
             return None
@@ -324,9 +316,7 @@ class ArtifactStore:
         if dataset is not None:
             datasets = [dataset]
         elif self.root.is_dir():
-            datasets = sorted(
-                p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.fullmatch(p.name)
-            )
+            datasets = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.fullmatch(p.name))
         else:
             datasets = []
         rows = []
@@ -401,9 +391,7 @@ class ArtifactStore:
                     continue
                 mfp = manifest["fingerprint"]
                 if not mfp.startswith(fp_dir.name):
-                    logger.debug(
-                        "artifact %s: manifest fingerprint %s does not match its directory", path, mfp
-                    )
+                    logger.debug("artifact %s: manifest fingerprint %s does not match its directory", path, mfp)
                     continue
                 ref = ArtifactRef(dataset, mfp, v, path, parent=self._parent_ref(manifest["parent"]))
                 found.append((ref, manifest))
@@ -418,8 +406,7 @@ class ArtifactStore:
 def _check_dataset(dataset: str) -> None:
     if not isinstance(dataset, str) or not _NAME_RE.fullmatch(dataset):
         raise ValueError(
-            f"artifact store: dataset must be a plain name of letters, digits, '.', '_', '-' "
-            f"(got {dataset!r})"
+            f"artifact store: dataset must be a plain name of letters, digits, '.', '_', '-' (got {dataset!r})"
         )
 
 
@@ -435,9 +422,7 @@ def _check_version(version: int) -> None:
 
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"save: {what} names must be plain names of letters, digits, '.', '_', '-' (got {name!r})"
-        )
+        raise ValueError(f"save: {what} names must be plain names of letters, digits, '.', '_', '-' (got {name!r})")
 
 
 def _check_json(value: Any, what: str) -> Any:
@@ -452,9 +437,7 @@ def _check_json(value: Any, what: str) -> Any:
 # --------------------------------------------------------------------- write
 
 
-def _encode_payload(
-    tensors: Mapping[str, Mapping[str, Tensor]], json_files: Mapping[str, Any]
-) -> dict[str, bytes]:
+def _encode_payload(tensors: Mapping[str, Mapping[str, Tensor]], json_files: Mapping[str, Any]) -> dict[str, bytes]:
     """File name -> bytes for every tensor group and JSON document."""
     from safetensors.torch import save as safetensors_save
 
@@ -466,9 +449,7 @@ def _encode_payload(
     for group, state in tensors.items():
         _check_name(group, "tensors")
         # metadata "format": "pt" is what safetensors' own torch helpers write.
-        payload[group + TENSOR_SUFFIX] = safetensors_save(
-            _prepare_state(group, state), metadata={"format": "pt"}
-        )
+        payload[group + TENSOR_SUFFIX] = safetensors_save(_prepare_state(group, state), metadata={"format": "pt"})
     for name, doc in json_files.items():
         _check_name(name, "json_files")
         if name + JSON_SUFFIX == MANIFEST:
@@ -497,9 +478,7 @@ def _prepare_state(group: str, state: Mapping[str, Tensor]) -> dict[str, Tensor]
         if not isinstance(key, str) or not key:
             raise TypeError(f"save: tensors[{group!r}] keys must be non-empty str (got {key!r})")
         if not isinstance(tensor, torch.Tensor):
-            raise TypeError(
-                f"save: tensors[{group!r}][{key!r}] must be a Tensor (got {type(tensor).__name__})"
-            )
+            raise TypeError(f"save: tensors[{group!r}][{key!r}] must be a Tensor (got {type(tensor).__name__})")
         if tensor.layout != torch.strided:
             raise ValueError(f"save: tensors[{group!r}][{key!r}] must be dense (got layout {tensor.layout})")
         t = tensor.detach().to("cpu").contiguous()
@@ -555,11 +534,7 @@ def _version_dirs(fp_dir: Path) -> list[tuple[int, Path]]:
     """``(N, path)`` for every ``v<N>`` directory (moved-aside and temp ones excluded), ascending."""
     if not fp_dir.is_dir():
         return []
-    found = [
-        (int(m.group(1)), p)
-        for p in fp_dir.iterdir()
-        if (m := _VERSION_DIR_RE.fullmatch(p.name)) and p.is_dir()
-    ]
+    found = [(int(m.group(1)), p) for p in fp_dir.iterdir() if (m := _VERSION_DIR_RE.fullmatch(p.name)) and p.is_dir()]
     return sorted(found)
 
 
@@ -581,19 +556,13 @@ def _read_manifest(path: Path, dataset: str, fp: str | None, version: int) -> di
         )
     got_fp = manifest.get("fingerprint")
     if fp is not None and got_fp != fp:
-        raise _CorruptError(
-            MANIFEST, f"fingerprint {got_fp!r} does not match the requested {fp!r} (stale artifact)"
-        )
+        raise _CorruptError(MANIFEST, f"fingerprint {got_fp!r} does not match the requested {fp!r} (stale artifact)")
     if fp is None and not (isinstance(got_fp, str) and _FP_RE.fullmatch(got_fp)):
         raise _CorruptError(MANIFEST, f"invalid fingerprint {got_fp!r}")
     if manifest.get("dataset") != dataset:
-        raise _CorruptError(
-            MANIFEST, f"dataset {manifest.get('dataset')!r} does not match the requested {dataset!r}"
-        )
+        raise _CorruptError(MANIFEST, f"dataset {manifest.get('dataset')!r} does not match the requested {dataset!r}")
     if manifest.get("version") != version:
-        raise _CorruptError(
-            MANIFEST, f"version {manifest.get('version')!r} does not match directory v{version}"
-        )
+        raise _CorruptError(MANIFEST, f"version {manifest.get('version')!r} does not match directory v{version}")
     if not isinstance(manifest.get("created"), str):
         raise _CorruptError(MANIFEST, f"invalid 'created' {manifest.get('created')!r}")
     if not isinstance(manifest.get("meta"), dict):
@@ -670,9 +639,7 @@ def _read_files(
         except (FileNotFoundError, IsADirectoryError) as err:
             raise _CorruptError(name, "listed in the manifest but missing") from err
         if len(data) != entry["bytes"]:
-            raise _CorruptError(
-                name, f"size {len(data)} bytes, manifest says {entry['bytes']} (truncated or altered)"
-            )
+            raise _CorruptError(name, f"size {len(data)} bytes, manifest says {entry['bytes']} (truncated or altered)")
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
             raise _CorruptError(name, f"sha256 {digest} does not match the manifest's {entry['sha256']}")

@@ -48,8 +48,7 @@ def _check_topk(topk: np.ndarray, n_items: int) -> np.ndarray:
     topk = topk.astype(np.int64, copy=False)
     if topk.size and (topk.min() < -1 or topk.max() >= n_items):
         raise ValueError(
-            f"topk values must be item indices in [0, {n_items}) or -1 padding "
-            f"(got range [{topk.min()}, {topk.max()}])"
+            f"topk values must be item indices in [0, {n_items}) or -1 padding (got range [{topk.min()}, {topk.max()}])"
         )
     s = np.sort(topk, axis=1)
     if np.any((s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)):
@@ -60,9 +59,7 @@ def _check_topk(topk: np.ndarray, n_items: int) -> np.ndarray:
 def _rows(matrix: sp.spmatrix | np.ndarray, n_rows: int, n_items: int, name: str) -> sp.csr_matrix:
     m = sp.csr_matrix(matrix, dtype=np.float64)
     if m.shape != (n_rows, n_items):
-        raise ValueError(
-            f"{name} must have shape ({n_rows}, {n_items}), rows aligned with topk (got {m.shape!r})"
-        )
+        raise ValueError(f"{name} must have shape ({n_rows}, {n_items}), rows aligned with topk (got {m.shape!r})")
     m.sum_duplicates()
     m.eliminate_zeros()
     m.data[:] = 1.0
@@ -531,9 +528,7 @@ def serendipity(
     return _nanmean(_per_user_serendipity(topk, pop, rel, hist))
 
 
-def _per_user_calibration(
-    topk: np.ndarray, cats: np.ndarray, hist: sp.csr_matrix, alpha: float
-) -> np.ndarray:
+def _per_user_calibration(topk: np.ndarray, cats: np.ndarray, hist: sp.csr_matrix, alpha: float) -> np.ndarray:
     # p(g|i): an item's categories share its unit mass (Steck 2018, eq. 1).
     n_cat = cats.sum(axis=1, keepdims=True)
     p_gi = np.divide(cats, n_cat, out=np.zeros_like(cats), where=n_cat > 0)
@@ -611,9 +606,7 @@ def per_user_beyond(
     if users is not None:
         users = np.asarray(users)
         if users.shape != (topk.shape[0],):
-            raise ValueError(
-                f"users must have one entry per topk row ({topk.shape[0]}) (got shape {users.shape!r})"
-            )
+            raise ValueError(f"users must have one entry per topk row ({topk.shape[0]}) (got shape {users.shape!r})")
         cols["u"] = users
     tail = ~head_items(pop, head_share=head_share, by=head_by)
     cols["arp"] = _per_user_arp(topk, pop)

@@ -92,9 +92,7 @@ def topk_items(
         batch = users[start : start + batch_size]
         scores = model.score(torch.from_numpy(batch)).float()
         if scores.shape != (len(batch), n_items):
-            raise ValueError(
-                f"model.score returned shape {tuple(scores.shape)}; expected ({len(batch)}, {n_items})"
-            )
+            raise ValueError(f"model.score returned shape {tuple(scores.shape)}; expected ({len(batch)}, {n_items})")
         # clone: a model may hand back a view of its cached score matrix.
         scores = scores.clone()
         block = exclude[batch].tocoo()

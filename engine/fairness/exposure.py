@@ -115,8 +115,7 @@ def exposure_by_group(
         extra = pd.Index(interactions_share.index).difference(pd.Index(labels))
         if len(extra):
             raise ValueError(
-                f"interactions_share has groups absent from item_groups: {list(extra)!r}; "
-                f"groups are {list(labels)!r}"
+                f"interactions_share has groups absent from item_groups: {list(extra)!r}; groups are {list(labels)!r}"
             )
         inter = interactions_share.reindex(labels).fillna(0.0).to_numpy(dtype=np.float64)
         if (inter < 0).any() or inter.sum() <= 0:
@@ -146,9 +145,7 @@ def interaction_share(item_groups: pd.Series, item_popularity: np.ndarray) -> pd
     popularity = np.asarray(item_popularity, dtype=np.float64)
     index = np.asarray(item_groups.index, dtype=np.int64)
     if popularity.ndim != 1 or (len(index) and index.max() >= len(popularity)):
-        raise ValueError(
-            f"item_popularity (shape {popularity.shape}) must cover every item index of item_groups"
-        )
+        raise ValueError(f"item_popularity (shape {popularity.shape}) must cover every item index of item_groups")
     codes, labels = _factorize(item_groups)
     sums = np.bincount(codes, weights=popularity[index], minlength=len(labels))
     if sums.sum() <= 0:

@@ -335,9 +335,7 @@ def _as_feature_frame(features: pd.Series | pd.DataFrame, index: pd.Index) -> pd
         name = features.name if features.name is not None else "sensitive_feature_0"
         features = features.to_frame(name=name)
     if not isinstance(features, pd.DataFrame):
-        raise TypeError(
-            f"sensitive_features must be a pandas Series or DataFrame (got {type(features).__name__})"
-        )
+        raise TypeError(f"sensitive_features must be a pandas Series or DataFrame (got {type(features).__name__})")
     if features.shape[1] == 0:
         raise ValueError("sensitive_features has no columns")
     if not features.index.is_unique:
@@ -353,8 +351,7 @@ def _as_feature_frame(features: pd.Series | pd.DataFrame, index: pd.Index) -> pd
         n_missing = int(features[name].isna().sum())
         if n_missing:
             raise ValueError(
-                f"sensitive feature {name!r} has {n_missing} missing label(s); "
-                "label them explicitly (e.g. 'unknown')"
+                f"sensitive feature {name!r} has {n_missing} missing label(s); label them explicitly (e.g. 'unknown')"
             )
     return features
 

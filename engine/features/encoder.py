@@ -174,9 +174,7 @@ def resolve_encoder(model: str | Path | None = None) -> tuple[Any, EncoderInfo] 
         encoder = _load_frozen(str(location.path))
     except Exception as exc:  # any loader failure means "no encoder", except for a path the user gave
         if location.source == SOURCE_LOCAL:
-            raise ValueError(
-                f"could not load a sentence-transformers model from {str(model)!r}: {exc}"
-            ) from exc
+            raise ValueError(f"could not load a sentence-transformers model from {str(model)!r}: {exc}") from exc
         log.warning(
             "could not load %s from %s (%s): no language-model item features",
             location.model_id,
@@ -244,23 +242,16 @@ def _weights_file(directory: Path) -> Path:
     modules_json = directory / "modules.json"
     if not modules_json.is_file() and not (directory / "config.json").is_file():
         raise ValueError(
-            f"not a sentence-transformers model directory: no modules.json or config.json "
-            f"(got {str(directory)!r})"
+            f"not a sentence-transformers model directory: no modules.json or config.json (got {str(directory)!r})"
         )
     roots = [directory]
     if modules_json.is_file():
         try:
             modules = json.loads(modules_json.read_text(encoding="utf-8"))
-            roots = [
-                directory / m.get("path", "")
-                for m in modules
-                if str(m.get("type", "")).endswith("Transformer")
-            ]
+            roots = [directory / m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Transformer")]
             roots.append(directory)
         except (OSError, ValueError, AttributeError) as exc:
-            raise ValueError(
-                f"unreadable modules.json in model directory (got {str(directory)!r}): {exc}"
-            ) from exc
+            raise ValueError(f"unreadable modules.json in model directory (got {str(directory)!r}): {exc}") from exc
     for root in roots:
         for name in WEIGHT_FILES:
             if (root / name).is_file():

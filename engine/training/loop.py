@@ -104,11 +104,7 @@ def fit(
     indices = torch.as_tensor(train_csr.indices, dtype=torch.long)
     valid_fn = valid_fn or default_valid_fn(split, graph)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.amp and device.type == "cuda"
-        else nullcontext()
-    )
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals = 0

@@ -69,10 +69,7 @@ def test_canonical_json_is_sorted_compact_and_normalises_containers() -> None:
 
 
 def test_fingerprint_matches_hand_built_digest() -> None:
-    doc = (
-        '{"config":{"a":1,"b":[2,3]},"data_hash":"abc",'
-        '"engine_version":"9.9","scheme":"gatlens-fingerprint/1"}'
-    )
+    doc = '{"config":{"a":1,"b":[2,3]},"data_hash":"abc","engine_version":"9.9","scheme":"gatlens-fingerprint/1"}'
     assert fingerprint({"b": (2, 3), "a": 1}, "abc", "9.9") == hashlib.sha256(doc.encode()).hexdigest()
 
 
@@ -301,9 +298,7 @@ def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
     lock = threading.Lock()
 
     def write(i: int) -> None:
-        ref = store.save(
-            "demo", FP, tensors={"m": {"x": torch.full((2,), float(i))}}, json_files={}, meta={"i": i}
-        )
+        ref = store.save("demo", FP, tensors={"m": {"x": torch.full((2,), float(i))}}, json_files={}, meta={"i": i})
         with lock:
             refs.append(ref)
 

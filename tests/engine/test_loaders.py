@@ -47,8 +47,7 @@ def test_csv_with_column_mapping_and_extras(tmp_path: Path) -> None:
     folder = put(
         tmp_path,
         {
-            "interactions.csv": "uid,movie,score,when,device\n"
-            "u1,m1,4.5,100,tv\nu2,m1,2,200,phone\nu2,m2,3,300,tv\n",
+            "interactions.csv": "uid,movie,score,when,device\nu1,m1,4.5,100,tv\nu2,m1,2,200,phone\nu2,m2,3,300,tv\n",
             "items.csv": "movie,name,genres,description,provider,price\n"
             'm1,Alpha,Drama|Comedy,"A long, quoted text",acme,9.5\n'
             "m2,Beta,,,indie,3\nm3,Gamma,Drama,,acme,1\n",
@@ -126,9 +125,7 @@ def test_csv_iso_and_integer_timestamps(tmp_path: Path) -> None:
 
 def test_csv_crlf_bom_and_padding(tmp_path: Path) -> None:
     inter = "\ufeffuser_id , item_id\n u1 ,a\n\nu2, b \n"
-    folder = put(
-        tmp_path, {"interactions.csv": inter, "items.csv": "item_id,title\na,A\nb,\n"}, newline="\r\n"
-    )
+    folder = put(tmp_path, {"interactions.csv": inter, "items.csv": "item_id,title\na,A\nb,\n"}, newline="\r\n")
     data = load_csv_dataset(folder, name="mine")
     assert data.name == "mine"
     assert data.interactions[USER].tolist() == ["u1", "u2"]
@@ -213,15 +210,12 @@ def test_ml_100k_bad_rating_and_missing_file(tmp_path: Path) -> None:
     (folder / "u.data").write_text("1\t1\t5\t874965758\n1\t2\t6\t876893171\n")
     with pytest.raises(DataValidationError) as info:
         load_movielens("ml-100k", folder)
-    assert info.value.problems == [
-        "u.data, line 2, column 'rating': got '6', expected a rating in the scale [1, 5]"
-    ]
+    assert info.value.problems == ["u.data, line 2, column 'rating': got '6', expected a rating in the scale [1, 5]"]
     (folder / "u.user").unlink()
     with pytest.raises(DataValidationError) as info:
         load_movielens("ml-100k", folder)
     assert info.value.problems == [
-        f"u.user: file not found in {folder}; expected the official MovieLens 100K "
-        "layout (u.data, u.item, u.user)"
+        f"u.user: file not found in {folder}; expected the official MovieLens 100K layout (u.data, u.item, u.user)"
     ]
 
 
@@ -294,12 +288,10 @@ def test_ml_1m_bad_codes(tmp_path: Path) -> None:
 
 
 LATEST_SMALL = {
-    "ratings.csv": "userId,movieId,rating,timestamp\n"
-    "1,1,4.0,964982703\n1,3,0.5,964981247\n2,1,5.0,1445714994\n",
+    "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,0.5,964981247\n2,1,5.0,1445714994\n",
     "movies.csv": "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
     '3,"American President, The (1995)",Comedy|Drama|Romance\n5,Unrated Film (2001),(no genres listed)\n',
-    "tags.csv": "userId,movieId,tag,timestamp\n"
-    "2,1,pixar,1445714994\n3,1,Pixar,1445714995\n4,1,fun,1445714996\n",
+    "tags.csv": "userId,movieId,tag,timestamp\n2,1,pixar,1445714994\n3,1,Pixar,1445714995\n4,1,fun,1445714996\n",
 }
 
 
@@ -368,9 +360,7 @@ def test_registry_demo_delegates_to_synthetic(monkeypatch: pytest.MonkeyPatch) -
     assert calls == [(7, 0.5)]
 
 
-def test_registry_downloads_movielens_when_no_folder_is_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_registry_downloads_movielens_when_no_folder_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = put(tmp_path / "ml-latest-small", LATEST_SMALL)
     asked = []
     monkeypatch.setattr(download, "ensure_dataset", lambda name: asked.append(name) or folder)
@@ -459,9 +449,7 @@ def test_download_rejects_a_wrong_structure(tmp_path: Path, change: str) -> None
 def test_incomplete_folder_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "ml-1m").mkdir()
     (tmp_path / "ml-1m" / "ratings.dat").write_text("1::1::5::1\n")
-    with pytest.raises(
-        DownloadError, match=r"exists but lacks movies.dat, users.dat, README; delete the folder"
-    ):
+    with pytest.raises(DownloadError, match=r"exists but lacks movies.dat, users.dat, README; delete the folder"):
         ensure_dataset("ml-1m", tmp_path, opener=FakeOpener(b""))
     assert (tmp_path / "ml-1m" / "ratings.dat").read_text() == "1::1::5::1\n"
 

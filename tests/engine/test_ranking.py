@@ -205,9 +205,7 @@ def test_matches_torch_geometric(k: int) -> None:
     n_users, n_items = 200, 60
     topk = np.stack([rng.permutation(n_items)[:10] for _ in range(n_users)])
     # 0..12 relevant items per user (some users with none, some with > k).
-    rows = [
-        sorted(rng.choice(n_items, size=rng.integers(0, 13), replace=False).tolist()) for _ in range(n_users)
-    ]
+    rows = [sorted(rng.choice(n_items, size=rng.integers(0, 13), replace=False).tolist()) for _ in range(n_users)]
     rel = _csr(rows, n_items)
     ours = metrics_from_topk(topk, rel, ks=(k,)).mean()  # NaN rows (no relevant) skipped
     coo = rel.tocoo()

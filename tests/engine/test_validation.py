@@ -127,28 +127,22 @@ def test_rating_outside_the_declared_scale(tmp_path: Path) -> None:
 def test_empty_ids(tmp_path: Path) -> None:
     found = problems(write(tmp_path, interactions="user_id,item_id\nu1,a\n,b\nu2,\n"))
     assert (
-        only(found, "'user_id'")
-        == "interactions.csv, line 3, column 'user_id': got '', expected a non-empty user_id"
+        only(found, "'user_id'") == "interactions.csv, line 3, column 'user_id': got '', expected a non-empty user_id"
     )
-    assert (
-        only(found, "line 4")
-        == "interactions.csv, line 4, column 'item_id': got '', expected a non-empty item_id"
-    )
+    assert only(found, "line 4") == "interactions.csv, line 4, column 'item_id': got '', expected a non-empty item_id"
 
 
 def test_unknown_item(tmp_path: Path) -> None:
     found = problems(write(tmp_path, interactions="user_id,item_id\nu1,a\nu1,zz9\n"))
     assert found == [
-        "interactions.csv, line 3, column 'item_id': got 'zz9', expected one of the item_id "
-        "values in items.csv"
+        "interactions.csv, line 3, column 'item_id': got 'zz9', expected one of the item_id values in items.csv"
     ]
 
 
 def test_unknown_user_when_users_csv_is_given(tmp_path: Path) -> None:
     found = problems(write(tmp_path, users="user_id,gender\nu1,F\n"))
     assert found == [
-        "interactions.csv, line 4, column 'user_id': got 'u2', expected one of the user_id "
-        "values in users.csv"
+        "interactions.csv, line 4, column 'user_id': got 'u2', expected one of the user_id values in users.csv"
     ]
 
 
@@ -193,9 +187,7 @@ def test_windows_1252_is_suggested_for_curly_quotes(tmp_path: Path) -> None:
 
 
 def test_unparseable_timestamp(tmp_path: Path) -> None:
-    found = problems(
-        write(tmp_path, interactions="user_id,item_id,timestamp\nu1,a,2021-03-04\nu2,b,yesterday\n")
-    )
+    found = problems(write(tmp_path, interactions="user_id,item_id,timestamp\nu1,a,2021-03-04\nu2,b,yesterday\n"))
     assert found == [
         "interactions.csv, line 3, column 'timestamp': got 'yesterday', expected Unix seconds (an "
         "integer) or an ISO 8601 date such as '2021-03-04' or '2021-03-04T10:00:00'"
@@ -213,31 +205,25 @@ def test_millisecond_timestamps(tmp_path: Path) -> None:
 def test_timestamp_before_1970(tmp_path: Path) -> None:
     found = problems(write(tmp_path, interactions="user_id,item_id,timestamp\nu1,a,1969-12-31\n"))
     assert found == [
-        "interactions.csv, line 2, column 'timestamp': got '1969-12-31', expected a time at or "
-        "after 1970-01-01"
+        "interactions.csv, line 2, column 'timestamp': got '1969-12-31', expected a time at or after 1970-01-01"
     ]
 
 
 def test_duplicate_item_ids(tmp_path: Path) -> None:
     found = problems(write(tmp_path, items="item_id,title\na,Alpha\nb,Beta\na,Alpha again\n"))
-    assert found == [
-        "items.csv, line 4, column 'item_id': got 'a', expected a unique item_id (already on line 2)"
-    ]
+    assert found == ["items.csv, line 4, column 'item_id': got 'a', expected a unique item_id (already on line 2)"]
 
 
 def test_users_csv_without_user_id(tmp_path: Path) -> None:
     found = problems(write(tmp_path, users="uid,gender\nu1,F\nu2,M\n"))
     assert found == [
-        "users.csv, line 1: missing column 'user_id' (found 'uid'; did you mean 'user_id'? use "
-        "--columns uid=user_id)"
+        "users.csv, line 1: missing column 'user_id' (found 'uid'; did you mean 'user_id'? use --columns uid=user_id)"
     ]
 
 
 def test_duplicate_user_ids(tmp_path: Path) -> None:
     found = problems(write(tmp_path, users="user_id,gender\nu1,F\nu2,M\nu1,M\n"))
-    assert found == [
-        "users.csv, line 4, column 'user_id': got 'u1', expected a unique user_id (already on line 2)"
-    ]
+    assert found == ["users.csv, line 4, column 'user_id': got 'u1', expected a unique user_id (already on line 2)"]
 
 
 def test_row_with_too_many_fields(tmp_path: Path) -> None:
@@ -257,16 +243,10 @@ def test_duplicate_column_names(tmp_path: Path) -> None:
 
 def test_line_numbers_count_quoted_newlines_and_blank_lines(tmp_path: Path) -> None:
     items = 'item_id,title,text\na,Alpha,"first line\nsecond line"\n\nb,Beta,x\nc,Gamma,y\n'
-    found = problems(
-        write(tmp_path, items=items, interactions="user_id,item_id,rating\nu1,a,4\n\n\nu1,b,bad\n")
-    )
+    found = problems(write(tmp_path, items=items, interactions="user_id,item_id,rating\nu1,a,4\n\n\nu1,b,bad\n"))
     assert found == ["interactions.csv, line 5, column 'rating': got 'bad', expected a number"]
-    found = problems(
-        write(tmp_path, items=items + "a,Again,z\n", interactions="user_id,item_id,rating\nu1,a,4\n")
-    )
-    assert found == [
-        "items.csv, line 7, column 'item_id': got 'a', expected a unique item_id (already on line 2)"
-    ]
+    found = problems(write(tmp_path, items=items + "a,Again,z\n", interactions="user_id,item_id,rating\nu1,a,4\n"))
+    assert found == ["items.csv, line 7, column 'item_id': got 'a', expected a unique item_id (already on line 2)"]
 
 
 def test_mapped_column_is_named_as_in_the_file(tmp_path: Path) -> None:
