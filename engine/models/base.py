@@ -53,6 +53,10 @@ class EmbeddingModel(nn.Module):
         """Final embeddings ``(users [U, d], items [I, d])`` computed on ``graph``."""
         raise NotImplementedError
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups (default: one group at ``lr``)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
     def ego_embeddings(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Layer-0 parameters touched by a batch, for the L2 term of BPR (default: none)."""
         return []

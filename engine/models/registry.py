@@ -40,6 +40,8 @@ def build_model(
             text_dim=cfg.text_dim,
             category_features=category_features,
             edge_dropout=cfg.edge_dropout,
+            init=cfg.init,
+            attention_lr=cfg.attention_lr,
         )
     if cfg.name == "lightgcn":
         from engine.models.lightgcn import LightGCN

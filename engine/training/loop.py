@@ -103,7 +103,7 @@ def fit(
     indptr = torch.as_tensor(train_csr.indptr, dtype=torch.long)
     indices = torch.as_tensor(train_csr.indices, dtype=torch.long)
     valid_fn = valid_fn or default_valid_fn(split, graph)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.param_groups(cfg.lr), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
     best_state: dict[str, torch.Tensor] | None = None

@@ -295,7 +295,7 @@ def fit_minibatch(
         forward = DistributedDataParallel(
             forward, device_ids=[device.index] if device.type == "cuda" else None, **{no_sync: False}
         )
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.param_groups(cfg.lr), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
     best_state: dict[str, Tensor] | None = None

@@ -13,7 +13,7 @@ from engine.data.graph import build_graph
 from engine.data.schema import Dataset
 from engine.data.split import split
 from engine.models.gat import GraphRecommender, WeightedAttentionConv
-from engine.models.spmm import csr_plan, head_spmm
+from engine.models.spmm import csr_plan, head_sddmm, head_spmm
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,17 @@ def test_head_spmm_gradients() -> None:
     vals = torch.rand(ei.size(1), 2, dtype=torch.float64, requires_grad=True)
     x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, xx: head_spmm(plan, v, xx), (vals, x))
+
+
+def test_head_sddmm_values_and_gradients() -> None:
+    pairs = torch.tensor([[0, 0, 1, 2], [3, 4, 4, 5]])
+    ei = torch.cat([pairs, pairs.flip(0)], 1)
+    plan = csr_plan(ei, 6)
+    a = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    expected = (a[plan.row] * b[plan.col]).sum(-1)  # <a[dst], b[src]> per edge and head
+    torch.testing.assert_close(head_sddmm(plan, a, b), expected)
+    assert torch.autograd.gradcheck(lambda x, y: head_sddmm(plan, x, y), (a, b))
 
 
 def test_attention_is_a_softmax_per_destination(graph_and_split) -> None:
