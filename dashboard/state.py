@@ -46,26 +46,18 @@ def list_models(cache_dir: str) -> list[dict[str, Any]]:
     return rows[::-1]
 
 
-class _RefuseTraining:
-    """A training callback that stops ``train_or_load`` before it trains: pages never train on load."""
-
-    def on_train_begin(self, max_epochs: int) -> None:
-        raise ModelNotReadyError(
-            "The stored model could not be loaded: it failed verification (moved aside as corrupt) "
-            "or no longer matches the data or engine version. Retrain it with the Train button "
-            "or `gatlens train`."
-        )
-
-    def on_step(self, loss: float) -> None: ...
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
-
-    def on_train_end(self, logs: dict[str, Any]) -> None: ...
+_NOT_VERIFIED = (
+    "The stored model could not be loaded: it failed verification (moved aside as corrupt) "
+    "or is no longer in the cache. Retrain it with the Train button or `gatlens train`."
+)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_recommender(cache_dir: str, artifact_path: str) -> Any:
-    """Load a stored model as an :class:`engine.service.Recommender` (verified; never trains).
+    """Load one stored model version as an :class:`engine.service.Recommender` (verified; never trains).
+
+    The version at ``artifact_path`` is loaded, not the newest one of its fingerprint, and a
+    version made by ``gatlens update`` comes with the interactions it added.
 
     Args:
         cache_dir: artifact and feature cache root.
@@ -75,25 +67,32 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
         ModelNotReadyError: the artifact is gone, unreadable, corrupt or stale.
     """
     from engine.config import RunConfig
-    from engine.pipeline import train_or_load
+    from engine.update import StaleArtifactError, load_version
 
-    config_file = Path(artifact_path) / "config.json"
+    folder = Path(artifact_path)
     try:
-        config = RunConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ModelNotReadyError(f"The model folder {artifact_path} has no config.json; retrain the model.") from None
-    except (ValueError, TypeError) as exc:
-        raise ModelNotReadyError(f"{config_file} is unreadable ({exc}); retrain the model.") from None
-    rec = train_or_load(config, cache_dir=Path(cache_dir), callbacks=[_RefuseTraining()])
-    wanted = json.loads((Path(artifact_path) / "manifest.json").read_text(encoding="utf-8"))["fingerprint"]
-    if rec.ref is None or rec.ref.fingerprint != wanted:
+        config = RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        fingerprint, version = str(manifest["fingerprint"]), int(manifest["version"])
+    except FileNotFoundError as exc:
+        raise ModelNotReadyError(
+            f"The model folder {artifact_path} has no {Path(str(exc.filename)).name}; retrain the model."
+        ) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelNotReadyError(
+            f"The model folder {artifact_path} is unreadable ({exc}); retrain the model."
+        ) from None
+    try:
+        rec = load_version(config, version, fingerprint=fingerprint, cache_dir=Path(cache_dir))
+    except StaleArtifactError:
         # The stored config now fingerprints to another artifact: the data or the engine changed
         # since this model was trained, so what would load is not the model that was picked.
         raise ModelNotReadyError(
             "This stored model no longer matches the current data or engine version (its fingerprint "
-            f"changed{'; a newer one is in the cache' if rec.ref is not None else ''}). Pick the newest model "
-            "in the sidebar, or retrain with the Train button or `gatlens train`."
-        )
+            "changed). Pick the newest model in the sidebar, or retrain with the Train button or `gatlens train`."
+        ) from None
+    if rec is None:
+        raise ModelNotReadyError(_NOT_VERIFIED)
     return rec
 
 

@@ -158,6 +158,11 @@ def train_or_load(
     if not force:
         loaded = store.load(name, fp)
         if loaded is not None:
+            from engine.update import restore_prepared  # update imports this module
+
+            # The newest version may come from `gatlens update`: replay its appended rows first,
+            # or new users / items would not fit the stored tables.
+            prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
             model = make_model(prep)
             if isinstance(model, EmbeddingModel):
                 model.load_state_dict(loaded.tensors["model"])

@@ -8,24 +8,53 @@ of explainerdashboard's explainer object.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from engine.artifacts.store import ArtifactRef
+from engine.artifacts.store import ArtifactRef, ArtifactStore
 from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER
 from engine.data.split import I, U
 from engine.models.base import EmbeddingModel, FittedModel
-from engine.pipeline import Prepared
+from engine.pipeline import Prepared, artifact_ref_str
 
 log = logging.getLogger(__name__)
 
 KNOWN, NO_HISTORY, UNKNOWN = "known", "no_history", "unknown"
+
+# Columns of Recommender.what_changed(); engine.update.what_changed() computes the first eight.
+WHAT_CHANGED_COLUMNS = (
+    USER,
+    "changed",
+    "overlap",
+    "new_interactions",
+    "entered",
+    "left",
+    "top_before",
+    "top_after",
+    "entered_titles",
+    "left_titles",
+)
+# Figures of an update's summary (meta["update"]) that Recommender.lineage() passes on.
+UPDATE_FIGURES = (
+    "rows",
+    "positives",
+    "new_users",
+    "new_items",
+    "train_pairs_added",
+    "users_changed",
+    "epochs",
+    "seconds",
+    "valid_ndcg@10_before",
+    "valid_ndcg@10_after",
+)
 
 
 class UnknownUserError(KeyError):
@@ -255,6 +284,86 @@ class Recommender:
     def metrics(self) -> dict[str, float]:
         return dict(self.meta.get("metrics", {}))
 
+    # -- versions ---------------------------------------------------------------------------
+    @property
+    def version(self) -> int | None:
+        """The stored artifact version (1 when trained from scratch, +1 per update), or None when not stored."""
+        return None if self.ref is None else self.ref.version
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """This model's version and the versions it was derived from, current first, back to the root.
+
+        Only manifests are read. A model that is not stored gives one entry from its own model card.
+
+        Returns:
+            One dict per version with ``version`` (int; None when not stored), ``key``
+            (``dataset/fingerprint[:16]/vN``; None when not stored), ``created`` (ISO 8601 UTC, or
+            None when unknown), ``available`` (False for an ancestor whose manifest is missing or
+            damaged: then nothing else is known and it is the last entry), ``update`` (True for a
+            version made by an incremental update, False for one trained from scratch, None when
+            unknown), and the update's figures (None for a version trained from scratch):
+            ``rows`` (interactions added), ``positives``, ``new_users``, ``new_items``,
+            ``train_pairs_added``, ``users_changed``, ``epochs``, ``seconds``,
+            ``valid_ndcg@10_before`` and ``valid_ndcg@10_after``.
+        """
+        if self.ref is None:
+            return [_lineage_entry(None, None, self.meta, True)]
+        # Layout <root>/<dataset>/<fingerprint[:16]>/v<N>: the store the version lives in holds its parents.
+        store = ArtifactStore(Path(self.ref.path).parents[2])
+        entries = []
+        for n, (ref, manifest) in enumerate(store.lineage(self.ref)):
+            if manifest is None and n == 0:  # the loaded version's own manifest went away: its card still holds
+                manifest = {"meta": self.meta}
+            meta = None if manifest is None else manifest.get("meta", {})
+            entries.append(
+                _lineage_entry(ref.version, artifact_ref_str(ref), meta, manifest is not None)
+                | {"created": None if manifest is None else manifest.get("created")}
+            )
+        return entries
+
+    def what_changed(self, limit: int | None = 20) -> pd.DataFrame:
+        """Users whose top-K list changed most in the update that made this version, most changed first.
+
+        The model card keeps the 20 most changed users; a longer table is read from the
+        artifact's stored copy (up to 1000 rows, see :func:`engine.update.what_changed`).
+
+        Args:
+            limit: at most this many rows; None for every stored row (default: 20).
+
+        Returns:
+            Columns ``user_id``, ``changed`` (items of the list before that are no longer in it),
+            ``overlap`` (share of the list kept), ``new_interactions`` (training pairs the update
+            added for the user), ``entered`` / ``left`` (item ids), ``top_before`` / ``top_after``
+            (item ids), and ``entered_titles`` / ``left_titles`` (those items' titles, the id where
+            an item has none). Empty, with these columns, when the model was never updated.
+        """
+        update = self.meta.get("update") or {}
+        records = list(update.get("what_changed") or [])
+        if records and (limit is None or limit > len(records)):
+            records = self._stored_changes() or records
+        frame = pd.DataFrame.from_records(records[:limit] if limit is not None else records)
+        if frame.empty:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in WHAT_CHANGED_COLUMNS})
+        titles = dict(zip(self.items[ITEM].astype(str), self.items[TITLE], strict=True))
+        for col in ("entered", "left"):
+            frame[f"{col}_titles"] = frame[col].map(lambda ids: [str(titles.get(str(i), i)) for i in ids])
+        return frame.reindex(columns=list(WHAT_CHANGED_COLUMNS)).reset_index(drop=True)
+
+    def _stored_changes(self) -> list[dict[str, Any]] | None:
+        """The full "what changed" table stored with this version (verified when the version was loaded)."""
+        from engine.update import CHANGES_FILE
+
+        if self.ref is None:
+            return None
+        try:
+            rows = json.loads((Path(self.ref.path) / f"{CHANGES_FILE}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "artifact %s: no readable %s.json (%s); showing the model card's rows", self.ref.path, CHANGES_FILE, exc
+            )
+            return None
+        return rows if isinstance(rows, list) else None
+
     # -- explanations, audits, what-if (implemented in engine.explain / engine.fairness) ------
     def explain(self, user_id: str, item_id: str, **kwargs: Any) -> Any:
         """Why ``item_id`` for ``user_id``: see :func:`engine.explain.explain_pair` (memoised)."""
@@ -277,3 +386,19 @@ class Recommender:
         from engine.fairness.audit import run_audit
 
         return run_audit(self, **kwargs)
+
+
+def _lineage_entry(
+    version: int | None, key: str | None, meta: dict[str, Any] | None, available: bool
+) -> dict[str, Any]:
+    """One :meth:`Recommender.lineage` entry from a version's model card (None when unreadable)."""
+    update = None if meta is None else meta.get("update")
+    entry: dict[str, Any] = {
+        "version": version,
+        "key": key,
+        "created": None,
+        "available": available,
+        "update": None if meta is None else bool(update),
+    }
+    figures = update if isinstance(update, dict) else {}
+    return entry | {name: figures.get(name) for name in UPDATE_FIGURES}

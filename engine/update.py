@@ -660,16 +660,47 @@ def restore_prepared(prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path 
     return restored
 
 
-def load_latest(
-    config: RunConfig, *, cache_dir: Path = DEFAULT_CACHE, dataset: Dataset | None = None
-) -> Recommender | None:
-    """The newest cached version for ``config`` (updates replayed), or None when none is cached.
+class StaleArtifactError(ValueError):
+    """A stored version's fingerprint is not the one its configuration gives today: the data or the
+    engine version changed since it was trained, so it is not the model that configuration describes."""
 
-    Mirrors the load path of :func:`engine.pipeline.train_or_load` plus
-    :func:`restore_prepared`; it never trains.
+
+def load_version(
+    config: RunConfig,
+    version: int | None = None,
+    *,
+    fingerprint: str | None = None,
+    cache_dir: Path = DEFAULT_CACHE,
+    dataset: Dataset | None = None,
+) -> Recommender | None:
+    """One cached version for ``config`` (updates replayed), or None when it is missing or damaged.
+
+    Mirrors the load path of :func:`engine.pipeline.train_or_load` plus :func:`restore_prepared`,
+    for any version; it never trains. A damaged version is moved aside by the store.
+
+    Args:
+        config: the configuration the model was trained with (its artifact's ``config.json``).
+        version: the version number (default: the newest).
+        fingerprint: the fingerprint the version is stored under, e.g. from its manifest; checked
+            against the one ``config`` gives today (default: not checked).
+        cache_dir: feature and artifact cache root (default: ``data/cache``).
+        dataset: an already loaded dataset to use instead of loading by name (default: None).
+
+    Returns:
+        The :class:`Recommender`, or None.
+
+    Raises:
+        StaleArtifactError: ``fingerprint`` is not what ``config`` gives today.
+        ValueError: replaying the version's update does not give its stored id map.
     """
     prep = prepare(config, dataset=dataset, cache_dir=cache_dir)
-    loaded = ArtifactStore(cache_dir / "models").load(prep.dataset.name, config_fingerprint(prep))
+    fp = config_fingerprint(prep)
+    if fingerprint is not None and fingerprint != fp:
+        raise StaleArtifactError(
+            f"the stored model {fingerprint[:16]} no longer matches its configuration (which now gives {fp[:16]}): "
+            "the data or the engine version changed since it was trained"
+        )
+    loaded = ArtifactStore(cache_dir / "models").load(prep.dataset.name, fp, version=version)
     if loaded is None:
         return None
     prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
@@ -686,3 +717,13 @@ def load_latest(
     else:
         model.fit(prep.split)
     return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []))
+
+
+def load_latest(
+    config: RunConfig, *, cache_dir: Path = DEFAULT_CACHE, dataset: Dataset | None = None
+) -> Recommender | None:
+    """The newest cached version for ``config`` (updates replayed), or None when none is cached.
+
+    See :func:`load_version`; it never trains.
+    """
+    return load_version(config, cache_dir=cache_dir, dataset=dataset)

@@ -1,7 +1,9 @@
-"""Overview: the dataset card, the model card (training curve, test metrics against baselines), a guided tour."""
+"""Overview: the dataset card, the model card (version lineage, what the last update changed, training curve,
+test metrics against baselines), a guided tour."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -101,6 +103,8 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     training = meta.get("training", {})
     lm = meta.get("language_model", {})
     st.subheader(f"Model · {meta.get('model', '?')}", anchor=False)
+    lineage = cur.rec.lineage()
+    _lineage_line(lineage)
     params = meta.get("parameters")
     trainable = meta.get("trainable_parameters")
     st.html(
@@ -120,6 +124,10 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     )
     if cur.rec.curve:
         st.plotly_chart(charts.training_curve(cur.rec.curve), width="stretch", key="curve")
+    if lineage[0]["update"]:
+        _what_changed(cur, meta.get("update") or {})
+    else:
+        _no_updates_hint(meta)
     sha = lm.get("weights_sha256")
     with st.expander("Configuration and language model", expanded=False):
         st.markdown(
@@ -130,6 +138,85 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
             st.caption(lm["note"])
         st.markdown(f"**Artifact:** `{cur.key}` · engine {meta.get('engine_version', '?')}")
         st.json(meta.get("config", {}), expanded=False)
+
+
+def _lineage_line(lineage: list[dict[str, Any]]) -> None:
+    """``version v3 · v3 (update: +500 interactions, 4 new users) ← v2 (…) ← v1 (trained)``."""
+    current = lineage[0]["version"]
+    label = f"version v{current}" if current is not None else "not stored"
+    chain = " ← ".join(_version_label(entry) for entry in lineage)
+    st.caption(f"**{esc(label)}** · lineage: {esc(chain)}")
+
+
+def _version_label(entry: dict[str, Any]) -> str:
+    name = f"v{entry['version']}" if entry["version"] is not None else "this model"
+    if not entry["available"]:
+        return f"{name} (not in the cache)"
+    if entry["update"] is False:
+        return f"{name} (trained)"
+    if not entry["update"]:
+        return name
+    parts = [f"+{_count(entry['rows'], 'interaction')}"]
+    for key, noun in (("new_users", "new user"), ("new_items", "new item")):
+        if isinstance(entry.get(key), int) and entry[key]:
+            parts.append(_count(entry[key], noun))
+    return f"{name} (update: {', '.join(parts)})"
+
+
+def _count(value: Any, noun: str = "") -> str:
+    """``1,234 users`` / ``1 user`` (``?`` for a missing figure); the bare number without a noun."""
+    number = f"{value:,}" if isinstance(value, int) else "?"
+    if not noun:
+        return number
+    return f"{number} {noun}" + ("" if value == 1 else "s")
+
+
+def _what_changed(cur: context.Current, update: dict[str, Any]) -> None:
+    changes = cur.rec.what_changed()
+    k = update.get("k", 10)
+    with st.expander("What changed in the last update", expanded=False, icon=":material/difference:"):
+        before, after = update.get("valid_ndcg@10_before"), update.get("valid_ndcg@10_after")
+        seconds = update.get("seconds")
+        st.caption(
+            f"Update of {esc(update.get('parent') or 'an unsaved model')}: "
+            f"+{_count(update.get('rows'), 'interaction')} ({_count(update.get('positives'))} positive), "
+            f"{_count(update.get('new_users'), 'new user')}, {_count(update.get('new_items'), 'new item')}, "
+            f"{_count(update.get('epochs'), 'warm-start epoch')}"
+            + (f", {seconds:.1f} s" if isinstance(seconds, float | int) else "")
+            + f". Validation NDCG@10 {_fmt(before)} → {_fmt(after)}. "
+            f"The top-{_count(k)} list changed for {_count(update.get('users_changed'), 'user')}; the most changed:"
+        )
+        if changes.empty:
+            st.caption("No user's list changed.")
+            return
+        table = changes[["user_id", "changed", "overlap", "new_interactions", "left_titles", "entered_titles"]]
+        st.dataframe(
+            table,
+            width="stretch",
+            hide_index=True,
+            column_config={
+                "user_id": st.column_config.TextColumn("user"),
+                "changed": st.column_config.NumberColumn(
+                    "replaced", help=f"items of the top-{_count(k)} no longer in it"
+                ),
+                "overlap": st.column_config.NumberColumn("overlap", format="%.2f", help="share of the list kept"),
+                "new_interactions": st.column_config.NumberColumn(
+                    "new interactions", help="training interactions the update added for the user"
+                ),
+                "left_titles": st.column_config.ListColumn("items left"),
+                "entered_titles": st.column_config.ListColumn("items entered"),
+            },
+        )
+
+
+def _no_updates_hint(meta: dict[str, Any]) -> None:
+    name = str(meta.get("config", {}).get("data", {}).get("dataset") or "")
+    name = name if re.fullmatch(r"[A-Za-z0-9._-]+", name) else "NAME"  # shown inside a code span: plain names only
+    st.caption(
+        "Trained from scratch (no updates yet). "
+        f"`gatlens update --dataset {name} --new FILE` adds interactions "
+        "(with the options the model was trained with)."
+    )
 
 
 def _metrics_vs_baselines(cur: context.Current) -> None:

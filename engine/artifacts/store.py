@@ -290,6 +290,45 @@ class ArtifactStore:
                 return ArtifactRef(dataset, fp, v, path, parent=self._parent_ref(manifest["parent"]))
         return None
 
+    def lineage(self, ref: ArtifactRef, *, limit: int = 1000) -> list[tuple[ArtifactRef, dict[str, Any] | None]]:
+        """``ref`` and the versions it was derived from, newest first, each with its manifest.
+
+        Only manifests are read (file checksums are verified by :meth:`load`); nothing is moved.
+        Parents are looked up under this store's root, so pass the store the version lives in.
+
+        Args:
+            ref: the version to start from.
+            limit: stop after this many versions (a guard against a corrupt chain; default: 1000).
+
+        Returns:
+            ``(ref, manifest)`` pairs, each ref with its parent filled in; the chain ends at a root
+            version, or at a version whose manifest is missing or invalid (its manifest is None
+            and it is the last entry), or on a cycle.
+        """
+        chain: list[tuple[ArtifactRef, dict[str, Any] | None]] = []
+        seen: set[tuple[str, str, int]] = set()
+        current: ArtifactRef | None = ref
+        while current is not None and len(chain) < limit:
+            ident = (current.dataset, current.fingerprint, current.version)
+            if ident in seen:
+                logger.warning("artifact %s: its lineage loops back to v%d; stopped there", ref.path, current.version)
+                break
+            seen.add(ident)
+            manifest = _read_manifest_quietly(Path(current.path), current.dataset, current.fingerprint, current.version)
+            if manifest is None:
+                chain.append((current, None))
+                break
+            current = ArtifactRef(
+                current.dataset,
+                current.fingerprint,
+                current.version,
+                Path(current.path),
+                parent=self._parent_ref(manifest["parent"]),
+            )
+            chain.append((current, manifest))
+            current = current.parent
+        return chain
+
     def versions(self, dataset: str, fp: str | None = None) -> list[ArtifactRef]:
         """Every version with a valid manifest, parents filled in, newest last.
 

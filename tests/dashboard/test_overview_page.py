@@ -1,12 +1,14 @@
-"""Overview page under AppTest: dataset card, model card, metrics against the baseline, errors."""
+"""Overview page under AppTest: dataset card, model card, version lineage, metrics against the baseline, errors."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
-from dashboard_support import APP, charts_of, html_of
+import pytest
+from dashboard_support import APP, TinyWorld, charts_of, html_of
 
 
 def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
@@ -31,6 +33,11 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     heavy = tiny_world.gat.idmap.users[int(tiny_world.gat.prep.split.matrix("train").getnnz(axis=1).argmax())]
     top1 = tiny_world.gat.recommend(heavy, 1).items["item_id"].iloc[0]
     assert query == {"dataset": "tiny-demo", "model": tiny_world.gat_key, "user": heavy, "item": top1, "page": "why"}
+    # A model trained from scratch: version v1, no "what changed" table, a hint how to update it.
+    captions = [c.value for c in at.caption]
+    assert "**version v1** · lineage: v1 (trained)" in captions
+    assert any(c.startswith("Trained from scratch (no updates yet). `gatlens update --dataset csv") for c in captions)
+    assert not [e for e in at.expander if e.label == "What changed in the last update"]
 
 
 def test_model_from_the_url_is_selected(open_app, tiny_world) -> None:
@@ -105,3 +112,66 @@ def test_stale_model_is_refused_not_swapped(tiny_world, tmp_path, monkeypatch) -
     at.run()
     assert not at.exception
     assert "no longer matches the current data or engine version" in at.error[0].value
+
+
+@pytest.fixture(scope="module")
+def updated_world(tiny_world: TinyWorld, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the tiny world's cache with the GAT updated once (v2): one user gets their whole
+    top 10 as new interactions (so exactly their list is replaced: the most changed user), plus a newcomer."""
+    import json
+
+    import pandas as pd
+
+    from dashboard.settings import model_key
+    from engine.config import RunConfig
+    from engine.update import load_version, update_model
+
+    cache = tmp_path_factory.mktemp("updated") / "cache"
+    shutil.copytree(tiny_world.cache_dir, cache)
+    config = RunConfig.from_dict(json.loads((tiny_world.gat.ref.path / "config.json").read_text()))
+    old = load_version(config, 1, cache_dir=cache)
+    user = old.idmap.users[0]
+    top = old.recommend(user, 10).items["item_id"].tolist()
+    rows = pd.DataFrame(
+        {
+            "user_id": [user] * 10 + ["u_newcomer"] * 2,
+            "item_id": top + top[:2],
+            "rating": 5.0,
+            "timestamp": range(2_000_000_000, 2_000_000_012),
+        }
+    )
+    new = update_model(old, rows, epochs=1, cache_dir=cache)
+    return {"cache": cache, "user": user, "new": new, "key": model_key("gat", new.ref.fingerprint, new.ref.version)}
+
+
+def test_updated_model_shows_its_lineage_and_what_changed(tiny_world, updated_world, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    for key, value in tiny_world.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GATLENS_CACHE_DIR", str(updated_world["cache"]))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["model"] = updated_world["key"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.subheader][1] == "Model · gat"
+    captions = [c.value for c in at.caption]
+    assert "**version v2** · lineage: v2 (update: +12 interactions, 1 new user) ← v1 (trained)" in captions
+    assert not any(c.startswith("Trained from scratch") for c in captions)
+    [expander] = [e for e in at.expander if e.label == "What changed in the last update"]
+    summary = next(c.value for c in expander.caption if c.value.startswith("Update of tiny-demo/"))
+    assert "+12 interactions (12 positive), 1 new user, 0 new items, 1 warm-start epoch" in summary
+    [table] = [d.value for d in expander.dataframe]
+    assert list(table.columns) == ["user_id", "changed", "overlap", "new_interactions", "left_titles", "entered_titles"]
+    first = table.iloc[0]
+    assert (first["user_id"], first["changed"], first["overlap"], first["new_interactions"]) == (
+        updated_world["user"],
+        10,
+        0.0,
+        10,
+    )
+    new = updated_world["new"]
+    titles = new.items.set_index("item_id")["title"]
+    expected = new.meta["update"]["what_changed"][0]
+    assert list(first["entered_titles"]) == [titles[i] for i in expected["entered"]]
+    assert len(table) == len(new.meta["update"]["what_changed"])

@@ -13,12 +13,22 @@ import torch
 
 from engine.artifacts.store import ArtifactStore
 from engine.config import RunConfig
-from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, USER, Dataset, DataValidationError
+from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER, Dataset, DataValidationError
 from engine.data.split import I, U
 from engine.data.synthetic import generate_demo_world
 from engine.features.text import TextFeatures
 from engine.pipeline import prepare, train_or_load
-from engine.update import load_latest, merge_updates, restore_prepared, update_model, warm_start, what_changed
+from engine.service import WHAT_CHANGED_COLUMNS
+from engine.update import (
+    StaleArtifactError,
+    load_latest,
+    load_version,
+    merge_updates,
+    restore_prepared,
+    update_model,
+    warm_start,
+    what_changed,
+)
 
 CFG = RunConfig().with_overrides(features={"text": False}, train={"epochs": 3})
 NEW_ITEM = "i0199"
@@ -156,6 +166,15 @@ def test_restore_replays_the_update(world: World, updated: tuple) -> None:
     np.testing.assert_allclose(again.scores(u), new.scores(u), atol=1e-6)
 
 
+def test_train_or_load_after_an_update_loads_the_updated_version(world: World, updated: tuple) -> None:
+    # What `gatlens recommend / explain / audit` do: the newest version, its update replayed.
+    _, new = updated
+    again = train_or_load(CFG, dataset=world.base, cache_dir=world.cache)
+    assert again.ref.version == 2 and again.idmap == new.idmap
+    u = new.idmap.user_index("u_new")
+    np.testing.assert_allclose(again.scores(u), new.scores(u), atol=1e-6)
+
+
 def test_what_changed_ranks_users_by_list_change(updated: tuple) -> None:
     old, new = updated
     same = what_changed(old, old, k=10)
@@ -180,6 +199,67 @@ def test_what_changed_ranks_users_by_list_change(updated: tuple) -> None:
     stored = new.meta["update"]["what_changed"]
     assert stored[0][USER] == row[USER] and len(stored) == 20
     assert new.meta["update"]["users_changed"] == int((frame["changed"] > 0).sum())
+
+
+def test_lineage_and_what_changed_table_after_one_update(updated: tuple) -> None:
+    old, new = updated
+    lineage = new.lineage()
+    fp16 = old.ref.fingerprint[:16]
+    assert [e["version"] for e in lineage] == [2, 1] and new.version == 2
+    assert [e["key"] for e in lineage] == [f"demo/{fp16}/v2", f"demo/{fp16}/v1"]
+    assert [e["update"] for e in lineage] == [True, False]
+    assert all(e["available"] and e["created"] for e in lineage)
+    card = new.meta["update"]
+    assert (lineage[0]["rows"], lineage[0]["new_users"], lineage[0]["new_items"]) == (card["rows"], 1, 1)
+    assert lineage[0]["seconds"] == card["seconds"] and lineage[0]["valid_ndcg@10_after"] == card["valid_ndcg@10_after"]
+    assert lineage[1]["rows"] is None and lineage[1]["valid_ndcg@10_before"] is None
+    assert old.lineage() == lineage[1:]
+
+    expected = what_changed(old, new, k=10)
+    frame = new.what_changed()
+    assert list(frame.columns) == list(WHAT_CHANGED_COLUMNS) and len(frame) == 20
+    top = frame.iloc[0]
+    assert (top[USER], top["changed"], top["entered"], top["left"]) == (
+        expected[USER].iat[0],
+        expected["changed"].iat[0],
+        expected["entered"].iat[0],
+        expected["left"].iat[0],
+    )
+    titles = new.items.set_index(ITEM)[TITLE]
+    assert top["entered_titles"] == [titles[i] for i in top["entered"]] and len(top["entered_titles"]) > 0
+    assert top["left_titles"] == [titles[i] for i in top["left"]]
+    full = new.what_changed(limit=None)  # the artifact's stored table, not just the card's 20 rows
+    assert full[USER].tolist() == expected[USER].tolist()
+    never = old.what_changed()
+    assert never.empty and list(never.columns) == list(WHAT_CHANGED_COLUMNS)
+
+
+def test_load_version_picks_the_version_and_refuses_a_stale_fingerprint(world: World, updated: tuple) -> None:
+    old, new = updated
+    v1 = load_version(CFG, 1, fingerprint=old.ref.fingerprint, cache_dir=world.cache, dataset=world.base)
+    assert v1 is not None and v1.ref == old.ref and v1.idmap == old.idmap
+    v2 = load_version(CFG, 2, cache_dir=world.cache, dataset=world.base)
+    assert v2 is not None and v2.idmap == new.idmap and [e["version"] for e in v2.lineage()] == [2, 1]
+    assert load_version(CFG, 9, cache_dir=world.cache, dataset=world.base) is None
+    with pytest.raises(StaleArtifactError, match="no longer matches"):
+        load_version(CFG, 1, fingerprint="f" * 64, cache_dir=world.cache, dataset=world.base)
+
+
+def test_lineage_stops_at_a_missing_parent(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    fp = "a" * 64
+    v1 = store.save("demo", fp, tensors={}, json_files={}, meta={})
+    v2 = store.save("demo", fp, tensors={}, json_files={}, meta={"update": {"rows": 3}}, parent=v1)
+    v3 = store.save("demo", fp, tensors={}, json_files={}, meta={"update": {"rows": 4}}, parent=v2)
+    assert [(r.version, m["meta"]) for r, m in store.lineage(v3)] == [
+        (3, {"update": {"rows": 4}}),
+        (2, {"update": {"rows": 3}}),
+        (1, {}),
+    ]
+    (v1.path / "manifest.json").unlink()
+    chain = store.lineage(v3)
+    assert [r.version for r, _ in chain] == [3, 2, 1] and chain[-1][1] is None
+    assert chain[0][0].parent == v2
 
 
 def test_warm_start_copies_old_rows_and_initialises_new_ones(world: World, updated: tuple) -> None:
