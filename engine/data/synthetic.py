@@ -36,9 +36,18 @@ per-user behaviour does not change with it, so interactions grow proportionally)
    [5, 350]; triggers (step 7) add a few more.
 6. **What.** Each interaction picks, with probability 1 - explore (explore =
    0.12 majority, 0.20 minority), one of the user's clusters by weight and then
-   an item of that cluster by popularity; otherwise an item from the whole
-   catalog by popularity. Repeats are dropped (each (user, item) at most once)
-   and redrawn until each user has their count.
+   an item of that cluster; otherwise an item from the whole catalog. The
+   majority picks items by popularity (weight ``pop``). The minority digs into
+   the long tail: their picks are weighted by ``pop ** 0.6``, a flatter
+   distribution, as niche audiences whose tastes the mainstream catalog serves
+   thinly follow word of mouth, specialist curators and back catalogs rather
+   than the charts. Their histories hold markedly less popular items (mean
+   item popularity about 0.6 of the majority's) and each such item has few
+   other consumers, so a popularity-leaning collaborative model serves them
+   worse: the planted accuracy gap the audit should find (a trained GAT's
+   NDCG@10 for the minority is well under half the majority's). Repeats are
+   dropped (each (user, item) at most once) and redrawn until each user has
+   their count.
 7. **Triggers.** ``round(0.1 * n_items)`` pairs A -> B: A is a moderately
    popular item (popularity rank in the top 2-25 %), B an unpopular one (bottom
    60 %), in A's cluster half of the time and anywhere otherwise (only
@@ -404,6 +413,9 @@ _MAJOR_BOOST = 2.5  # popularity multiplier for majors: the exposure bias to aud
 _ZIPF_OFFSET = 3.0
 _TARGET_DAMP = 0.15  # organic popularity kept by trigger targets
 _EXPLORE = {"majority": 0.12, "minority": 0.20}
+# Item choice weight = popularity ** temper: the minority digs into the long tail, so a
+# popularity-leaning model under-serves them (the planted accuracy disparity).
+_TEMPER = {"majority": 1.0, "minority": 0.6}
 _MEDIAN_COUNT = {"majority": 36.0, "minority": 16.0}
 _COUNT_SIGMA = 0.8
 _MIN_COUNT, _MAX_COUNT = 5, 350
@@ -433,9 +445,7 @@ class DemoWorld:
     item_clusters: pd.DataFrame
 
 
-def generate_demo_world(
-    seed: int = 0, *, n_users: int = 1500, n_items: int = 2000, scale: float = 1.0
-) -> DemoWorld:
+def generate_demo_world(seed: int = 0, *, n_users: int = 1500, n_items: int = 2000, scale: float = 1.0) -> DemoWorld:
     """Generate the demo world (see the module docstring for the generative story).
 
     Args:
@@ -472,7 +482,8 @@ def generate_demo_world(
     pop[trig_b] *= _TARGET_DAMP
 
     explore = np.where(group_minority, _EXPLORE["minority"], _EXPLORE["majority"])
-    u, i, key = _sample_organic(r_draw, pop, item_cluster, c1, c2, w1, explore, count)
+    temper = np.where(group_minority, _TEMPER["minority"], _TEMPER["majority"])
+    u, i, key = _sample_organic(r_draw, pop, item_cluster, c1, c2, w1, explore, temper, count)
     u, i, key, triggered = _apply_triggers(r_fire, u, i, key, trig_a, trig_b, strength, ni)
 
     order = np.lexsort((key, u))
@@ -510,9 +521,7 @@ def generate_demo_world(
         }
     )
     users = pd.concat([users, _new_signups(seed, nu)], ignore_index=True)
-    dataset = Dataset(
-        name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0)
-    )
+    dataset = Dataset(name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0))
 
     two = c2 >= 0
     uc_user = np.concatenate([np.arange(nu), np.flatnonzero(two)])
@@ -526,9 +535,7 @@ def generate_demo_world(
             "weight": uc_weight[uc_order].astype(np.float64),
         }
     )
-    item_clusters = pd.DataFrame(
-        {ITEM: pd.array(item_ids, dtype="str"), "cluster": item_cluster.astype(np.int64)}
-    )
+    item_clusters = pd.DataFrame({ITEM: pd.array(item_ids, dtype="str"), "cluster": item_cluster.astype(np.int64)})
     triggers = pd.DataFrame(
         {
             "trigger_item_id": pd.array(item_ids[trig_a], dtype="str"),
@@ -543,9 +550,7 @@ def generate_demo_world(
         len(interactions),
         len(triggers),
     )
-    return DemoWorld(
-        dataset=dataset, triggers=triggers, user_clusters=user_clusters, item_clusters=item_clusters
-    )
+    return DemoWorld(dataset=dataset, triggers=triggers, user_clusters=user_clusters, item_clusters=item_clusters)
 
 
 # --------------------------------------------------------------------------- items
@@ -691,24 +696,18 @@ def _sample_organic(
     c2: np.ndarray,
     w1: np.ndarray,
     explore: np.ndarray,
+    temper: np.ndarray,
     count: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw each user's ``count`` distinct items; returns (user, item, draw-order key) rows."""
+    """Draw each user's ``count`` distinct items; returns (user, item, draw-order key) rows.
+
+    A user with popularity temper ``t`` picks items with weight ``pop ** t``
+    (``t = 1``: by popularity; smaller ``t``: deeper into the long tail).
+    """
     n_items = len(pop)
-    n_clusters = len(CLUSTER_NAMES)
-    # Inverse-CDF tables: cluster c's cumulative popularity occupies (c, c + 1], so a
-    # single searchsorted on c + u samples within any cluster.
     by_cluster = np.argsort(item_cluster, kind="stable")
-    w = pop[by_cluster]
-    cl = item_cluster[by_cluster]
-    seg_total = np.bincount(cl, weights=w, minlength=n_clusters)
-    cum = np.cumsum(w)
-    seg_start = np.concatenate([[0.0], np.cumsum(seg_total)[:-1]])
-    cum_cluster = cl + (cum - seg_start[cl]) / np.where(seg_total[cl] > 0, seg_total[cl], 1.0)
-    last = np.r_[cl[1:] != cl[:-1], True]
-    cum_cluster[last] = cl[last] + 1.0  # exact segment ends, immune to rounding
-    cum_global = np.cumsum(pop) / pop.sum()
-    cum_global[-1] = 1.0
+    levels, table_of = np.unique(temper, return_inverse=True)
+    tables = [_cdf_tables(pop**t, item_cluster, by_cluster) for t in levels]
 
     u_all = np.empty(0, dtype=np.int64)
     i_all = np.empty(0, dtype=np.int64)
@@ -720,10 +719,16 @@ def _sample_organic(
         uu = np.repeat(todo, m)
         k = len(uu)
         c = np.where(rng.random(k) < w1[uu], c1[uu], c2[uu])
-        within = by_cluster[
-            np.minimum(np.searchsorted(cum_cluster, c + rng.random(k), side="right"), n_items - 1)
-        ]
-        anywhere = np.minimum(np.searchsorted(cum_global, rng.random(k), side="right"), n_items - 1)
+        u_within, u_anywhere = c + rng.random(k), rng.random(k)
+        within = np.empty(k, dtype=np.int64)
+        anywhere = np.empty(k, dtype=np.int64)
+        tab = table_of[uu]
+        for t, (cum_cluster, cum_global) in enumerate(tables):
+            rows = tab == t
+            pos = np.searchsorted(cum_cluster, u_within[rows], side="right")
+            within[rows] = by_cluster[np.minimum(pos, n_items - 1)]
+            pos = np.searchsorted(cum_global, u_anywhere[rows], side="right")
+            anywhere[rows] = np.minimum(pos, n_items - 1)
         ii = np.where(rng.random(k) < explore[uu], anywhere, within)
         # Keep first occurrences (earlier rounds come first), then cap each user at their count.
         u_cat = np.concatenate([u_all, uu])
@@ -745,6 +750,26 @@ def _sample_organic(
         logger.warning("demo world: %d users got fewer interactions than drawn", len(todo))
     key = (np.arange(len(u_all)) - np.searchsorted(u_all, u_all, side="left")).astype(np.float64)
     return u_all, i_all, key
+
+
+def _cdf_tables(weight: np.ndarray, item_cluster: np.ndarray, by_cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-CDF tables of item weights: within each cluster (in ``by_cluster`` order) and catalog-wide.
+
+    Cluster c's cumulative weight occupies (c, c + 1], so a single searchsorted
+    on ``c + u`` samples within any cluster.
+    """
+    n_clusters = len(CLUSTER_NAMES)
+    w = weight[by_cluster]
+    cl = item_cluster[by_cluster]
+    seg_total = np.bincount(cl, weights=w, minlength=n_clusters)
+    cum = np.cumsum(w)
+    seg_start = np.concatenate([[0.0], np.cumsum(seg_total)[:-1]])
+    cum_cluster = cl + (cum - seg_start[cl]) / np.where(seg_total[cl] > 0, seg_total[cl], 1.0)
+    last = np.r_[cl[1:] != cl[:-1], True]
+    cum_cluster[last] = cl[last] + 1.0  # exact segment ends, immune to rounding
+    cum_global = np.cumsum(weight) / weight.sum()
+    cum_global[-1] = 1.0
+    return cum_cluster, cum_global
 
 
 def _apply_triggers(

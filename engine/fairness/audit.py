@@ -10,7 +10,7 @@ calls, each citing its reference:
 * user groups and their bootstrap CIs: :mod:`engine.fairness.groups` and
   :class:`engine.fairness.frame.GroupFrame`;
 * item exposure, Lorenz curve: :mod:`engine.fairness.exposure`;
-* re-rankers: :mod:`engine.fairness.rerank`.
+* re-rankers, the provider-aware one included: :mod:`engine.fairness.rerank`.
 
 Re-ranking is post-processing on a candidate list: the model's top
 ``candidates`` items per evaluated user with the same exclusions as the plain
@@ -48,14 +48,13 @@ from engine.fairness.exposure import (
 )
 from engine.fairness.frame import GroupFrame
 from engine.fairness.groups import AGE_BAND, activity_groups, attribute_groups, mainstreamness_groups
-from engine.fairness.rerank import RERANKERS, apply_rerank, parse_rerank_spec, popularity_penalty
+from engine.fairness.rerank import AUDIT_RERANKERS, PROVIDER, apply_rerank, parse_audit_rerank, provider_rerank
 
 log = logging.getLogger(__name__)
 
 ACTIVITY, MAINSTREAMNESS = "activity", "mainstreamness"
-PROVIDER = "provider"
-# Re-rankers the audit accepts: engine.fairness.rerank's plus the provider-aware one defined here.
-AUDIT_RERANKERS = (*RERANKERS[1:], PROVIDER)
+# PROVIDER ("provider", from engine.fairness.rerank) names the items column, the exposure
+# dimension and the provider-aware re-ranker.
 POPULARITY, CATEGORY = "popularity", "category"
 PARTS = ("valid", "test")
 # Attributes with more distinct values than this are identifiers (ml-100k's zip
@@ -537,60 +536,6 @@ def _exposure(inputs: _Inputs, topk: np.ndarray, weighting: str) -> tuple[pd.Dat
     return frame, gaps
 
 
-def parse_audit_rerank(spec: str) -> tuple[str, float]:
-    """Parse a re-ranking spec: :func:`~engine.fairness.rerank.parse_rerank_spec` plus ``"provider:S"``.
-
-    ``provider`` (strength ``>= 0``) is the provider-aware re-ranker of
-    :func:`provider_rerank`.
-    """
-    name, sep, value = str(spec).strip().lower().partition(":")
-    if name.strip() != PROVIDER:
-        return parse_rerank_spec(spec)
-    if not sep or not value.strip():
-        raise ValueError(f"invalid re-rank spec {spec!r}: missing strength, e.g. 'provider:0.3'")
-    try:
-        strength = float(value)
-    except ValueError:
-        raise ValueError(f"invalid re-rank spec {spec!r}: strength {value.strip()!r} is not a number") from None
-    if not math.isfinite(strength) or strength < 0:
-        raise ValueError(f"invalid re-rank spec {spec!r}: strength must be finite and >= 0")
-    return PROVIDER, strength
-
-
-def provider_rerank(
-    candidates: np.ndarray, scores: np.ndarray, over_exposed: np.ndarray, k: int, strength: float
-) -> np.ndarray:
-    """Provider-aware re-ranking: rank by ``rel(i) - strength * over_exposed(i)``.
-
-    ``rel`` is the per-user min-max normalised score (the convention of
-    :mod:`engine.fairness.rerank`) and ``over_exposed(i)`` is 1 for items of
-    providers that the plain lists expose beyond their catalog share. At
-    strength 0 this is the plain top-k; at strength ``s`` an item of an
-    over-exposed provider keeps its place only if it beats the best
-    alternative by more than ``s`` of the user's relevance range, so
-    exposure moves towards under-exposed providers, a deterministic
-    post-processing in the spirit of exposure-fair ranking (Singh & Joachims,
-    KDD 2018) without its per-user optimisation.
-
-    Implemented with :func:`~engine.fairness.rerank.popularity_penalty`, whose
-    penalty ``log(1 + x) / log(1 + max x)`` is exactly ``x`` for a 0/1 vector.
-
-    Args:
-        candidates: ``[n_users, C]`` item indices (``-1`` = padding).
-        scores: ``[n_users, C]`` relevance scores.
-        over_exposed: ``[n_items]`` 0/1 indicator.
-        k: list length.
-        strength: penalty weight, ``>= 0``.
-
-    Returns:
-        ``[n_users, k]`` item indices, ``-1``-padded.
-    """
-    flags = np.asarray(over_exposed, dtype=np.float64)
-    if flags.ndim != 1 or not np.isin(flags, (0.0, 1.0)).all():
-        raise ValueError(f"over_exposed must be a 1-D 0/1 indicator (got shape {flags.shape})")
-    return popularity_penalty(candidates, scores, flags, k, strength)
-
-
 def _rerank(inputs: _Inputs, spec: str, k: int) -> np.ndarray:
     name, strength = parse_audit_rerank(spec)
     if name == PROVIDER:
@@ -698,7 +643,7 @@ def run_audit(
             activity and mainstreamness).
         rerank: re-ranking spec applied before evaluating, e.g. ``"mmr:0.3"``,
             ``"pop:0.5"``, ``"calibrated:0.4"`` (:mod:`engine.fairness.rerank`)
-            or ``"provider:0.3"`` (:func:`provider_rerank`, needs a
+            or ``"provider:0.3"`` (:func:`~engine.fairness.rerank.provider_rerank`, needs a
             ``provider`` item column) (default: None, plain top-k).
         sweep: re-ranker to sweep for the trade-off table, ``"pop"``,
             ``"mmr"``, ``"calibrated"`` or ``"provider"`` (strengths 0, 0.1,

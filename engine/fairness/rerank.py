@@ -16,7 +16,9 @@ Shared conventions, so that one strength knob means the same thing everywhere:
   ``k`` steps long whatever the number of users.
 
 CLI specs such as ``"mmr:0.3"`` are parsed by :func:`parse_rerank_spec` and run
-by :func:`apply_rerank`.
+by :func:`apply_rerank`. The provider-aware :func:`provider_rerank` (spec
+``"provider:0.3"``, parsed by :func:`parse_audit_rerank`) also needs to know
+which providers are over-exposed, which the audit derives from the plain lists.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import numpy as np
 import scipy.sparse as sp
 
 RERANKERS = ("none", "mmr", "pop", "calibrated")
+PROVIDER = "provider"
+# What the audit accepts: RERANKERS' plus the provider-aware re-ranker (it needs provider flags).
+AUDIT_RERANKERS = (*RERANKERS[1:], PROVIDER)
 _UNIT_STRENGTH = ("mmr", "calibrated")  # strengths that are mixing weights in [0, 1]
 # Gathered candidate features are processed in user chunks of at most this many
 # floats, so the memory stays bounded (e.g. 384-d text vectors x 100 candidates).
@@ -240,6 +245,39 @@ def calibration_kl(
     return _kl(target, mass, alpha)
 
 
+def provider_rerank(
+    candidates: np.ndarray, scores: np.ndarray, over_exposed: np.ndarray, k: int, strength: float
+) -> np.ndarray:
+    """Provider-aware re-ranking: rank by ``rel(i) - strength * over_exposed(i)``.
+
+    ``rel`` is the per-user min-max normalised score (this module's
+    convention) and ``over_exposed(i)`` is 1 for items of providers that the
+    plain lists expose beyond their catalog share. At strength 0 this is the
+    plain top-k; at strength ``s`` an item of an over-exposed provider keeps
+    its place only if it beats the best alternative by more than ``s`` of the
+    user's relevance range, so exposure moves towards under-exposed
+    providers, a deterministic post-processing in the spirit of exposure-fair
+    ranking (Singh & Joachims, KDD 2018) without its per-user optimisation.
+
+    Implemented with :func:`popularity_penalty`, whose penalty
+    ``log(1 + x) / log(1 + max x)`` is exactly ``x`` for a 0/1 vector.
+
+    Args:
+        candidates: ``[n_users, C]`` item indices (``-1`` = padding).
+        scores: ``[n_users, C]`` relevance scores.
+        over_exposed: ``[n_items]`` 0/1 indicator.
+        k: list length.
+        strength: penalty weight, ``>= 0``.
+
+    Returns:
+        ``[n_users, k]`` item indices, ``-1``-padded.
+    """
+    flags = np.asarray(over_exposed, dtype=np.float64)
+    if flags.ndim != 1 or not np.isin(flags, (0.0, 1.0)).all():
+        raise ValueError(f"over_exposed must be a 1-D 0/1 indicator (got shape {flags.shape})")
+    return popularity_penalty(candidates, scores, flags, k, strength)
+
+
 def parse_rerank_spec(spec: str) -> tuple[str, float]:
     """Parse a CLI re-ranking spec such as ``"mmr:0.3"``, ``"pop:0.5"``, ``"calibrated:0.4"`` or ``"none"``.
 
@@ -274,6 +312,37 @@ def parse_rerank_spec(spec: str) -> tuple[str, float]:
     if name in _UNIT_STRENGTH and strength > 1:
         raise ValueError(f"invalid re-rank spec {spec!r}: {name} strength must lie in [0, 1]")
     return name, strength
+
+
+def parse_audit_rerank(spec: str) -> tuple[str, float]:
+    """Parse a re-ranking spec of the audit: :func:`parse_rerank_spec`'s plus ``"provider:S"``.
+
+    ``provider`` (strength ``>= 0``) is :func:`provider_rerank`. It is not in
+    :data:`RERANKERS` because it needs per-item provider flags that
+    :func:`apply_rerank` does not take; :mod:`engine.fairness.audit` derives
+    them from its plain lists.
+
+    Returns:
+        ``(name, strength)``.
+    """
+    name, sep, value = str(spec).strip().lower().partition(":")
+    name = name.strip()
+    if isinstance(spec, str) and name not in (*RERANKERS, PROVIDER):
+        raise ValueError(
+            f"invalid re-rank spec {spec!r}: unknown re-ranker {name!r}; expected 'name:strength' with name "
+            f"one of {list(AUDIT_RERANKERS)} (e.g. 'provider:0.3'), or 'none'"
+        )
+    if name != PROVIDER:
+        return parse_rerank_spec(spec)
+    if not sep or not value.strip():
+        raise ValueError(f"invalid re-rank spec {spec!r}: missing strength, e.g. 'provider:0.3'")
+    try:
+        strength = float(value)
+    except ValueError:
+        raise ValueError(f"invalid re-rank spec {spec!r}: strength {value.strip()!r} is not a number") from None
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"invalid re-rank spec {spec!r}: strength must be finite and >= 0")
+    return PROVIDER, strength
 
 
 def apply_rerank(

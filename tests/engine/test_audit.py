@@ -13,17 +13,17 @@ import pytest
 from engine.cli import build_parser, main
 from engine.commands.common import config_from_args
 from engine.evaluation.ranking import evaluate
+from engine.fairness import audit as audit_module
 from engine.fairness.audit import (
     AuditReport,
     category_exposure,
     compare_models,
-    parse_audit_rerank,
     parse_sweep_spec,
-    provider_rerank,
     run_audit,
     user_groups,
 )
 from engine.fairness.exposure import item_exposure
+from engine.fairness.rerank import parse_audit_rerank, provider_rerank
 
 N_BOOT = 200
 
@@ -203,10 +203,13 @@ def test_provider_rerank_hand_example():
     assert provider_rerank(candidates, scores, flags, 2, 0.0).tolist() == [[0, 1], [2, 1]]
     with pytest.raises(ValueError, match="0/1"):
         provider_rerank(candidates, scores, np.array([0.5, 0, 0]), 2, 0.5)
+    assert audit_module.provider_rerank is provider_rerank  # audit.py imports it from rerank.py
     assert parse_audit_rerank("Provider:0.25") == ("provider", 0.25)
     assert parse_audit_rerank("mmr:0.3") == ("mmr", 0.3)
     with pytest.raises(ValueError, match="'provider:-1'"):
         parse_audit_rerank("provider:-1")
+    with pytest.raises(ValueError, match=r"'boost'.*\['mmr', 'pop', 'calibrated', 'provider'\]"):
+        parse_audit_rerank("boost:1")
 
 
 def test_provider_rerank_moves_exposure_away_from_the_over_exposed_provider(rec, report):
