@@ -25,7 +25,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="gat", choices=MODEL_NAMES, help="model to train or load (default: gat)")
-    p.add_argument("--attention", default=None, choices=("dot", "gat"), help="attention form (default: dot)")
+    p.add_argument("--attention", default=None, choices=("edge", "dot", "gat"), help="attention form (default: edge)")
     p.add_argument("--layers", type=int, default=None, help="message-passing layers (default: 2)")
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")

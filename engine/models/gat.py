@@ -8,12 +8,17 @@ replaced by learned, edge-weight-aware attention:
     c_ij     = alpha_ij * sqrt(d_i / d_j)           (degree correction, see below)
     x_i'     = sum_j c_ij x_j                        (per head slice, no transform, no nonlinearity)
 
-``a_h`` is either the scaled dot product ``beta_h <x_i, x_j> / sqrt(C)`` (``attention="dot"``)
-or GAT's additive form ``LeakyReLU(a_src.x_j + a_dst.x_i)`` (``attention="gat"``). With
-uniform attention ``c_ij`` equals LightGCN's symmetric normalisation exactly; the attention
-parameters start at zero, so training starts from LightGCN and learns where to deviate.
-That is why the degree correction is there: plain softmax-mean aggregation throws away the
-degree information that makes LightGCN strong on collaborative data.
+``a_h`` is one of three variants (``attention=``): ``"edge"``, no node term at all, so
+the score is the interaction's weight term alone (which ratings and how recent an
+interaction is decide how much a neighbour counts); ``"dot"``, the scaled dot product
+``beta_h <x_i, x_j> / sqrt(C)``; ``"gat"``, GAT's additive form
+``LeakyReLU(a_src.x_j + a_dst.x_i)``. With uniform attention ``c_ij`` equals LightGCN's
+symmetric normalisation exactly; the attention parameters start at zero, so training starts
+from LightGCN and learns where to deviate. That is why the degree correction is there:
+plain softmax-mean aggregation throws away the degree information that makes LightGCN
+strong on collaborative data. ``"edge"`` is the default because it validated best on both
+MovieLens sets (BENCHMARKS.md): the node-dependent terms let attention follow the
+embeddings it is training, which overfit on the sparser ml-latest-small.
 
 Node inputs: learnable id embeddings, plus for items a small trainable low-rank projection of
 frozen language-model text features and of multi-hot categories (parameter-efficient; it is
@@ -39,6 +44,7 @@ from engine.models.mf import init_embeddings
 from engine.models.spmm import CSRPlan, csr_plan, head_sddmm, head_spmm
 
 ENCODERS = ("gat", "gcn", "sage")
+ATTENTIONS = ("edge", "dot", "gat")
 
 
 @dataclass
@@ -61,7 +67,7 @@ class WeightedAttentionConv(nn.Module):
     Args:
         channels: node feature width (split evenly across heads).
         heads: attention heads (default: 4).
-        attention: ``"dot"`` or ``"gat"`` scoring (default: ``"dot"``).
+        attention: ``"edge"``, ``"dot"`` or ``"gat"`` scoring (default: ``"edge"``).
         edge_dim: width of ``edge_attr`` (default: 2, rating and recency).
         edge_weight: add ``w_h . w_ij`` to the score (default: True).
         negative_slope: LeakyReLU slope of the ``"gat"`` form (default: 0.2).
@@ -72,7 +78,7 @@ class WeightedAttentionConv(nn.Module):
         channels: int,
         *,
         heads: int = 4,
-        attention: str = "dot",
+        attention: str = "edge",
         edge_dim: int = 2,
         edge_weight: bool = True,
         negative_slope: float = 0.2,
@@ -80,15 +86,17 @@ class WeightedAttentionConv(nn.Module):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels {channels} not divisible by heads {heads}")
-        if attention not in {"dot", "gat"}:
-            raise ValueError(f"attention must be 'dot' or 'gat' (got {attention!r})")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS} (got {attention!r})")
+        if attention == "edge" and not edge_weight:
+            raise ValueError("attention='edge' scores edges by their weights alone: it needs edge_weight=True")
         self.channels, self.heads, self.attention = channels, heads, attention
         self.edge_dim, self.use_edge_weight, self.negative_slope = edge_dim, edge_weight, negative_slope
         c = channels // heads
         # Zero init: uniform attention at the start, i.e. exactly LightGCN propagation.
         if attention == "dot":
             self.beta = nn.Parameter(torch.zeros(heads))
-        else:
+        elif attention == "gat":
             self.att_src = nn.Parameter(torch.zeros(1, heads, c))
             self.att_dst = nn.Parameter(torch.zeros(1, heads, c))
         self.lin_edge = nn.Linear(edge_dim, heads, bias=False) if edge_weight else None
@@ -128,6 +136,8 @@ class WeightedAttentionConv(nn.Module):
             # SDDMM on the CSR plan when there is one: no [E, C] tensor is ever formed.
             dots = head_sddmm(plan, h, h) if fast else (h_src * h.index_select(0, dst)).sum(-1)
             e = dots * (self.beta / math.sqrt(h.size(-1)))
+        elif self.attention == "edge":
+            e = x.new_zeros(src.numel(), self.heads)  # the edge-weight term below is the whole score
         else:
             a_src = (h * self.att_src).sum(-1).index_select(0, src)
             a_dst = (h * self.att_dst).sum(-1).index_select(0, dst)
@@ -179,7 +189,7 @@ class GraphRecommender(EmbeddingModel):
         num_layers: message-passing layers (default: 2).
         encoder: ``"gat"`` (weighted attention), ``"gcn"`` or ``"sage"`` (default: ``"gat"``).
         heads: attention heads (default: 4).
-        attention: ``"dot"`` or ``"gat"`` scoring for the attention encoder (default: ``"dot"``).
+        attention: ``"edge"``, ``"dot"`` or ``"gat"`` scoring for the attention encoder (default: ``"edge"``).
         edge_weight: use interaction weights in attention (default: True).
         text_features: frozen item text embeddings [n_items, D] (default: None).
         text_dim: rank of the trainable text projection (default: 32).
@@ -200,7 +210,7 @@ class GraphRecommender(EmbeddingModel):
         num_layers: int = 2,
         encoder: str = "gat",
         heads: int = 4,
-        attention: str = "dot",
+        attention: str = "edge",
         edge_weight: bool = True,
         text_features: Tensor | None = None,
         text_dim: int = 32,
@@ -324,11 +334,15 @@ class GraphRecommender(EmbeddingModel):
             edge_mask = None if edge_mask is None else edge_mask[drop]
         if x0 is None:
             items = self.item_inputs()
-            # Items without training edges keep only their content features: an untrained id
-            # embedding is noise, and cold-start items must be placed by their text alone.
-            deg = node_degree if node_degree is not None else torch.bincount(edge_index[1], minlength=n_ui)
-            deg = deg[self.n_users :]
-            items = torch.where((deg > 0).unsqueeze(-1), items, items - self.item_emb.weight)
+            if not self.training:
+                # At inference, items without training edges keep only their content features:
+                # cold-start items must be placed by their text alone. During training their id
+                # embeddings stay in, as in LightGCN: sampled as negatives they learn where
+                # nobody's taste is; zeroing them in training too made 20% of ml-latest-small's
+                # negatives free and cost 0.03 test NDCG@10 (BENCHMARKS.md).
+                deg = node_degree if node_degree is not None else torch.bincount(edge_index[1], minlength=n_ui)
+                deg = deg[self.n_users :]
+                items = torch.where((deg > 0).unsqueeze(-1), items, items - self.item_emb.weight)
             x0 = torch.cat([self.user_emb.weight, items])
         plan = None
         if self.encoder == "gat" and edge_mask is None and node_degree is None:

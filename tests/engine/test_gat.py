@@ -52,7 +52,7 @@ def lightgcn_reference(model: GraphRecommender, g) -> tuple[torch.Tensor, torch.
     return out[: model.n_users], out[model.n_users :]
 
 
-@pytest.mark.parametrize("attention", ["dot", "gat"])
+@pytest.mark.parametrize("attention", ["edge", "dot", "gat"])
 def test_zero_attention_parameters_reproduce_lightgcn(graph_and_split, attention: str) -> None:
     g, sp = graph_and_split
     model = GraphRecommender(sp.n_users, sp.n_items, attention=attention).eval()
@@ -62,7 +62,7 @@ def test_zero_attention_parameters_reproduce_lightgcn(graph_and_split, attention
     torch.testing.assert_close(i, ri, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["dot", "gat"])
+@pytest.mark.parametrize("attention", ["edge", "dot", "gat"])
 def test_fast_csr_path_equals_gather_path(graph_and_split, attention: str) -> None:
     g, sp = graph_and_split
     model = GraphRecommender(sp.n_users, sp.n_items, attention=attention).eval()
@@ -148,3 +148,21 @@ def test_cold_items_are_placed_by_content_only() -> None:
     expected = model.text_proj(text)[1:]
     torch.testing.assert_close(items[1:], expected / (model.num_layers + 1))
     assert "encoder='gat'" in repr(model) and "text=True" in repr(model)
+
+
+def test_edge_attention_needs_edge_weights() -> None:
+    with pytest.raises(ValueError, match="edge_weight=True"):
+        GraphRecommender(3, 4, attention="edge", edge_weight=False)
+
+
+def test_attention_parameters_train_at_the_scaled_learning_rate() -> None:
+    model = GraphRecommender(3, 4, attention="dot", attention_lr=0.1)
+    groups = model.param_groups(0.01)
+    att = {id(p) for p in model.convs.parameters()}
+    assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.001)]
+    assert {id(p) for p in groups[1]["params"]} == att
+    assert not att & {id(p) for p in groups[0]["params"]}
+    frozen = GraphRecommender(3, 4, attention_lr=0.0).param_groups(0.01)
+    assert len(frozen) == 1  # attention stays uniform: LightGCN propagation
+    gcn = GraphRecommender(3, 4, encoder="gcn").param_groups(0.01)
+    assert len(gcn) == 1  # GCN weights are ordinary transforms, trained at the full rate
