@@ -174,9 +174,55 @@ def run_explain_eval(args: argparse.Namespace) -> int:
         for r in gt.itertuples():
             print(
                 f"  {r.method:<13} trigger in top-{r.top} history edges: {r.hits}/{r.cases} "
-                f"({_fmt(r.hit_rate * 100, '.0f')}%; chance {r.chance * 100:.0f}%)"
+                f"({_fmt(r.hit_rate * 100, '.0f')}%; chance {_fmt(r.chance * 100, '.0f')}%), "
+                f"median position {_fmt(r.median_rank, '.0f')} of {_fmt(r.history, '.0f')}"
             )
+        rel = result.trigger_reliance
+        if rel and rel["cases"]:
+            print("  Does the model rely on the trigger? Whole ranking re-scored with one history item removed:")
+            labels = {
+                "trigger": "the trigger",
+                "strongest": "the strongest input (largest exact score drop)",
+                "random": "a random other history item",
+            }
+            for key, label in labels.items():
+                r = rel[key]
+                print(
+                    f"    without {label + ':':<49} target leaves the top-{rel['top_k']} in "
+                    f"{r['left_top_k']:.0%} of cases, rank {r['rank_change']:+.2f}, score {-r['score_drop']:+.3f}"
+                )
+        for line in _trigger_verdicts(gt, getattr(rec.model, "attention", None)):
+            print(line)
     return 0
+
+
+def _trigger_verdicts(gt: Any, attention: str | None) -> list[str]:
+    """Plain statements about the planted-trigger check, from the measured rates."""
+    rows = gt.set_index("method")
+    if not len(rows) or int(rows["cases"].iloc[0]) == 0:
+        return []
+    chance = float(rows["chance"].iloc[0])
+    out = []
+    if "leave-one-out" in rows.index:
+        loo = rows.loc["leave-one-out"]
+        relies = "relies on" if float(loo["hit_rate"]) > 2 * chance else "does NOT rely on"
+        out.append(
+            f"  -> the model {relies} the trigger more than on its other inputs: exact leave-one-out ranks it in "
+            f"the top-{int(loo['top'])} in {float(loo['hit_rate']):.0%} of cases (chance {chance:.0%}). A "
+            f"faithful attribution tracks this figure; one far above it would show the planted story, not the model."
+        )
+    if "attention" in rows.index:
+        att = rows.loc["attention"]
+        rate = float(att["hit_rate"])
+        verdict = "NOT a faithful explanation of triggers" if rate <= 2 * chance else "better than chance on triggers"
+        line = f"  -> attention: {verdict} ({rate:.0%}, chance {chance:.0%})"
+        if attention == "edge":
+            line += (
+                "; 'edge' attention scores a neighbour from the interaction's rating and recency alone, the same "
+                "for every recommended item, so it cannot know which history item is a trigger"
+            )
+        out.append(line)
+    return out
 
 
 def _verdicts(summary: Any) -> list[str]:

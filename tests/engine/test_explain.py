@@ -455,6 +455,51 @@ def test_explain_eval_small(rec, world):
     gt = res.ground_truth
     assert list(gt["method"]) == ["ig", "attention", "rollout", "leave-one-out"]
     assert (gt["hits"] <= gt["cases"]).all()
+    assert {"median_rank", "history"} <= set(gt.columns)
+    rel = res.trigger_reliance
+    assert {"cases", "top_k", "trigger", "strongest", "random"} <= set(rel)
+    assert rel["cases"] == int(gt["cases"].iloc[0])
+    assert "trigger_reliance" in res.to_dict()
+
+
+def test_ground_truth_on_a_constructed_trigger(rec):
+    """A trigger pair made from a user's own top-1 item: a case is found, positions and removals are exact."""
+    from engine.explain.evaluate import _pair_state, ground_truth_hits, trigger_cases, trigger_reliance
+    from engine.explain.faithfulness import leave_one_out
+
+    u = 3
+    hist = rec.train_items(u)
+    b = _top1(rec, u)
+    # An item with other consumers too, so removing it leaves its id embedding in place.
+    a = int(next(i for i in hist if rec.item_popularity[i] > 1))
+    trig = pd.DataFrame({"trigger_item_id": [rec.idmap.items[a]], "target_item_id": [rec.idmap.items[b]]})
+    found = trigger_cases(rec, trig, cases=50)
+    assert (u, b, a) in found
+    assert all(b2 == b and a2 == a for _, b2, a2 in found)
+
+    gt = ground_truth_hits(rec, trig, cases=50, steps=8).set_index("method")
+    assert (gt["cases"] == len(found)).all()
+    assert ((gt["median_rank"] >= 1) & (gt["median_rank"] <= gt["history"] + 1)).all()
+    # Leave-one-out: the trigger's position is its rank by exact score drop among the user's history.
+    nu = rec.idmap.n_users
+    positions, drops = [], []
+    for u2, b2, a2 in found:
+        scorer, _, _ = _pair_state(rec, u2, b2, 8)
+        sub = scorer.sub
+        own = np.flatnonzero(sub.interactions[:, 0] == sub.user)
+        loo = leave_one_out(scorer, own)
+        j = int(np.flatnonzero(sub.interactions[own, 1] - nu == a2)[0])
+        positions.append(int((loo > loo[j]).sum()) + 1)
+        drops.append(float(loo[j]))
+    assert gt.loc["leave-one-out", "hits"] == sum(p <= 3 for p in positions)
+
+    rel = trigger_reliance(rec, trig, cases=50)
+    assert rel["cases"] == len(found) and rel["top_k"] == 10
+    # The whole-graph re-scoring and the subgraph's leave-one-out are both exact: they agree.
+    assert rel["trigger"]["score_drop"] == pytest.approx(np.mean(drops), abs=1e-4)
+    for key in ("trigger", "strongest", "random"):
+        assert 0.0 <= rel[key]["left_top_k"] <= 1.0
+    assert rel["strongest"]["score_drop"] >= rel["trigger"]["score_drop"] - 1e-5
 
 
 def test_explain_cli_json(rec, monkeypatch, capsys):
@@ -480,3 +525,27 @@ def test_explain_cli_json(rec, monkeypatch, capsys):
     assert "-> ig:" in table and "history vs leave-one-out" in table
     # The fixture's world is smaller than the seed's default, so there is no planted truth to check.
     assert "Ground truth" not in table
+
+
+def test_trigger_verdicts_say_plainly_what_was_measured():
+    from engine.commands.explain import _trigger_verdicts
+
+    gt = pd.DataFrame(
+        {
+            "method": ["ig", "attention", "rollout", "leave-one-out"],
+            "cases": 100,
+            "hits": [0, 6, 0, 0],
+            "hit_rate": [0.0, 0.06, 0.0, 0.0],
+            "chance": 0.08,
+            "top": 3,
+        }
+    )
+    lines = _trigger_verdicts(gt, "edge")
+    assert any("does NOT rely on the trigger" in line for line in lines)
+    att = next(line for line in lines if "attention:" in line)
+    assert "NOT a faithful explanation of triggers" in att and "rating and recency" in att
+    strong = gt.assign(hits=[80, 6, 50, 85], hit_rate=[0.8, 0.06, 0.5, 0.85])
+    lines = _trigger_verdicts(strong, "dot")
+    assert any("the model relies on the trigger" in line for line in lines)
+    assert not any("rating and recency" in line for line in lines)
+    assert _trigger_verdicts(gt.assign(cases=0), "edge") == []
