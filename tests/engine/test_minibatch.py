@@ -46,7 +46,7 @@ def _model(prep: Prepared) -> GraphRecommender:
 def test_choose_mode_by_edge_count_and_override(small: Small) -> None:
     graph = small.prep.graph
     assert MINIBATCH_EDGES == 1_000_000
-    assert choose_mode(graph) == "full"  # 8,002 directed edges
+    assert choose_mode(graph) == "full"  # 8,008 directed edges
     assert choose_mode(graph, threshold=graph.num_edges - 1) == "minibatch"
     assert choose_mode(graph, threshold=graph.num_edges) == "full"
     assert choose_mode(graph, mode="minibatch") == "minibatch"
@@ -68,8 +68,7 @@ def test_layerwise_inference_equals_the_full_forward(small: Small) -> None:
     graph = replace(prep.graph, edge_index=prep.graph.edge_index[:, keep], edge_attr=prep.graph.edge_attr[keep])
     with torch.no_grad():
         for conv in model.convs:  # non-uniform attention, so the per-node softmax matters
-            conv.beta.fill_(1.5)
-            conv.lin_edge.weight.normal_()
+            conv.lin_edge.weight.normal_()  # the default "edge" attention: scores from rating and recency
         model.eval()
         want_u, want_i = model(graph)
     infer = LayerwiseInference(graph, chunk_edges=1000)
@@ -126,5 +125,5 @@ def test_fit_auto_dispatches(small: Small, caplog: pytest.LogCaptureFixture) -> 
     with caplog.at_level("INFO", logger="engine.training.minibatch"):
         fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1))
         fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1), mode="minibatch")
-    assert "8002 directed edges: full" in caplog.text
-    assert "8002 directed edges: minibatch" in caplog.text
+    assert "8008 directed edges: full" in caplog.text
+    assert "8008 directed edges: minibatch" in caplog.text

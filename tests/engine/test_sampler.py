@@ -92,8 +92,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[GraphRecommender, R
     cfg = RunConfig().with_overrides(features={"text": False})
     prep = prepare(cfg, dataset=world.dataset, cache_dir=tmp_path_factory.mktemp("cache"))
     torch.manual_seed(0)
-    model = GraphRecommender(prep.split.n_users, prep.split.n_items, category_features=prep.categories)
-    with torch.no_grad():  # non-uniform attention, so the softmax over the kept edges matters
+    model = GraphRecommender(prep.split.n_users, prep.split.n_items, attention="dot", category_features=prep.categories)
+    with torch.no_grad():  # non-uniform, node-dependent attention, so the softmax over the kept edges matters
         for conv in model.convs:
             conv.beta.fill_(2.0)
             conv.lin_edge.weight.normal_()
