@@ -242,12 +242,23 @@ def test_why_cold_and_the_canvas(server, page, tiny_world) -> None:
     page.goto(f"{server}/why?model={tiny_world.gat_key}&user={user}&item={item}")
     page.frame_locator("iframe").first.locator("#mynetwork canvas").wait_for(state="visible", timeout=120_000)
     _settled(page)
-    TIMINGS["why cold"] = time.perf_counter() - t0
-    if TIMINGS["why cold"] > WHY_COLD_BUDGET_S:
-        print(f"\nNOTE: why cold took {TIMINGS['why cold']:.2f}s (budget {WHY_COLD_BUDGET_S}s)")
+    # A fresh browser profile: every static asset (Streamlit's and plotly's JS) is downloaded and
+    # compiled too; the server's part (script run, explanation included) is ~0.2 s of it.
+    TIMINGS["why cold (fresh browser)"] = time.perf_counter() - t0
     assert _graph_frame(page).evaluate("() => nodes.length") >= 2
     assert page.locator(".gl-badge").count() == 1
     assert "recommended item" in _graph_frame(page).locator(".gl-legend").inner_text()
+    # The product's case: a user of the dashboard opens "why?" for a pair nobody explained yet.
+    other = rec.idmap.users[21]
+    item = str(rec.recommend(other, 10).items["item_id"].iloc[2])
+    t0 = time.perf_counter()
+    page.goto(f"{server}/why?model={tiny_world.gat_key}&user={other}&item={item}")
+    page.frame_locator("iframe").first.locator("#mynetwork canvas").wait_for(state="visible", timeout=120_000)
+    _settled(page)
+    TIMINGS["why cold"] = time.perf_counter() - t0
+    if TIMINGS["why cold"] > WHY_COLD_BUDGET_S:
+        print(f"\nNOTE: why cold took {TIMINGS['why cold']:.2f}s (budget {WHY_COLD_BUDGET_S}s)")
+    assert page.locator(".gl-subject").first.inner_text() == rec.items.set_index("item_id").loc[item, "title"]
 
 
 def test_hostile_title_is_text_and_runs_nothing(server, page, tiny_world) -> None:
