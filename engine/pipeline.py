@@ -164,23 +164,13 @@ def train_or_load(
     if not force:
         loaded = store.load(name, fp)
         if loaded is not None:
-            from engine.update import restore_prepared  # update imports this module
+            from engine.update import recommender_from_artifact  # update imports this module
 
-            # The newest version may come from `gatlens update`: replay its appended rows first,
+            # The newest version may come from `gatlens update`: its appended rows are replayed,
             # or new users / items would not fit the stored tables.
-            prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
-            model = make_model(prep)
-            if isinstance(model, EmbeddingModel):
-                model.load_state_dict(loaded.tensors["model"])
-                emb = loaded.tensors.get("embeddings")
-                if emb is not None:
-                    model.set_cached_embeddings(emb["users"], emb["items"])
-                else:
-                    model.cache_embeddings(prep.graph)
-            else:
-                model.fit(prep.split)  # closed-form: refitting is cheaper than storing an I x I matrix
+            rec = recommender_from_artifact(prep, loaded, cache_dir=cache_dir)
             log.info("loaded cached model %s in %.2fs", loaded.ref.path, time.perf_counter() - t0)
-            return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []))
+            return rec
     cbs = list(callbacks) + ([ProgressBar(f"train {config.model.name} on {name}")] if progress else [])
     model, result = train_model(prep, callbacks=cbs)
     test = evaluate(model, prep.split, "test")

@@ -703,6 +703,18 @@ def load_version(
     loaded = ArtifactStore(cache_dir / "models").load(prep.dataset.name, fp, version=version)
     if loaded is None:
         return None
+    return recommender_from_artifact(prep, loaded, cache_dir=cache_dir)
+
+
+def recommender_from_artifact(
+    prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path = DEFAULT_CACHE
+) -> Recommender:
+    """The :class:`Recommender` a loaded artifact version holds (its updates replayed onto ``prep``).
+
+    Trained models get their stored weights and final embeddings (recomputed layer-wise when a
+    version lacks them); closed-form models are refitted, which is cheaper than storing an
+    items x items matrix.
+    """
     prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
     model = make_model(prep)
     if isinstance(model, EmbeddingModel):
