@@ -9,7 +9,6 @@ evaluations without improvement; restore the best weights.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from engine.models.base import EmbeddingModel
 from engine.models.losses import sample_negatives
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device, seed_everything
+from engine.training.stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,9 @@ def fit(
     opt = torch.optim.Adam(model.param_groups(cfg.lr), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_evals = 0
     for cb in callbacks:
         cb.on_train_begin(cfg.epochs)
-    start = time.perf_counter()
+    stopping = EarlyStopping(model, cfg, result, callbacks)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -131,30 +129,11 @@ def fit(
             total += loss.detach()  # no .item() here: no host sync inside the inner loop
             n_batches += 1
         logs: dict[str, Any] = {"epoch": epoch, "loss": float(total) / max(n_batches, 1)}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            score = valid_fn(model)
-            logs["valid_ndcg@10"] = score
-            if score > result.best_valid:
-                result.best_valid, result.best_epoch, bad_evals = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_evals += 1
-        logs["seconds"] = time.perf_counter() - t0
-        logs["best_valid"] = result.best_valid
-        result.curve.append(logs)
-        result.epochs = epoch
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if bad_evals >= cfg.patience:
-            result.stopped_early = True
+        score = valid_fn(model) if epoch % cfg.eval_every == 0 or epoch == cfg.epochs else None
+        if stopping.end_epoch(epoch, logs, score, t0):
             break
-        if cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds:
-            log.info("stopping at epoch %d: max_seconds=%s reached", epoch, cfg.max_seconds)
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore_best()
     model.cache_embeddings(graph)
-    result.seconds = time.perf_counter() - start
     for cb in callbacks:
         cb.on_train_end({"best_epoch": result.best_epoch, "best_valid": result.best_valid})
     return result

@@ -22,7 +22,6 @@ accumulated on the device, index tensors travel through pinned memory with
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from engine.training.callbacks import Callback
 from engine.training.device import resolve_device, seed_everything
 from engine.training.loop import TrainResult, ValidFn, default_valid_fn, fit
 from engine.training.sampler import full_degrees, make_sampler
+from engine.training.stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -298,11 +298,9 @@ def fit_minibatch(
     opt = torch.optim.Adam(model.param_groups(cfg.lr), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result = TrainResult(device=str(device))
-    best_state: dict[str, Tensor] | None = None
-    bad_evals = 0
     for cb in callbacks:
         cb.on_train_begin(cfg.epochs)
-    start = time.perf_counter()
+    stopping = EarlyStopping(model, cfg, result, callbacks)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -341,31 +339,13 @@ def fit_minibatch(
             logs["edges_per_step"] = n_edges / max(n_batches, 1)
             logs["exact_seeds"] = n_exact / max(n_seeds, 1)
         logs["train_seconds"] = time.perf_counter() - t0
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            score = _valid_score(valid_fn, model, distributed, device)
-            logs["valid_ndcg@10"] = score
-            if score > result.best_valid:
-                result.best_valid, result.best_epoch, bad_evals = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_evals += 1
-        logs["seconds"] = time.perf_counter() - t0
-        logs["best_valid"] = result.best_valid
-        result.curve.append(logs)
-        result.epochs = epoch
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if bad_evals >= cfg.patience:
-            result.stopped_early = True
+        evaluate_now = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        score = _valid_score(valid_fn, model, distributed, device) if evaluate_now else None
+        if stopping.end_epoch(epoch, logs, score, t0):
             break
-        if cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds:
-            log.info("stopping at epoch %d: max_seconds=%s reached", epoch, cfg.max_seconds)
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore_best()
     if rank == 0:
         model.set_cached_embeddings(*LayerwiseInference(graph, chunk_edges=chunk_edges)(model))
-    result.seconds = time.perf_counter() - start
     for cb in callbacks:
         cb.on_train_end({"best_epoch": result.best_epoch, "best_valid": result.best_valid})
     return result
