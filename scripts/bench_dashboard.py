@@ -32,6 +32,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dashboard.settings import APP_PATH
+from engine.commands.dashboard import streamlit_command
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 PAGES = {  # name -> (deep link, a selector that only the rendered page has, sidebar link text)
@@ -50,9 +53,7 @@ def _free_port() -> int:
 
 
 def _start(port: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
-    cmd += ["--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"]
-    cmd += ["--browser.gatherUsageStats", "false"]
+    cmd = streamlit_command(APP_PATH, "127.0.0.1", port)  # what `gatlens dashboard` runs
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90

@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from typing import Any
 
 import pytest
 from dashboard_support import APP, XSS_TITLE, app_recommender
+
+from engine.commands.dashboard import streamlit_command
 
 pytestmark = pytest.mark.browser
 
@@ -67,21 +68,7 @@ def server(tiny_world, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {**os.environ, **tiny_world.env, "GATLENS_LIST_REASONS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = streamlit_command(APP, "127.0.0.1", port)  # what `gatlens dashboard` runs
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
