@@ -198,8 +198,7 @@ def section_update(args: argparse.Namespace) -> dict[str, Any]:
         new = update_model(old, new_rows, epochs=args.update_epochs, cache_dir=cache)
         t_update = time.perf_counter() - t0
     # Full retrain: the very same training data (the update's merged split), from scratch.
-    torch.manual_seed(cfg.train.seed)
-    fresh = make_model(new.prep)
+    fresh = make_model(new.prep)  # seeded by cfg.train.seed, like every model
     t0 = time.perf_counter()
     result = fit(fresh, new.prep.graph, new.prep.split, cfg.train)
     t_retrain = time.perf_counter() - t0

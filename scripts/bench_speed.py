@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.evaluation.benchmark import _run_isolated
+from engine.evaluation.benchmark import run_benchmark
 from engine.pipeline import train_or_load
 
 
@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    for name in ("lightgcn", "gat"):
-        row = _run_isolated(base.with_overrides(model={"name": name}), Path(args.cache_dir))
+    # One child process per model, as in `gatlens benchmark`: peak RSS is per model.
+    for row in run_benchmark(base, ("lightgcn", "gat"), (0,), cache_dir=Path(args.cache_dir)):
+        name = row["model"]
         out[name] = {k: row[k] for k in ("train_seconds", "seconds_per_epoch", "epochs", "best_epoch", "peak_rss_mb")}
         out[name]["test_ndcg@10"] = round(row["test"]["ndcg@10"], 4)
         print(f"{name:<9} {json.dumps(out[name])}", flush=True)
