@@ -175,6 +175,7 @@ def resolve_user(rec: Any, user_id: str, *, purpose: str = "an explanation") -> 
 
 
 # -- the orchestrator ---------------------------------------------------------------------------
+@single_thread()  # a context-manager decorator: one torch thread for the whole explanation
 def explain_pair(
     rec: Any,
     user_id: str,
@@ -210,30 +211,6 @@ def explain_pair(
         UnknownUserError / UnknownItemError: for ids not in the dataset.
         ValueError: for a model other than ``gat``, or a bad option.
     """
-    with single_thread():
-        return _explain_pair(
-            rec,
-            user_id,
-            item_id,
-            method=method,
-            steps=steps,
-            top_n_display=top_n_display,
-            k=k,
-            counterfactual=counterfactual,
-        )
-
-
-def _explain_pair(
-    rec: Any,
-    user_id: str,
-    item_id: str,
-    *,
-    method: str = "ig",
-    steps: int = 16,
-    top_n_display: int = 150,
-    k: int = 10,
-    counterfactual: bool = True,
-) -> Explanation:
     from engine.service import NO_HISTORY, UnknownItemError
 
     t_start = time.perf_counter()
