@@ -54,6 +54,7 @@ class ModelConfig:
     text_dim: int = 32  # width of the trainable projection of frozen text features (parameter-efficient)
     edge_dropout: float = 0.0  # share of edges dropped per training step
     attention_lr: float = 0.1  # lr multiplier of the attention parameters (1.0 overfit on ml-100k, see BENCHMARKS.md)
+    item_item_dim: int = 0  # width of the GAT's item-item context vectors (0: off; see models/gat.py)
     init: str = "xavier"  # id-embedding init of the graph models: xavier (PyG LightGCN) | normal (std 0.1)
     ease_l2: float = 500.0  # EASE regularisation
     knn_k: int = 100  # ItemKNN neighbours per item
@@ -67,6 +68,10 @@ class ModelConfig:
             raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}")
         if self.num_layers < 0:
             raise ValueError(f"num_layers must be >= 0 (got {self.num_layers!r})")
+        if self.item_item_dim < 0 or self.item_item_dim % self.heads:
+            raise ValueError(
+                f"item_item_dim must be >= 0 and divisible by heads {self.heads} (got {self.item_item_dim!r})"
+            )
         if not self.attention_lr >= 0:
             raise ValueError(f"attention_lr must be >= 0 (got {self.attention_lr!r})")
         if self.init not in ("xavier", "normal"):

@@ -368,6 +368,8 @@ def warm_start(old: EmbeddingModel, prep: Prepared) -> EmbeddingModel:
         target = state.get(name)
         if target is None:
             raise ValueError(f"warm start: {name!r} is not a tensor of the new model")
+        if name == "item_degree":  # training degrees: the new model's are the current ones
+            continue
         if target.shape == value.shape:
             target.copy_(value)
         elif target.dim() and target.shape[1:] == value.shape[1:] and target.size(0) >= value.size(0):

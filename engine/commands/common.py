@@ -27,6 +27,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="gat", choices=MODEL_NAMES, help="model to train or load (default: gat)")
     p.add_argument("--attention", default=None, choices=("edge", "dot", "gat"), help="attention form (default: edge)")
     p.add_argument("--layers", type=int, default=None, help="message-passing layers (default: 2)")
+    p.add_argument(
+        "--item-item-dim",
+        type=int,
+        default=None,
+        help="width of the GAT's item-item context vectors, 0 turns the term off (default: 0)",
+    )
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 300, early stopping)")
@@ -44,6 +50,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         model_kw["attention"] = args.attention
     if getattr(args, "layers", None) is not None:
         model_kw["num_layers"] = args.layers
+    if getattr(args, "item_item_dim", None) is not None:
+        model_kw["item_item_dim"] = args.item_item_dim
     train_kw: dict[str, Any] = {
         "device": getattr(args, "device", "auto"),
         "seed": args.seed,

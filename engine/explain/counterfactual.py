@@ -26,13 +26,14 @@ from engine.explain.subgraph import GraphIndex, graph_index, input_parts, single
 
 @dataclass
 class LayerStates:
-    """The full graph's per-layer node states ``x^0 .. x^L`` [L+1, N, d] (eval mode, no grad)."""
+    """The full graph's per-layer node states ``x^0 .. x^L`` [L+1, N, d] and their readout weights [L+1, d]."""
 
     states: torch.Tensor
+    weights: torch.Tensor
 
     @property
     def final(self) -> torch.Tensor:
-        return self.states.mean(0)
+        return (self.states * self.weights.unsqueeze(1)).sum(0)
 
 
 @torch.no_grad()
@@ -48,7 +49,7 @@ def layer_states(rec: Any) -> LayerStates:
         for conv in model.convs:
             x, _ = conv(x, ei, index.edge_attr, None, None)
             states.append(x)
-        cache["layers"] = LayerStates(torch.stack(states))
+        cache["layers"] = LayerStates(torch.stack(states), model.layer_weights().detach())
     return cache["layers"]
 
 
@@ -75,13 +76,14 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
         ``(scores [n_items], nodes_recomputed)``.
     """
     model, index, parts = rec.model, graph_index(rec), input_parts(rec)
-    cached = layer_states(rec).states
+    layers = layer_states(rec)
+    cached, weights = layers.states, layers.weights
     n_layers, nu = len(model.convs), index.n_users
     un = int(edit.user)
     rem_nodes = nu + np.asarray(edit.remove, dtype=np.int64)
     add_nodes = nu + np.asarray(edit.add, dtype=np.int64)
     if rem_nodes.size == 0 and add_nodes.size == 0:
-        final = cached.mean(0)
+        final = layers.final
         return (final[nu:] @ final[un]).numpy(), 0
 
     removed_ids = _removed_edges(index, un, rem_nodes)
@@ -118,10 +120,12 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
     items = seeds[seeds >= nu]
     warm = torch.from_numpy(new_deg[items] > 0).unsqueeze(-1)
     it = torch.from_numpy(items - nu)
-    x[torch.from_numpy(items)] = model.item_emb.weight[it] * warm + parts.item_text[it] + parts.item_cat[it]
-    total = cached.sum(0)
+    ctx = None if model.item_ctx is None else model.context(it)
+    ids = model.join(model.item_emb.weight[it], ctx)  # raw: an edit can warm a cold item up
+    x[torch.from_numpy(items)] = ids * warm + parts.item_text[it] + parts.item_cat[it]
+    total = layers.final.clone()
     tgt = torch.from_numpy(targets)
-    total[tgt] += x[tgt] - cached[0][tgt]
+    total[tgt] += (x[tgt] - cached[0][tgt]) * weights[0]
     deg_t = torch.from_numpy(new_deg)
     n_recomputed = 0
     for layer, conv in enumerate(model.convs, start=1):
@@ -134,10 +138,9 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
             out = torch.zeros_like(x)
         x = cached[layer].clone()
         x[d_l] = out[d_l]
-        total[tgt] += x[tgt] - cached[layer][tgt]
+        total[tgt] += (x[tgt] - cached[layer][tgt]) * weights[layer]
         n_recomputed += int(d_l.numel())
-    final = total / (n_layers + 1)
-    return (final[nu:] @ final[un]).numpy(), n_recomputed
+    return (total[nu:] @ total[un]).numpy(), n_recomputed
 
 
 def _removed_edges(index: GraphIndex, un: int, rem_nodes: np.ndarray) -> np.ndarray:

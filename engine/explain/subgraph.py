@@ -256,9 +256,10 @@ def extract_subgraph(index: GraphIndex, user: int, item: int, num_layers: int) -
 class InputParts:
     """Layer-0 inputs split into interpretable parts, for every node of the full graph.
 
-    ``item_id`` already has the cold-start rule applied (items without training edges
-    carry no id embedding), so ``users`` / ``item_id + item_text + item_cat`` equals the
-    model's own layer 0.
+    All are in the model's node layout (``GraphRecommender.join``; the item-item context
+    vectors are part of ``item_id``, the collaborative group). ``item_id`` already has the
+    cold-start rule applied (items without training edges carry no id embedding), so
+    ``users`` / ``item_id + item_text + item_cat`` equals the model's own layer 0.
     """
 
     users: Tensor
@@ -275,11 +276,8 @@ def input_parts(rec: Any) -> InputParts:
         model = rec.model
         index = graph_index(rec)
         warm = torch.from_numpy(index.degree[index.n_users :] > 0).unsqueeze(-1)
-        item_id = model.item_emb.weight.detach() * warm
-        zeros = torch.zeros_like(item_id)
-        text = model.text_proj(model.text).detach() if model.text_proj is not None else zeros
-        cat = model.cat_proj(model.cats).detach() if model.cat_proj is not None else zeros
-        cache["parts"] = InputParts(model.user_emb.weight.detach().clone(), item_id, text, cat)
+        users, ids, text, cat = (t.detach().clone() for t in model.layer0_parts())
+        cache["parts"] = InputParts(users, ids * warm, text, cat)
     return cache["parts"]
 
 
@@ -404,7 +402,7 @@ class SubgraphScorer:
                 atts.append(att)
             if layer == 0 and b == 1 and mask is None and scales is None and gate is None:
                 self.__dict__.setdefault("first_layer", (x.detach(), att.coef.detach()))
-        final = torch.stack(layers).mean(0).view(b, n, -1)
+        final = self.model.readout(layers).view(b, n, -1)
         scores = (final[:, sub.local_user] * final[:, sub.local_item]).sum(-1)
         if return_embeddings:
             return scores, final[:, sub.local_user], final[:, sub.local_item]
@@ -478,7 +476,7 @@ class SubgraphScorer:
         for layer in range(1, len(self.model.convs)):
             x, _ = self._layer(layer, x, b, attr, None, deg, gate)
             layers.append(x)
-        final = torch.stack(layers).mean(0).view(b, n, -1)
+        final = self.model.readout(layers).view(b, n, -1)
         return (final[:, sub.local_user] * final[:, sub.local_item]).sum(-1)
 
     def _removed_degree(self, keep: Tensor) -> Tensor:
@@ -521,7 +519,7 @@ class SubgraphScorer:
             else:
                 x, _ = conv(x, sub.edge_index[:, e_glob] + bb * n, sub.edge_attr[e_glob], None, deg_new)
             layers.append(x)
-        final = torch.stack(layers).mean(0).view(m, n, -1)
+        final = self.model.readout(layers).view(m, n, -1)
         eu, ei_ = final[:, sub.local_user], final[:, sub.local_item]
         return (eu * ei_).sum(-1), eu, ei_
 
@@ -577,7 +575,7 @@ class SubgraphScorer:
             nd = self._degree_arg(sub.edge_index[1, idx], mask[:, idx], deg_new)
             x, _ = self._layer(layer, x, m, attr, mask[:, idx].reshape(-1), nd, None)
             layers.append(x)
-        final = torch.stack(layers).mean(0).view(m, n, -1)
+        final = self.model.readout(layers).view(m, n, -1)
         eu, ei_ = final[:, sub.local_user], final[:, sub.local_item]
         return (eu * ei_).sum(-1), eu, ei_
 

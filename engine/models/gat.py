@@ -25,6 +25,28 @@ frozen language-model text features and of multi-hot categories (parameter-effic
 also what gives cold-start items, which have no edges, a meaningful embedding).
 Final embeddings average the layer outputs (LightGCN's layer combination); scores are dot products.
 
+Item-item term (``item_item_dim > 0``): low-rank embeddings learn *shared* taste, so a specific
+"people who watched A then watch B" link is diluted by everything else the user watched. Each
+item also gets a context vector ``p_j``, and the score adds
+
+    sum_{j in N(u)} c_uj <p_j, p_i>                 (c_uj: layer-1 propagation weight of j -> u)
+
+FISM's item-item similarity, weighted by the same rating- and recency-aware attention. The
+context vectors enter as ``sqrt(d_j) p_j`` (``d_j``: the item's training degree, a fixed
+buffer): that cancels the ``1/sqrt(d_j)`` of the propagation weight, so ``c_uj sqrt(d_j)`` is
+``alpha_uj sqrt(d_u)``, FISM's normalisation. Discounting popular history items, as
+LightGCN's weights do, hides specific "watched A, then B" links (the demo world's planted
+triggers) behind the user's taste. The target side is ``sqrt(d_i) p_i`` likewise. The term is
+off by default: it makes explanations find planted triggers far more often but costs ranking
+accuracy on MovieLens (BENCHMARKS.md, "Item-item term"). It rides along as extra per-head
+channels of layer 0 (``sqrt(d_j) p_j`` for items, zeros for users), so layer 1 computes
+``z_u = sum_j c_uj sqrt(d_j) p_j`` on the very edges, attention and masks of the main
+path, and every explanation, edit and attribution sees it with no second implementation;
+:meth:`GraphRecommender.readout` reads those channels from layers 0 and 1 only (``p_i`` for
+items, ``z_u`` for users), the rest as the layer mean. In training a positive's own edge is
+taken out of ``z_u`` (see :meth:`GraphRecommender.loss`): otherwise ``<p_i, p_i>`` rewards
+every training item for being in its own history, which never happens at recommendation time.
+
 ``encoder="gcn"`` / ``"sage"`` swap the attention layer for PyG's GCNConv / SAGEConv: the
 ablations that show what attention adds.
 """
@@ -40,6 +62,7 @@ from torch import Tensor, nn
 
 from engine.data.graph import RecGraph
 from engine.models.base import EmbeddingModel
+from engine.models.losses import bpr_loss
 from engine.models.mf import init_embeddings
 from engine.models.spmm import CSRPlan, csr_plan, head_sddmm, head_spmm
 
@@ -90,6 +113,8 @@ class WeightedAttentionConv(nn.Module):
             raise ValueError(f"attention must be one of {ATTENTIONS} (got {attention!r})")
         if attention == "edge" and not edge_weight:
             raise ValueError("attention='edge' scores edges by their weights alone: it needs edge_weight=True")
+        # ``channels`` is the width the node terms read; inputs may carry extra per-head
+        # channels after them (the item-item context of GraphRecommender), propagated alike.
         self.channels, self.heads, self.attention = channels, heads, attention
         self.edge_dim, self.use_edge_weight, self.negative_slope = edge_dim, edge_weight, negative_slope
         c = channels // heads
@@ -128,19 +153,21 @@ class WeightedAttentionConv(nn.Module):
         n = x.size(0)
         src, dst = edge_index
         h = x.view(n, self.heads, -1)
+        c = self.channels // self.heads
+        hb = h if h.size(-1) == c else h[..., :c].contiguous()  # what the node terms read
         # index_select (backward: index_add_) is several times faster on CPU than h[src]
         # (backward: index_put_ with accumulate); this layer is gather/scatter bound.
         fast = plan is not None and edge_mask is None
         h_src = None if fast else h.index_select(0, src)
         if self.attention == "dot":
             # SDDMM on the CSR plan when there is one: no [E, C] tensor is ever formed.
-            dots = head_sddmm(plan, h, h) if fast else (h_src * h.index_select(0, dst)).sum(-1)
-            e = dots * (self.beta / math.sqrt(h.size(-1)))
+            dots = head_sddmm(plan, hb, hb) if fast else (h_src[..., :c] * hb.index_select(0, dst)).sum(-1)
+            e = dots * (self.beta / math.sqrt(c))
         elif self.attention == "edge":
             e = x.new_zeros(src.numel(), self.heads)  # the edge-weight term below is the whole score
         else:
-            a_src = (h * self.att_src).sum(-1).index_select(0, src)
-            a_dst = (h * self.att_dst).sum(-1).index_select(0, dst)
+            a_src = (hb * self.att_src).sum(-1).index_select(0, src)
+            a_dst = (hb * self.att_dst).sum(-1).index_select(0, dst)
             e = F.leaky_relu(a_src + a_dst, self.negative_slope)
         if self.lin_edge is not None and edge_attr is not None:
             e = e + self.lin_edge(edge_attr.to(e.dtype))
@@ -199,6 +226,10 @@ class GraphRecommender(EmbeddingModel):
             as PyG's LightGCN; the small scale matters with BPR and L2).
         attention_lr: learning-rate multiplier of the attention parameters (default: 0.1;
             see :meth:`param_groups`).
+        item_item_dim: width of the item-item context vectors (module docstring), divisible
+            by ``heads``; 0 turns the term off (default: 0).
+        item_degree: training interactions per item [n_items], for the context scale
+            ``sqrt(d_j)`` (default: None, all ones).
     """
 
     def __init__(
@@ -218,10 +249,19 @@ class GraphRecommender(EmbeddingModel):
         edge_dropout: float = 0.0,
         init: str = "xavier",
         attention_lr: float = 0.1,
+        item_item_dim: int = 0,
+        item_degree: Tensor | None = None,
     ) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS} (got {encoder!r})")
+        if item_item_dim < 0 or item_item_dim % heads:
+            raise ValueError(f"item_item_dim must be >= 0 and divisible by heads {heads} (got {item_item_dim!r})")
+        if item_item_dim and (encoder != "gat" or num_layers < 1):
+            raise ValueError(
+                f"the item-item term needs the attention encoder with >= 1 layer "
+                f"(got encoder={encoder!r}, num_layers={num_layers!r})"
+            )
         self.n_users, self.n_items = n_users, n_items
         self.embedding_dim, self.num_layers, self.encoder = embedding_dim, num_layers, encoder
         self.heads, self.attention, self.edge_weight = heads, attention, edge_weight
@@ -229,6 +269,14 @@ class GraphRecommender(EmbeddingModel):
         self.user_emb = nn.Embedding(n_users, embedding_dim)
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         init_embeddings([self.user_emb.weight, self.item_emb.weight], init)
+        self.item_item_dim = item_item_dim
+        self.item_ctx = nn.Embedding(n_items, item_item_dim) if item_item_dim else None
+        if self.item_ctx is not None:
+            init_embeddings([self.item_ctx.weight], init)
+        if item_degree is not None and item_degree.shape != (n_items,):
+            raise ValueError(f"item_degree must have shape ({n_items},) (got {tuple(item_degree.shape)})")
+        degree = torch.ones(n_items) if item_degree is None else item_degree.float()
+        self.register_buffer("item_degree", degree if item_item_dim else None)
         self.register_buffer("text", None if text_features is None else text_features.float())
         self.register_buffer("cats", None if category_features is None else category_features.float())
         self.text_proj = None
@@ -291,7 +339,109 @@ class GraphRecommender(EmbeddingModel):
     def ego_embeddings(self, users: Tensor, items: Tensor) -> list[Tensor]:
         # L2 on the whole layer-0 item representation, not only the id part: the text and
         # category projections are trainable too, and unregularised they overfit first.
-        return [self.user_emb(users), self.item_inputs()[items]]
+        ego = [self.user_emb(users), self.item_inputs()[items]]
+        if self.item_ctx is not None:
+            ego.append(self.item_ctx(items))
+        return ego
+
+    # -- node layout ------------------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        """Node-state width: ``embedding_dim`` plus ``item_item_dim`` context channels."""
+        return self.embedding_dim + self.item_item_dim
+
+    def join(self, base: Tensor, context: Tensor | None = None) -> Tensor:
+        """Node states ``[n, width]`` from base ``[n, embedding_dim]`` and context ``[n, item_item_dim]``.
+
+        Per head, the base slice comes first and the context slice after it, so the
+        convolution's per-head split keeps both with their head (default context: zeros).
+        """
+        if not self.item_item_dim:
+            return base
+        n, h = base.size(0), self.heads
+        if context is None:
+            context = base.new_zeros(n, self.item_item_dim)
+        return torch.cat([base.view(n, h, -1), context.view(n, h, -1)], -1).view(n, -1)
+
+    def layer0_parts(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Layer-0 node states by input group: ``(users, item_ids, item_text, item_categories)``.
+
+        Each is in the node layout (:meth:`join`); the item-item context vectors belong to
+        the collaborative (id) group. Items' layer-0 state is the sum of the last three.
+        """
+        zeros = self.item_emb.weight.new_zeros(self.n_items, self.embedding_dim)
+        ctx = None if self.item_ctx is None else self.context()
+        text = self.text_proj(self.text) if self.text_proj is not None else zeros
+        cats = self.cat_proj(self.cats) if self.cat_proj is not None else zeros
+        return self.join(self.user_emb.weight), self.join(self.item_emb.weight, ctx), self.join(text), self.join(cats)
+
+    def context(self, items: Tensor | None = None) -> Tensor:
+        """Scaled item-item context vectors ``sqrt(d_j) p_j`` of ``items`` (default: all) [*, item_item_dim]."""
+        if self.item_ctx is None:
+            raise ValueError("this model has no item-item term (item_item_dim=0)")
+        w, scale = self.item_ctx.weight, self.item_degree.sqrt().unsqueeze(-1)
+        return w * scale if items is None else w[items] * scale[items]
+
+    def layer_weights(self) -> Tensor:
+        """``[L + 1, width]`` weights of each layer's states in the final embedding (:meth:`readout`)."""
+        n = self.num_layers + 1
+        w = self.item_emb.weight.new_full((n, self.embedding_dim), 1.0 / n)
+        if not self.item_item_dim:
+            return w
+        # Context channels: p_i at layer 0 (items) plus z_u at layer 1 (users); the other side
+        # is zero there by construction, and later layers would mix z back into items.
+        ctx = torch.zeros(n, self.item_item_dim, dtype=w.dtype, device=w.device)
+        ctx[:2] = 1.0
+        return torch.cat([w.view(n, self.heads, -1), ctx.view(n, self.heads, -1)], -1).view(n, -1)
+
+    def readout(self, layers: list[Tensor]) -> Tensor:
+        """Final node embeddings from the per-layer states ``x^0 .. x^L`` (each ``[..., width]``).
+
+        The layer mean (LightGCN) without the item-item term; with it, the context channels
+        come from layers 0 and 1 only (:meth:`layer_weights`).
+        """
+        if not self.item_item_dim:
+            return torch.stack(layers).mean(0)
+        w = self.layer_weights().to(layers[0].dtype)
+        return sum(x * w[k] for k, x in enumerate(layers))
+
+    def loss(
+        self,
+        user_emb: Tensor,
+        item_emb: Tensor,
+        users: Tensor,
+        pos: Tensor,
+        neg: Tensor,
+        *,
+        weight_decay: float = 1e-4,
+    ) -> Tensor:
+        """BPR as the base class, with each positive's own edge taken out of the item-item term.
+
+        Without that, ``c_ui <p_i, p_i>`` (the positive in its own history) would be the
+        easiest way to score training pairs, and it is never there when recommending.
+        """
+        if not self.item_item_dim or self.__dict__.get("_first_layer") is None:
+            return super().loss(user_emb, item_emb, users, pos, neg, weight_decay=weight_decay)
+        coef = self._own_edge_coef(users, pos)  # [B, heads]
+        ctx = self.context(pos).view(len(pos), self.heads, -1) * coef.unsqueeze(-1)
+        own = self.join(user_emb.new_zeros(len(pos), self.embedding_dim), ctx.reshape(len(pos), -1))
+        reg = self.ego_embeddings(users, torch.cat([pos, neg]))
+        u = user_emb[users]
+        return bpr_loss(u, item_emb[pos], item_emb[neg], reg, weight_decay=weight_decay, pos_user=u - own)
+
+    def _own_edge_coef(self, users: Tensor, items: Tensor) -> Tensor:
+        """Layer-1 weight ``c_ui`` of the edge item -> user per pair ``[B, heads]`` (0 where absent)."""
+        edge_index, coef = self.__dict__["_first_layer"]
+        n = self.n_users + self.n_items
+        keys = edge_index[1] * n + edge_index[0]
+        order = torch.argsort(keys)
+        sorted_keys = keys[order]
+        want = users * n + (self.n_users + items)
+        at = torch.searchsorted(sorted_keys, want).clamp_max(max(len(sorted_keys) - 1, 0))
+        if len(sorted_keys) == 0:
+            return coef.new_zeros(len(users), self.heads)
+        found = (sorted_keys[at] == want).unsqueeze(-1)
+        return torch.where(found, coef[order[at]], torch.zeros_like(coef[:1]))
 
     # -- encoder ----------------------------------------------------------------------------
     def forward(self, graph: RecGraph) -> tuple[Tensor, Tensor]:
@@ -333,7 +483,8 @@ class GraphRecommender(EmbeddingModel):
             edge_index, attr = edge_index[:, drop], attr[drop]
             edge_mask = None if edge_mask is None else edge_mask[drop]
         if x0 is None:
-            items = self.item_inputs()
+            users, ids, text, cats = self.layer0_parts()
+            items = ids + text + cats
             if not self.training:
                 # At inference, items without training edges keep only their content features:
                 # cold-start items must be placed by their text alone. During training their id
@@ -342,8 +493,8 @@ class GraphRecommender(EmbeddingModel):
                 # negatives free and cost 0.03 test NDCG@10 (BENCHMARKS.md).
                 deg = node_degree if node_degree is not None else torch.bincount(edge_index[1], minlength=n_ui)
                 deg = deg[self.n_users :]
-                items = torch.where((deg > 0).unsqueeze(-1), items, items - self.item_emb.weight)
-            x0 = torch.cat([self.user_emb.weight, items])
+                items = torch.where((deg > 0).unsqueeze(-1), items, items - ids)
+            x0 = torch.cat([users, items])
         plan = None
         if self.encoder == "gat" and edge_mask is None and node_degree is None:
             plan = self._plan(edge_index, n_ui)
@@ -351,17 +502,20 @@ class GraphRecommender(EmbeddingModel):
                 edge_index, attr = torch.stack([plan.col, plan.row]), attr[plan.perm]
         layers, atts = [x0], []
         x = x0
-        for conv in self.convs:
+        self.__dict__["_first_layer"] = None
+        for k, conv in enumerate(self.convs):
             if self.encoder == "gat":
                 x, att = conv(x, edge_index, attr, edge_mask, node_degree, plan)
                 if return_attention:
                     atts.append(att)
+                if k == 0 and self.item_item_dim and self.training:
+                    self.__dict__["_first_layer"] = (edge_index, att.coef)  # for loss(): own edges
             elif self.encoder == "gcn":
                 x = conv(x, edge_index, edge_weight=edge_mask)
             else:
                 x = conv(x, edge_index)
             layers.append(x)
-        out = torch.stack(layers).mean(0)
+        out = self.readout(layers)
         return out[: self.n_users], out[self.n_users :], atts
 
     def _plan(self, edge_index: Tensor, n: int) -> CSRPlan | None:
@@ -378,5 +532,6 @@ class GraphRecommender(EmbeddingModel):
             f"{self.__class__.__name__}(n_users={self.n_users}, n_items={self.n_items}, "
             f"embedding_dim={self.embedding_dim}, num_layers={self.num_layers}, encoder={self.encoder!r}, "
             f"heads={self.heads}, attention={self.attention!r}, edge_weight={self.edge_weight}, "
-            f"text={self.text is not None}, categories={self.cats is not None})"
+            f"text={self.text is not None}, categories={self.cats is not None}, "
+            f"item_item_dim={self.item_item_dim})"
         )

@@ -8,7 +8,13 @@ from torch import Tensor
 
 
 def bpr_loss(
-    user: Tensor, pos: Tensor, neg: Tensor, reg: list[Tensor] | None = None, *, weight_decay: float = 1e-4
+    user: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+    reg: list[Tensor] | None = None,
+    *,
+    weight_decay: float = 1e-4,
+    pos_user: Tensor | None = None,
 ) -> Tensor:
     """Bayesian Personalised Ranking (Rendle et al., 2009) with batch-mean L2.
 
@@ -18,11 +24,13 @@ def bpr_loss(
         neg: embeddings of sampled negatives [B, d] (sampled from training data only).
         reg: ego (layer-0) parameters of the batch to regularise (default: none).
         weight_decay: L2 coefficient, applied as ``wd * sum ||x||^2 / (2B)`` (default: 1e-4).
+        pos_user: user embeddings to score the positives with, where they differ from
+            ``user`` (default: None, ``user``).
 
     Returns:
         Scalar loss.
     """
-    diff = (user * pos).sum(-1) - (user * neg).sum(-1)
+    diff = (user if pos_user is None else pos_user).mul(pos).sum(-1) - (user * neg).sum(-1)
     loss = F.softplus(-diff).mean()
     if reg and weight_decay > 0:
         l2 = sum(t.pow(2).sum() for t in reg) / (2 * user.shape[0])

@@ -18,11 +18,13 @@ def build_model(
     *,
     text_features: torch.Tensor | None = None,
     category_features: torch.Tensor | None = None,
+    item_degree: torch.Tensor | None = None,
 ) -> EmbeddingModel | FittedModel:
     """Construct the model named by ``cfg.name`` (untrained / unfitted).
 
     Content features (text, categories) feed the graph recommender and its GCN /
-    GraphSAGE ablations; the classic baselines use ids only, as published.
+    GraphSAGE ablations; the classic baselines use ids only, as published. ``item_degree``
+    (training interactions per item) scales the graph recommender's item-item term.
     """
     if cfg.name in ("gat", "gcn", "sage"):
         from engine.models.gat import GraphRecommender
@@ -42,6 +44,8 @@ def build_model(
             edge_dropout=cfg.edge_dropout,
             init=cfg.init,
             attention_lr=cfg.attention_lr,
+            item_item_dim=cfg.item_item_dim if cfg.name == "gat" else 0,
+            item_degree=item_degree,
         )
     if cfg.name == "lightgcn":
         from engine.models.lightgcn import LightGCN

@@ -136,15 +136,15 @@ class LayerwiseInference:
                 # cannot be chunked this way; these encoders are light enough to run whole.
                 return model(self.graph)
             x = _layer0(model, self.degree)
-            total = x.clone()
-            for conv in model.convs:
+            weights = model.layer_weights()
+            total = x * weights[0]
+            for layer, conv in enumerate(model.convs, start=1):
                 out = torch.zeros_like(x)
                 for start, end in zip(self.bounds[:-1], self.bounds[1:], strict=True):
                     part, _ = conv(x, self.edge_index[:, start:end], self.edge_attr[start:end], None, self.degree)
                     out += part
-                total += out
+                total += out * weights[layer]
                 x = out
-            total /= len(model.convs) + 1
             return total[: model.n_users], total[model.n_users :]
         finally:
             model.train(was_training)
@@ -153,10 +153,9 @@ class LayerwiseInference:
 def _layer0(model: Any, degree: Tensor) -> Tensor:
     # Mirrors GraphRecommender.encode: items without training edges keep only their content
     # features. tests/engine/test_minibatch.py checks this against model(graph).
-    items = model.item_inputs()
+    users, ids, text, cats = model.layer0_parts()
     has_edges = (degree[model.n_users :] > 0).unsqueeze(-1)
-    items = torch.where(has_edges, items, items - model.item_emb.weight)
-    return torch.cat([model.user_emb.weight, items])
+    return torch.cat([users, torch.where(has_edges, ids, torch.zeros_like(ids)) + text + cats])
 
 
 def full_embeddings(model: EmbeddingModel, graph: RecGraph, *, chunk_edges: int = CHUNK_EDGES) -> tuple[Tensor, Tensor]:

@@ -33,13 +33,17 @@ def world():
     return generate_demo_world(seed=0, n_users=150, n_items=200)
 
 
-@pytest.fixture(scope="module")
-def rec(world, tmp_path_factory) -> Iterator[Recommender]:
+# Every exactness check runs with and without the item-item term: it rides along the same
+# layer-1 edges, so each incremental path (removal, rescoring, gates) must carry it exactly.
+@pytest.fixture(scope="module", params=[0, 16], ids=["plain", "item-item"])
+def rec(world, tmp_path_factory, request) -> Iterator[Recommender]:
     ds = world.dataset
     extra = ds.users.iloc[:1].copy()
     extra["user_id"] = NO_HISTORY_USER
     ds = replace(ds, users=pd.concat([ds.users, extra], ignore_index=True))
-    cfg = RunConfig().with_overrides(train={"epochs": 5, "device": "cpu"}, features={"text": False})
+    cfg = RunConfig().with_overrides(
+        train={"epochs": 5, "device": "cpu"}, features={"text": False}, model={"item_item_dim": request.param}
+    )
     # The graphs are tiny: one thread avoids OpenMP overhead (and contention with other jobs).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

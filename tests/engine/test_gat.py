@@ -11,7 +11,7 @@ import torch
 
 from engine.data.graph import build_graph
 from engine.data.schema import Dataset
-from engine.data.split import split
+from engine.data.split import I, U, split
 from engine.models.gat import GraphRecommender, WeightedAttentionConv
 from engine.models.spmm import csr_plan, head_sddmm, head_spmm
 
@@ -182,3 +182,67 @@ def test_initial_weights_depend_only_on_the_training_seed(tmp_path) -> None:
     assert all(torch.equal(first[k], again[k]) for k in first if first[k] is not None)
     other = make_model(prepare(cfg.with_overrides(train={"seed": 1}), dataset=ds, cache_dir=tmp_path)).state_dict()
     assert not torch.equal(first["user_emb.weight"], other["user_emb.weight"])
+
+
+# -- the item-item term -------------------------------------------------------------------------
+
+
+def test_item_item_term_is_the_attention_weighted_context_similarity(graph_and_split) -> None:
+    g, sp = graph_and_split
+    degree = torch.bincount(torch.as_tensor(sp.train[I].to_numpy()), minlength=sp.n_items)
+    model = GraphRecommender(
+        sp.n_users, sp.n_items, embedding_dim=8, heads=2, item_item_dim=4, item_degree=degree
+    ).eval()
+    randomise(model)
+    u, i, atts = model.encode(g, return_attention=True)
+    plain = GraphRecommender(sp.n_users, sp.n_items, embedding_dim=8, heads=2).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in ("item_ctx.weight", "item_degree")})
+    pu, pi = plain(g)
+    # By hand: sum over u's history j of c_uj <s_j p_j, s_i p_i>, per head, with c from layer 1
+    # and s = sqrt(training degree).
+    nu = sp.n_users
+    src, dst = atts[0].edge_index
+    coef = atts[0].coef
+    p = (model.item_ctx.weight * degree.float().sqrt().unsqueeze(-1)).view(sp.n_items, 2, 2)
+    user, item = 3, 7
+    into = torch.nonzero(dst == user).squeeze(1)
+    want = sum((coef[e] * (p[src[e] - nu] * p[item]).sum(-1)).sum() for e in into.tolist())
+    got = (u[user] @ i[item]) - (pu[user] @ pi[item])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # The fast CSR path carries the context channels too.
+    deg = torch.bincount(g.edge_index[1], minlength=g.num_nodes)
+    su, si, _ = model.encode(g, node_degree=deg)
+    torch.testing.assert_close(u, su, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(i, si, atol=1e-5, rtol=1e-4)
+
+
+def test_item_item_training_loss_leaves_the_positive_out_of_its_own_history(graph_and_split) -> None:
+    g, sp = graph_and_split
+    model = GraphRecommender(sp.n_users, sp.n_items, embedding_dim=8, heads=2, item_item_dim=4)
+    randomise(model)
+    model.train()
+    u_emb, i_emb = model(g)
+    users, pos = torch.tensor(sp.train[U].to_numpy()[:6]), torch.tensor(sp.train[I].to_numpy()[:6])
+    neg = torch.tensor([(int(x) + 1) % sp.n_items for x in pos])
+    got = model.loss(u_emb, i_emb, users, pos, neg, weight_decay=0.0)
+    # Reference: the positive's score minus its own term c_ui <p_i, p_i> in the user's
+    # item-item sum (found here by scanning the layer-1 edges, not by the model's lookup).
+    atts = model.encode(g, return_attention=True)[2]
+    src, dst = atts[0].edge_index
+    c = atts[0].coef
+    ctx = model.item_ctx.weight.view(sp.n_items, 2, 2)
+    diffs = []
+    for uu, pp, nn_ in zip(users.tolist(), pos.tolist(), neg.tolist(), strict=True):
+        own = torch.nonzero((dst == uu) & (src == sp.n_users + pp)).squeeze(1)
+        assert own.numel() == 1
+        own_term = (c[own[0]] * (ctx[pp] * ctx[pp]).sum(-1)).sum()
+        diffs.append(u_emb[uu] @ i_emb[pp] - own_term - u_emb[uu] @ i_emb[nn_])
+    want = torch.nn.functional.softplus(-torch.stack(diffs)).mean()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_item_item_needs_the_attention_encoder_and_divisible_width() -> None:
+    with pytest.raises(ValueError, match="item_item_dim"):
+        GraphRecommender(3, 4, heads=4, item_item_dim=6)
+    with pytest.raises(ValueError, match="attention encoder"):
+        GraphRecommender(3, 4, encoder="gcn", item_item_dim=8)
