@@ -14,6 +14,7 @@ from dashboard.components.widgets import bound_selectbox, user_picker
 from dashboard.settings import asset
 
 GRAPH_HEIGHT = 540
+TABS = ("Attributions", "History influence", "What-if editor")
 
 
 def render() -> None:
@@ -61,13 +62,14 @@ def render() -> None:
         _summary(exp)
     with graph_col:
         _graph(cur, exp)
-    tab_attr, tab_hist, tab_whatif = st.tabs(["Attributions", "History influence", "What-if editor"])
-    with tab_attr:
-        _attributions(exp)
-    with tab_hist:
-        _history(exp)
-    with tab_whatif:
-        _what_if(cur, user, exp)
+    # Lazy tabs: only the open one runs and is sent to the browser. The history table and the
+    # what-if editor's catalog-wide multiselect cost the browser time on every load otherwise.
+    tabs = st.tabs(TABS, key="w_why_tab", on_change="rerun")
+    draws = (lambda: _attributions(exp), lambda: _history(exp), lambda: _what_if(cur, user, exp))
+    for tab, draw in zip(tabs, draws, strict=True):
+        if tab.open:
+            with tab:
+                draw()
     context.write_url("why", "user", "item", "k")
 
 

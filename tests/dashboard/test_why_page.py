@@ -73,6 +73,10 @@ def test_what_if_rescoring_matches_the_engine(open_app, tiny_world) -> None:
     rec = app_recommender(tiny_world)
     user, item = _pair(rec)
     at = open_app(page="why", user=user, item=item)
+    assert not at.get("multiselect")  # lazy tabs: the editor runs only when its tab is open
+    at.session_state["w_why_tab"] = "What-if editor"
+    at.run()
+    assert not at.get("plotly_chart")  # and the closed Attributions tab is not drawn
     history = rec.history(user)
     drop = history.loc[history["part"] == "train", "item_id"].head(3).tolist()
     at.multiselect(key="w_whatif_remove").set_value(drop)
