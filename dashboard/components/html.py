@@ -90,6 +90,26 @@ def rec_cards(
     return f'<div class="gl-list">{"".join(rows)}</div>'
 
 
+def table(frame: pd.DataFrame, formats: Mapping[str, str] | None = None) -> str:
+    """A small read-only table (every cell escaped); ``formats`` maps a column to a format spec.
+
+    For a handful of rows this is lighter than ``st.dataframe``, whose grid component the
+    browser must load and lay out on every new session.
+    """
+    formats = formats or {}
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{esc(format(v, formats[c]) if c in formats and pd.notna(v) else v)}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f'<table class="gl-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def headline(prefix: str, subject: Any, suffix: str = "") -> str:
     """A heading with an escaped data string in the middle, e.g. ``Why <title> for u0042?``."""
     return f'<div class="gl-headline">{esc(prefix)}<span class="gl-subject">{esc(subject)}</span>{esc(suffix)}</div>'

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import adapters, context, state
 from dashboard.components import charts
 from dashboard.components.graph_view import network_html
-from dashboard.components.html import badge, esc, headline, note, rec_cards, tiles
+from dashboard.components.html import badge, esc, headline, note, rec_cards, table, tiles
 from dashboard.components.widgets import bound_selectbox, user_picker
 from dashboard.settings import asset
 
@@ -127,14 +127,7 @@ def _summary(exp: Any) -> None:
             "**Counterfactual** — without these interactions it leaves the top "
             f"{cf.k} (#{cf.old_rank} → #{cf.new_rank}):"
         )
-        shown = cf.removed[["title", "rating", "attribution"]]
-        st.dataframe(
-            shown,
-            hide_index=True,
-            width="stretch",
-            height=min(35 * (len(shown) + 1) + 3, 220),
-            column_config={"attribution": st.column_config.NumberColumn(format="%.4f")},
-        )
+        st.html(table(cf.removed[["title", "rating", "attribution"]], {"attribution": ".4f"}))
     gap = exp.completeness
     if gap == gap:  # not NaN: IG completeness check
         st.caption(

@@ -13,7 +13,7 @@ import pytest
 
 from dashboard.components import charts
 from dashboard.components.graph_view import MAX_NODES, network_html, node_count
-from dashboard.components.html import deep_link, esc, rec_cards, tiles
+from dashboard.components.html import deep_link, esc, rec_cards, table, tiles
 from dashboard.settings import load_settings, model_key
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -85,6 +85,11 @@ def test_cards_and_tiles_escape_every_data_string() -> None:
         'a&lt;</div><div class="gl-tile-value">1&gt;</div></div></div>'
     )
     assert deep_link("why", {"user": "u 1", "item": None, "k": 10}) == "why?user=u+1&k=10"
+    removed = pd.DataFrame({"title": [HOSTILE], "rating": [4.0], "attribution": [0.123456]})
+    assert table(removed, {"attribution": ".4f"}) == (
+        '<table class="gl-table"><thead><tr><th>title</th><th>rating</th><th>attribution</th></tr></thead>'
+        f"<tbody><tr><td>{esc(HOSTILE)}</td><td>4.0</td><td>0.1235</td></tr></tbody></table>"
+    )
 
 
 def test_charts_escape_and_compute() -> None:

@@ -9,7 +9,7 @@ from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, char
 
 from dashboard import adapters
 from dashboard.components.graph_view import node_count
-from dashboard.components.html import esc
+from dashboard.components.html import esc, table
 
 
 def _pair(rec) -> tuple[str, str]:
@@ -48,6 +48,21 @@ def test_graph_reason_and_badge_are_the_explanations(open_app, tiny_world) -> No
         "item": item,
         "k": "10",
     }
+
+
+def test_counterfactual_table_lists_the_removed_interactions(open_app, tiny_world) -> None:
+    rec = app_recommender(tiny_world)
+    for user in rec.idmap.users[:40]:
+        item = str(rec.recommend(user, 10).items["item_id"].iloc[0])
+        cf = rec.explain(user, item, k=10).counterfactual
+        if cf is not None and cf.found and len(cf.removed):
+            break
+    else:
+        raise AssertionError("no pair of the tiny world has a counterfactual")
+    at = open_app(page="why", user=user, item=item)
+    body = html_of(at)
+    assert any(f"leaves the top {cf.k} (#{cf.old_rank} → #{cf.new_rank})" in m.value for m in at.markdown)
+    assert table(cf.removed[["title", "rating", "attribution"]], {"attribution": ".4f"}) in body
 
 
 def test_layer_and_head_selectors_redraw_by_attention(open_app, tiny_world) -> None:
