@@ -139,8 +139,18 @@ def _edge_measure(edges: pd.DataFrame, measure: str, layer: int | None, head: in
     return edges[cols].astype(float).mean(axis=1, skipna=True)
 
 
+# Edges drawn at most: the display's 150 nodes can carry over a thousand interactions, a
+# hairball in which the few that matter vanish (and that the browser must lay out first).
+MAX_DISPLAY_EDGES = 300
+
+
 def graph_frames(
-    exp: Any, *, measure: str = "attribution", layer: int | None = None, head: int | None = None
+    exp: Any,
+    *,
+    measure: str = "attribution",
+    layer: int | None = None,
+    head: int | None = None,
+    max_edges: int = MAX_DISPLAY_EDGES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The pruned display view of an explanation as the node and edge frames of the graph view.
 
@@ -153,6 +163,8 @@ def graph_frames(
         measure: ``attribution``, ``attention`` or ``influence`` (default: ``attribution``).
         layer: 1-based layer for ``attention`` (default: None, mean over layers).
         head: 0-based head for ``attention`` (default: None, mean over heads).
+        max_edges: edges kept: every edge of the user and of the target item, then the
+            largest by absolute weight (default: :data:`MAX_DISPLAY_EDGES`).
 
     Returns:
         ``(nodes, edges)`` as :func:`dashboard.components.graph_view.network_html` takes them.
@@ -226,7 +238,24 @@ def graph_frames(
     out = agg.reset_index(drop=True)[["src", "dst", "weight", "detail"]]
     out["src"] = out["src"].astype(int)
     out["dst"] = out["dst"].astype(int)
-    return nodes, out
+    if len(out) > max_edges:
+        out = _cap_edges(out, (user_node, item_node), max_edges)
+    return nodes, out.reset_index(drop=True)
+
+
+def _cap_edges(edges: pd.DataFrame, pair: tuple[int, int], max_edges: int) -> pd.DataFrame:
+    """The pair's edges, then the strongest others up to ``max_edges``; no shown node left without an edge."""
+    touches = edges["src"].isin(pair) | edges["dst"].isin(pair)
+    order = (~touches).astype(int).to_frame("rest").assign(size=-edges["weight"].abs())
+    keep = set(order.sort_values(["rest", "size"], kind="stable").index[:max_edges])
+    ends = pd.concat([edges["src"], edges["dst"]])  # node of each (edge, end), indexed by edge
+    covered = set(ends[ends.index.isin(keep)])
+    loose = ends[~ends.isin(covered)]
+    if len(loose):
+        # A node whose every edge was cut would drift off the canvas: keep its strongest one.
+        strength = edges["weight"].abs().reindex(loose.index)
+        keep |= set(strength.groupby(loose.to_numpy()).idxmax())
+    return edges.loc[sorted(keep)]
 
 
 # A counterfactual of at most this many interactions is a short, checkable story.

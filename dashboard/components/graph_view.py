@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def _escape(value: object) -> str:
 
 def _short(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_REMOTE = re.compile(r"<link\b[^>]*\bhref=\"https?://[^>]*>|<script\b[^>]*\bsrc=\"https?://[^>]*>\s*</script>", re.S)
 
 
 def network_html(
@@ -167,6 +171,9 @@ def network_html(
     if _ANCHOR not in page:  # pyvis changed its template: refuse rather than ship raw tooltips
         raise RuntimeError("pyvis template has no network constructor anchor; cannot install tooltips")
     page = page.replace(_ANCHOR, _TOOLTIP_JS + _ANCHOR, 1)
+    # pyvis's template links Bootstrap from a CDN even with in-line resources (for menus we do
+    # not use): offline that is a failed request, and a script in the page waits for it.
+    page = _REMOTE.sub("", page)
     panel = "rgba(17,24,39,0.75)" if dark else "rgba(255,255,255,0.85)"
     page = page.replace("</head>", _EXTRA_CSS % {"fg": fg, "panel": panel} + "</head>", 1)
     return page.replace("<body>", "<body>" + _legend_html(nodes["kind"].unique()), 1)

@@ -44,7 +44,9 @@ def test_network_html_is_offline_escaped_and_counts_nodes() -> None:
     nodes, edges = _graph()
     page = network_html(nodes, edges)
     assert node_count(page) == 5
-    assert "<script src=" not in page and "cdnjs" not in page.split("<body>")[1]
+    # Works offline: nothing is fetched (pyvis's template links Bootstrap from a CDN; stripped).
+    assert not re.search(r"\b(src|href)\s*=\s*[\"']?https?://", page)
+    assert "vis-network" in page
     data = json.loads(page.split("nodes = new vis.DataSet(")[1].split(");")[0])
     target = next(n for n in data if n["id"] == "t1")
     assert target["title"] == "<b>&lt;img src=x onerror=alert(1)&gt;</b><br>recommended item · t1"
@@ -219,3 +221,49 @@ def test_faithfulness_badge_reads_the_verified_counterfactual() -> None:
     assert faithfulness_badge(SimpleNamespace(counterfactual=None))[0] == "not checked"
     assert first_sentence("Because you liked A. It is also Drama.") == "Because you liked A."
     assert first_sentence("No period here") == "No period here"
+
+
+def test_graph_frames_keep_the_pair_edges_and_the_strongest_rest() -> None:
+    from types import SimpleNamespace
+
+    from dashboard.adapters import graph_frames
+
+    # user 0, target item 1, other items 2..6; interactions: (0,2), (0,3), and four among the rest.
+    pairs = [(0, 2, 0.01), (0, 3, -0.02), (4, 5, 0.9), (5, 6, -0.8), (4, 6, 0.05), (2, 5, 0.3)]
+    rows = []
+    for k, (a, b, w) in enumerate(pairs):
+        for s, d in ((a, b), (b, a)):
+            rows.append(
+                {
+                    "src": s,
+                    "dst": d,
+                    "interaction": k,
+                    "in_display": True,
+                    "rank": k + 1,
+                    "interaction_attribution": w,
+                    "attribution": w,
+                }
+            )
+    nodes = pd.DataFrame(
+        {
+            "node": range(7),
+            "type": ["user", *["item"] * 6],
+            "id": ["u", "i", *[f"j{k}" for k in range(5)]],
+            "title": "t",
+            "hop": 1,
+            "influence": 0.1,
+            "in_display": True,
+        }
+    )
+    exp = SimpleNamespace(subgraph_nodes=nodes, edges=pd.DataFrame(rows), user_id="u", item_id="i")
+    _, all_edges = graph_frames(exp)
+    assert len(all_edges) == len(pairs)
+    _, kept = graph_frames(exp, max_edges=4)
+    # Both edges of the user stay however weak; then |0.9| and |-0.8|, in their original order.
+    assert kept["weight"].tolist() == [0.01, -0.02, 0.9, -0.8]
+    # At 3, item 6 would lose its every edge: its strongest one (-0.8) stays.
+    _, kept = graph_frames(exp, max_edges=3)
+    assert kept["weight"].tolist() == [0.01, -0.02, 0.9, -0.8]
+    _, kept = graph_frames(exp, max_edges=2)
+    # At 2 only the user's edges make the cut; 4 and 5 keep 0.9, 6 keeps -0.8 (not 0.05).
+    assert kept["weight"].tolist() == [0.01, -0.02, 0.9, -0.8]
