@@ -432,16 +432,19 @@ class GraphRecommender(EmbeddingModel):
     def _own_edge_coef(self, users: Tensor, items: Tensor) -> Tensor:
         """Layer-1 weight ``c_ui`` of the edge item -> user per pair ``[B, heads]`` (0 where absent)."""
         edge_index, coef = self.__dict__["_first_layer"]
+        if edge_index.size(1) == 0:
+            return coef.new_zeros(len(users), self.heads)
         n = self.n_users + self.n_items
         keys = edge_index[1] * n + edge_index[0]
-        order = torch.argsort(keys)
-        sorted_keys = keys[order]
+        # The CSR fast path hands over edges sorted by (destination, source) already; only the
+        # other paths (edge dropout, sampled subgraphs) need the sort.
+        if keys.numel() > 1 and not bool((keys[1:] >= keys[:-1]).all()):
+            order = torch.argsort(keys)
+            keys, coef = keys[order], coef[order]
         want = users * n + (self.n_users + items)
-        at = torch.searchsorted(sorted_keys, want).clamp_max(max(len(sorted_keys) - 1, 0))
-        if len(sorted_keys) == 0:
-            return coef.new_zeros(len(users), self.heads)
-        found = (sorted_keys[at] == want).unsqueeze(-1)
-        return torch.where(found, coef[order[at]], torch.zeros_like(coef[:1]))
+        at = torch.searchsorted(keys, want).clamp_max(len(keys) - 1)
+        found = (keys[at] == want).unsqueeze(-1)
+        return torch.where(found, coef[at], torch.zeros_like(coef[:1]))
 
     # -- encoder ----------------------------------------------------------------------------
     def forward(self, graph: RecGraph) -> tuple[Tensor, Tensor]:
@@ -502,7 +505,8 @@ class GraphRecommender(EmbeddingModel):
                 edge_index, attr = torch.stack([plan.col, plan.row]), attr[plan.perm]
         layers, atts = [x0], []
         x = x0
-        self.__dict__["_first_layer"] = None
+        if self.item_item_dim:
+            self.__dict__["_first_layer"] = None  # set below in training; read by loss()
         for k, conv in enumerate(self.convs):
             if self.encoder == "gat":
                 x, att = conv(x, edge_index, attr, edge_mask, node_degree, plan)
