@@ -24,6 +24,18 @@ from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 APP_PATH = PACKAGE_DIR / "app.py"
+# Debian's Chromium driven by Playwright on a headless box (DESIGN.md): no sandbox, GPU or QUIC,
+# and nothing phoned home. Shared by the browser test, the render benchmark and the screenshots.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def model_key(model: str | None, fingerprint: str, version: int) -> str:

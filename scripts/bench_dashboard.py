@@ -32,11 +32,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dashboard.settings import APP_PATH
+from dashboard.settings import APP_PATH, CHROMIUM_ARGS
 from engine.commands.dashboard import streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 PAGES = {  # name -> (deep link, a selector that only the rendered page has, sidebar link text)
     "overview": ("", "text=Dataset ·", "Overview"),
     "recommendations": ("recommendations?user=u0042", ".gl-card", "Recommendations"),
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     out["warm_nav"] = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=args.chromium, args=list(CHROMIUM_ARGS))
             fresh = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
             first = _render(fresh, f"{base}/why?user=u0301", ".gl-subject", canvas=True)
             out["why_cold_fresh_browser"] = round(first, 2)

@@ -16,17 +16,9 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+from dashboard.settings import CHROMIUM_ARGS
+
 OUT = Path(__file__).resolve().parent
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MAX_BYTES = 300_000
 
 
@@ -64,7 +56,7 @@ def main() -> None:
         ("compare", f"/compare?user={args.user}", "text=Compare with"),
     ]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+        browser = p.chromium.launch(executable_path=args.chromium, args=list(CHROMIUM_ARGS))
         for scheme in ("light", "dark"):
             page = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme=scheme).new_page()
             for name, path, ready in shots if scheme == "light" else shots[2:3]:

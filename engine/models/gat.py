@@ -345,13 +345,8 @@ class GraphRecommender(EmbeddingModel):
         return ego
 
     # -- node layout ------------------------------------------------------------------------
-    @property
-    def width(self) -> int:
-        """Node-state width: ``embedding_dim`` plus ``item_item_dim`` context channels."""
-        return self.embedding_dim + self.item_item_dim
-
     def join(self, base: Tensor, context: Tensor | None = None) -> Tensor:
-        """Node states ``[n, width]`` from base ``[n, embedding_dim]`` and context ``[n, item_item_dim]``.
+        """Node states ``[n, embedding_dim + item_item_dim]`` from base and context parts.
 
         Per head, the base slice comes first and the context slice after it, so the
         convolution's per-head split keeps both with their head (default context: zeros).
@@ -383,7 +378,7 @@ class GraphRecommender(EmbeddingModel):
         return w * scale if items is None else w[items] * scale[items]
 
     def layer_weights(self) -> Tensor:
-        """``[L + 1, width]`` weights of each layer's states in the final embedding (:meth:`readout`)."""
+        """``[L + 1, embedding_dim + item_item_dim]`` weights of each layer's states in the final embedding."""
         n = self.num_layers + 1
         w = self.item_emb.weight.new_full((n, self.embedding_dim), 1.0 / n)
         if not self.item_item_dim:
@@ -395,7 +390,7 @@ class GraphRecommender(EmbeddingModel):
         return torch.cat([w.view(n, self.heads, -1), ctx.view(n, self.heads, -1)], -1).view(n, -1)
 
     def readout(self, layers: list[Tensor]) -> Tensor:
-        """Final node embeddings from the per-layer states ``x^0 .. x^L`` (each ``[..., width]``).
+        """Final node embeddings from the per-layer states ``x^0 .. x^L`` (node layout, :meth:`join`).
 
         The layer mean (LightGCN) without the item-item term; with it, the context channels
         come from layers 0 and 1 only (:meth:`layer_weights`).

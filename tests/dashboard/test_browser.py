@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from dashboard_support import APP, XSS_TITLE, app_recommender
 
+from dashboard.settings import CHROMIUM_ARGS
 from engine.commands.dashboard import streamlit_command
 
 pytestmark = pytest.mark.browser
@@ -31,16 +32,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
 CHROMIUM = os.environ.get("GATLENS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1366, "height": 768}
 WARM_BUDGET_S = 1.5
 WHY_COLD_BUDGET_S = 3.0
@@ -101,7 +92,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         yield b
         b.close()
 
