@@ -23,7 +23,7 @@ from engine.artifacts.store import ArtifactRef, ArtifactStore
 from engine.config import RunConfig
 from engine.data.graph import RecGraph, build_graph, category_matrix
 from engine.data.schema import CATEGORIES, Dataset
-from engine.data.split import I, SplitData, split
+from engine.data.split import SplitData, split
 from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel, FittedModel
 from engine.models.registry import build_model
@@ -105,15 +105,13 @@ def make_model(prep: Prepared) -> EmbeddingModel | FittedModel:
     seed_everything(cfg.train.seed)
     text = None if prep.text.embeddings is None else torch.from_numpy(prep.text.embeddings)
     cats = prep.categories if (cfg.features.categories and prep.category_names) else None
-    items = torch.from_numpy(prep.split.train[I].to_numpy(dtype="int64", copy=True))
-    degree = torch.bincount(items, minlength=prep.split.n_items)
     return build_model(
         cfg.model,
         prep.split.n_users,
         prep.split.n_items,
         text_features=text,
         category_features=cats,
-        item_degree=degree,
+        item_degree=torch.from_numpy(prep.split.item_counts()),
     )
 
 

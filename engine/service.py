@@ -139,7 +139,7 @@ class Recommender:
 
     @cached_property
     def item_popularity(self) -> np.ndarray:
-        return np.bincount(self.prep.split.train[I].to_numpy(), minlength=self.prep.split.n_items)
+        return self.prep.split.item_counts()
 
     @cached_property
     def _train_csr(self) -> Any:

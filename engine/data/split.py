@@ -77,6 +77,10 @@ class SplitData:
     def n_items(self) -> int:
         return self.idmap.n_items
 
+    def item_counts(self, part: str = "train") -> np.ndarray:
+        """Interactions per item in one part (default: ``train``), ``[n_items]`` int64."""
+        return np.bincount(getattr(self, part)[I].to_numpy(), minlength=self.n_items).astype(np.int64)
+
     def matrix(self, part: str = "train") -> sp.csr_matrix:
         """Binary user x item CSR matrix of one part (``train``, ``valid`` or ``test``)."""
         df = getattr(self, part)

@@ -123,7 +123,7 @@ def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
     ctx = None if model.item_ctx is None else model.context(it)
     ids = model.join(model.item_emb.weight[it], ctx)  # raw: an edit can warm a cold item up
     x[torch.from_numpy(items)] = ids * warm + parts.item_text[it] + parts.item_cat[it]
-    total = layers.final.clone()
+    total = layers.final  # a fresh tensor: updated in place below
     tgt = torch.from_numpy(targets)
     total[tgt] += (x[tgt] - cached[0][tgt]) * weights[0]
     deg_t = torch.from_numpy(new_deg)

@@ -44,6 +44,7 @@ def build_model(
             edge_dropout=cfg.edge_dropout,
             init=cfg.init,
             attention_lr=cfg.attention_lr,
+            # Like ``attention``, a knob of the gat model that its GCN/SAGE ablations ignore.
             item_item_dim=cfg.item_item_dim if cfg.name == "gat" else 0,
             item_degree=item_degree,
         )

@@ -52,6 +52,15 @@ def test_random_split_is_deterministic_and_8_1_1_per_user() -> None:
     assert (a.train[U] == u).sum() == n - 2 * (n // 10)
 
 
+def test_item_counts_are_the_column_sums_of_each_part() -> None:
+    sp = split(toy(), seed=3)
+    for part in ("train", "valid", "test"):
+        counts = sp.item_counts(part)
+        assert counts.dtype == np.int64 and counts.shape == (sp.n_items,)
+        assert counts.tolist() == np.asarray(sp.matrix(part).sum(0)).ravel().astype(int).tolist()
+    assert sp.item_counts().sum() == len(sp.train)
+
+
 def test_threshold_keeps_ratings_at_least_3() -> None:
     ds = toy()
     kept = to_implicit(ds.interactions, 3.0)
