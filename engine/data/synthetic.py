@@ -76,8 +76,11 @@ The planted truth is exported as DataFrames on :class:`DemoWorld`: ``triggers``
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -87,271 +90,43 @@ from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE,
 logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- vocabulary
-# Per genre: title adjectives, title nouns, title subtitles, description subjects,
-# description plots, tone adjectives, a label noun ("thriller") and the flavor
-# phrase other genres use to mention it ("with touches of suspense").
-# Word tables are hand-wrapped: one word per line would bury them.
-# fmt: off
-_GENRES: dict[str, dict[str, tuple[str, ...] | str]] = {
-    "Action": {
-        "adj": ("Iron", "Final", "Burning", "Rogue", "Steel", "Lethal", "Crimson", "Silent", "Broken",
-                "Rapid", "Savage", "Last", "Hard", "Red", "Black", "Zero"),
-        "noun": ("Strike", "Protocol", "Vendetta", "Pursuit", "Fury", "Siege", "Extraction", "Target",
-                 "Ransom", "Outpost", "Gambit", "Getaway", "Crossfire", "Payback", "Convoy", "Impact"),
-        "sub": ("Redline", "No Retreat", "Full Throttle", "The Last Mission"),
-        "subject": ("A retired special-forces medic", "A getaway driver",
-                    "A bodyguard with one last contract", "An undercover pilot", "A small-town sheriff",
-                    "A former stunt double"),
-        "plot": ("fights through a city under lockdown", "races the clock to stop a hijacking",
-                 "takes on an arms syndicate single-handed", "must survive a night of non-stop pursuit",
-                 "leads a daring rescue behind enemy lines", "outruns a private army across the desert"),
-        "tone": ("explosive", "high-octane", "relentless", "pulse-pounding"),
-        "label": "action ride",
-        "flavor": "action",
-    },
-    "Adventure": {
-        "adj": ("Lost", "Golden", "Distant", "Hidden", "Wild", "Endless", "Uncharted", "Sunken", "Northern",
-                "Emerald", "Far", "Forgotten", "Bold", "Wandering", "Secret", "Great"),
-        "noun": ("Expedition", "Island", "Map", "Voyage", "Compass", "Horizon", "Treasure", "Summit",
-                 "Jungle", "Passage", "Canyon", "River", "Caravan", "Trail", "Temple", "Journey"),
-        "sub": ("Beyond the Map", "The Long Road", "A Journey South", "Into the Unknown"),
-        "subject": ("A young cartographer", "A crew of unlikely explorers", "An estranged heiress",
-                    "A treasure hunter down on her luck", "A retired sea captain", "A runaway apprentice"),
-        "plot": ("follows an old map into uncharted jungle", "sails for an island missing from every chart",
-                 "crosses a frozen mountain range on foot", "searches for a temple swallowed by the sand",
-                 "races rivals to a legendary treasure", "sets out on a voyage around the world"),
-        "tone": ("sweeping", "rollicking", "daring", "breathtaking"),
-        "label": "adventure",
-        "flavor": "adventure",
-    },
-    "Animation": {
-        "adj": ("Little", "Paper", "Tiny", "Painted", "Clockwork", "Bouncing", "Bright", "Curious",
-                "Whistling", "Button", "Patchwork", "Sleepy", "Marvelous", "Fuzzy", "Rainbow", "Lucky"),
-        "noun": ("Robot", "Fox", "Lantern", "Balloon", "Kite", "Pebble", "Teapot", "Dragon", "Whale",
-                 "Sparrow", "Crayon", "Moon", "Acorn", "Penguin", "Puzzle", "Garden"),
-        "sub": ("A Tale in Colour", "The Animated Story", "Big Dreams", "A Tiny Hero"),
-        "subject": ("A clockwork robot", "A shy little fox", "A talking paper kite",
-                    "A family of painted penguins", "A lonely lighthouse lantern", "A curious young dragon"),
-        "plot": ("sets off to find the edge of the world", "learns to be brave in a brightly drawn city",
-                 "tries to bring colour back to a grey town", "makes friends with a grumpy moon",
-                 "discovers a secret garden behind the clock", "goes on a hand-drawn quest to get home"),
-        "tone": ("charming", "hand-drawn", "whimsical", "vibrant"),
-        "label": "animated tale",
-        "flavor": "animation",
-    },
-    "Comedy": {
-        "adj": ("Happy", "Awkward", "Accidental", "Perfect", "Crazy", "Lucky", "Fabulous", "Ridiculous",
-                "Silly", "Messy", "Unlikely", "Wonderful", "Big", "Best", "Brilliant", "Quirky"),
-        "noun": ("Wedding", "Roommates", "Holiday", "Neighbors", "Road Trip", "Reunion", "Mix-Up", "Weekend",
-                 "Office", "Dinner Party", "Detour", "Interns", "Sitter", "Rehearsal", "Blunder", "Bakery"),
-        "sub": ("Try Again", "A Comedy of Errors", "Back in Business", "Fresh Start"),
-        "subject": ("A hopeless romantic", "A nervous best man", "An overconfident chef",
-                    "A family on the worst holiday ever", "A group of retired friends", "A hapless intern"),
-        "plot": ("plans a wedding that goes hilariously wrong", "tries to fake a career for one weekend",
-                 "accidentally swaps suitcases with a celebrity", "opens a bakery with no idea how to bake",
-                 "takes a road trip full of wrong turns", "stages a reunion nobody asked for"),
-        "tone": ("hilarious", "warm-hearted", "laugh-out-loud", "witty"),
-        "label": "comedy",
-        "flavor": "comedy",
-    },
-    "Crime": {
-        "adj": ("Dirty", "Cold", "Crooked", "Blind", "Bad", "Stolen", "Wicked", "Gray", "Dead", "Loaded",
-                "Counterfeit", "Cruel", "Sharp", "Quiet", "Shady", "Brass"),
-        "noun": ("Money", "Alibi", "Heist", "Racket", "Syndicate", "Verdict", "Job", "Witness", "Dealer",
-                 "Precinct", "Informant", "Ledger", "Boulevard", "Getaway Car", "Pawn", "Score"),
-        "sub": ("One Last Job", "The Family Business", "A Crime Story", "Rules of the Street"),
-        "subject": ("A disgraced detective", "A crew of aging safecrackers", "A defense lawyer",
-                    "A rookie cop", "A bookkeeper for the mob", "A con artist"),
-        "plot": ("plans one last heist on the city's biggest bank", "uncovers corruption inside the precinct",
-                 "turns informant against a powerful syndicate", "takes on a case that could end a career",
-                 "launders money for the wrong people", "runs a con that spirals out of control"),
-        "tone": ("gritty", "hard-boiled", "slick", "tense"),
-        "label": "crime saga",
-        "flavor": "crime",
-    },
-    "Documentary": {
-        "adj": ("Hidden", "Quantum", "Living", "Frozen", "Deep", "Invisible", "Ancient", "Restless",
-                "Fragile", "Untold", "Secret", "Wild", "Urban", "Changing", "Blue", "Green"),
-        "noun": ("Gardens", "Oceans", "Machines", "Cities", "Forests", "Rivers", "Planet", "Minds", "Deserts",
-                 "Volcanoes", "Harvest", "Glaciers", "Coral", "Seasons", "Skies", "Archives"),
-        "sub": ("A Field Guide", "The Untold Story", "Inside the Lab", "A Year in the Wild"),
-        "subject": ("A team of marine biologists", "This documentary", "A crew of field scientists",
-                    "A veteran wildlife photographer", "A group of climate researchers",
-                    "An investigative reporter"),
-        "plot": ("follows the hidden life of coral reefs for a year", "explores how ancient forests talk",
-                 "investigates the real cost of fast fashion", "documents a glacier as it disappears",
-                 "uncovers the science of sleep and memory",
-                 "tracks wild migrations across three continents"),
-        "tone": ("eye-opening", "thoughtful", "stunning", "insightful"),
-        "label": "documentary",
-        "flavor": "real-life reporting",
-    },
-    "Drama": {
-        "adj": ("Quiet", "Long", "Still", "Broken", "Tender", "Bitter", "Distant", "Silent", "Heavy", "Empty",
-                "Golden", "Fading", "Second", "Open", "Unspoken", "Late"),
-        "noun": ("Harbor", "Winter", "House", "Promise", "Season", "Letters", "Homecoming", "Silence",
-                 "Inheritance", "Orchard", "Kitchen", "Goodbye", "Window", "Daughters", "Farewell", "Hours"),
-        "sub": ("A Family Story", "What Remains", "Coming Home", "The Long Goodbye"),
-        "subject": ("A widowed fisherman", "The eldest of three sisters", "A young nurse",
-                    "A factory town family", "A schoolteacher near retirement", "A retired father"),
-        "plot": ("returns home to settle an old family debt", "faces a choice that will divide the family",
-                 "struggles to keep the farm through a hard winter", "rebuilds a life after a sudden loss",
-                 "confronts the secrets of an inherited house", "learns to forgive over one long summer"),
-        "tone": ("moving", "intimate", "powerful", "heartfelt"),
-        "label": "drama",
-        "flavor": "drama",
-    },
-    "Family": {
-        "adj": ("Magic", "Big", "Brave", "Happy", "Little", "Friendly", "Amazing", "Secret", "Sunny",
-                "Wonderful", "Jolly", "Super", "Mighty", "Merry", "Great", "Gentle"),
-        "noun": ("Treehouse", "Pony", "Camp", "Christmas", "Puppy", "Summer", "Farm", "Circus", "Birthday",
-                 "Snow Day", "Picnic", "Backyard", "Sleepover", "Science Fair", "Zoo", "Parade"),
-        "sub": ("A Family Adventure", "Home for the Holidays", "Best Summer Ever", "Friends Forever"),
-        "subject": ("A brave eight-year-old", "A family of five", "A grandfather", "A runaway puppy",
-                    "A group of summer campers", "A kid inventor"),
-        "plot": ("saves the town fair from being cancelled", "builds the greatest treehouse ever made",
-                 "spends a magical summer on grandma's farm", "finds a way home across the big city",
-                 "wins the science fair with a little help", "rescues a circus pony before the big parade"),
-        "tone": ("heartwarming", "joyful", "feel-good", "gentle"),
-        "label": "family film",
-        "flavor": "family warmth",
-    },
-    "Fantasy": {
-        "adj": ("Enchanted", "Shadow", "Silver", "Dragon", "Elven", "Cursed", "Moonlit", "Thorned",
-                "Starborn", "Hollow", "Crystal", "Winter", "Ember", "Forsaken", "Runic", "Amber"),
-        "noun": ("Crown", "Sword", "Throne", "Kingdom", "Oracle", "Spellbook", "Tower", "Realm", "Prophecy",
-                 "Sorceress", "Citadel", "Wyvern", "Grimoire", "Archmage", "Forest", "Heir"),
-        "sub": ("Book One", "The Broken Oath", "Chronicles of the Realm", "The Dragon's Due"),
-        "subject": ("A reluctant heir", "A young apprentice mage", "An exiled elven queen",
-                    "A blacksmith's daughter", "A band of cursed knights", "A thief with a stolen spellbook"),
-        "plot": ("must reclaim a throne lost to dark magic", "sets out to fulfill an ancient prophecy",
-                 "bargains with a dragon to save the realm", "unlocks the secrets of a forbidden tower",
-                 "leads a rebellion against an immortal king", "breaks a curse that binds the kingdom"),
-        "tone": ("epic", "spellbinding", "enchanting", "sweeping"),
-        "label": "fantasy epic",
-        "flavor": "magic",
-    },
-    "History": {
-        "adj": ("Imperial", "Victorian", "Roman", "Royal", "Forgotten", "Great", "Last", "Iron", "Old",
-                "Noble", "Ancient", "Medieval", "Revolutionary", "Colonial", "Bronze", "Marble"),
-        "noun": ("Empire", "Dynasty", "Crusade", "Revolution", "Queen", "Republic", "Armada", "Treaty",
-                 "Legion", "Pharaoh", "Frontier", "Railway", "Parliament", "Chronicle", "Abbey", "Court"),
-        "sub": ("A True History", "The Rise and Fall", "An Age of Kings", "Rise of an Empire"),
-        "subject": ("A young queen", "A Roman legion far from home", "A railway engineer", "A court painter",
-                    "The last emperor's advisor", "A family of shipbuilders"),
-        "plot": ("rules a kingdom on the brink of revolution", "marches into the unknown northern frontier",
-                 "builds a railway that will change a nation", "witnesses the fall of an ancient dynasty",
-                 "navigates the intrigue of a medieval court", "signs a treaty that will reshape an empire"),
-        "tone": ("richly detailed", "sweeping", "authentic", "grand"),
-        "label": "historical epic",
-        "flavor": "history",
-    },
-    "Horror": {
-        "adj": ("Hollow", "Midnight", "Haunted", "Pale", "Rotten", "Howling", "Wretched", "Grim", "Crawling",
-                "Bleeding", "Sleepless", "Black", "Dead", "Creeping", "Sinister", "Cold"),
-        "noun": ("Cabin", "Asylum", "Doll", "Cellar", "Woods", "Ritual", "Curse", "Hallway", "Night", "Attic",
-                 "Harvest", "Mirror", "Chapel", "Well", "Visitor", "Tide"),
-        "sub": ("Do Not Enter", "The Awakening", "Night of Terror", "It Comes at Night"),
-        "subject": ("A college student", "A night-shift nurse", "A father new to an old farmhouse",
-                    "A paranormal investigator", "A lone lighthouse keeper", "A young babysitter"),
-        "plot": ("is trapped in a cabin with something in the walls", "hears whispers from the sealed attic",
-                 "wakes an ancient curse beneath the chapel", "spends one night in an abandoned asylum",
-                 "finds a mirror that shows another face",
-                 "is hunted through the woods by a ritual gone wrong"),
-        "tone": ("terrifying", "chilling", "blood-curdling", "creepy"),
-        "label": "horror story",
-        "flavor": "horror",
-    },
-    "Music": {
-        "adj": ("Electric", "Blue", "Velvet", "Golden", "Loud", "Soulful", "Midnight", "Acoustic", "Neon",
-                "Jazz", "Vinyl", "Sweet", "Wild", "Northern", "Sonic", "Honky-Tonk"),
-        "noun": ("Rhythm", "Melody", "Encore", "Chorus", "Ballad", "Symphony", "Record", "Backbeat",
-                 "Jukebox", "Harmony", "Anthem", "Mixtape", "Stage", "Groove", "Tour", "Serenade"),
-        "sub": ("Live at the Roxy", "The Lost Tapes", "On the Road", "A Life in Music"),
-        "subject": ("A struggling jazz pianist", "A garage band from the suburbs", "A legendary soul singer",
-                    "A young violinist", "A touring folk duo", "A hip-hop producer"),
-        "plot": ("gets one shot at the biggest stage in the country", "records an album in a single night",
-                 "gets back together for a final world tour", "finds a true voice in a smoky late-night club",
-                 "chases the sound of a lost vinyl record", "writes the song that changes everything"),
-        "tone": ("soulful", "toe-tapping", "electrifying", "lyrical"),
-        "label": "musical journey",
-        "flavor": "music",
-    },
-    "Mystery": {
-        "adj": ("Missing", "Silent", "Vanishing", "Locked", "Hidden", "Strange", "Secret", "Twelfth",
-                "Crooked", "Glass", "Scarlet", "Unfinished", "Last", "Folded", "Ninth", "Shrouded"),
-        "noun": ("Key", "Letter", "Clue", "Witness", "Manor", "Cipher", "Room", "Inheritance", "Portrait",
-                 "Diary", "Puzzle", "Lighthouse", "Garden", "Station", "Train", "Verdict"),
-        "sub": ("A Mystery", "Case Closed", "The Final Clue", "Who Killed the Baron"),
-        "subject": ("An amateur sleuth", "A retired inspector", "A small-town librarian", "A crime novelist",
-                    "A private investigator", "A pair of rival detectives"),
-        "plot": ("investigates a disappearance at a remote manor", "decodes a cipher left in an old diary",
-                 "solves a murder in a locked room", "follows a trail of clues across the village",
-                 "reopens a cold case no one wants solved", "uncovers who the true heir really is"),
-        "tone": ("clever", "twisty", "intriguing", "puzzling"),
-        "label": "mystery",
-        "flavor": "mystery",
-    },
-    "Romance": {
-        "adj": ("Sweet", "Summer", "Second", "Lovely", "Secret", "Endless", "Tender", "Starry", "Paris",
-                "Falling", "Little", "Sudden", "Blooming", "True", "Wild", "Gentle"),
-        "noun": ("Kiss", "Love Letter", "Heart", "Promise", "Rendezvous", "Proposal", "Valentine", "Bouquet",
-                 "Vow", "Crush", "Dance", "Honeymoon", "Sweetheart", "Sunset", "Chance", "Affair"),
-        "sub": ("A Love Story", "Forever Yours", "Meet Me in Paris", "Love Again"),
-        "subject": ("A bookshop owner", "A travelling chef", "A wedding planner", "A widowed architect",
-                    "A stranger on a night train", "A florist"),
-        "plot": ("falls in love over one unforgettable summer", "meets an old flame again in Paris",
-                 "falls for the last person anyone expected", "trades anonymous love letters with a stranger",
-                 "gets a second chance at a first love", "plans a wedding for the wrong couple"),
-        "tone": ("swoon-worthy", "tender", "sparkling", "bittersweet"),
-        "label": "romance",
-        "flavor": "romance",
-    },
-    "Science Fiction": {
-        "adj": ("Quantum", "Stellar", "Orbital", "Binary", "Neon", "Synthetic", "Infinite", "Dark", "Cosmic",
-                "Parallel", "Solar", "Chrome", "Electric", "Galactic", "Artificial", "Lunar"),
-        "noun": ("Signal", "Station", "Colony", "Android", "Nebula", "Horizon", "Frontier", "Machine",
-                 "Protocol", "Singularity", "Starship", "Orbit", "Eclipse", "Paradox", "Genesis", "Drift"),
-        "sub": ("Beyond the Stars", "Year Zero", "The Long Orbit", "First Contact"),
-        "subject": ("A stranded starship crew", "An android who learns to dream", "A lone engineer on Mars",
-                    "The first colonist of a distant moon", "A physicist", "A time-travelling courier"),
-        "plot": ("must find a way home before the air runs out", "decodes a signal from a dying star",
-                 "discovers the colony's AI has a plan of its own",
-                 "slips between parallel versions of Earth", "makes first contact at the edge of the galaxy",
-                 "races to stop a paradox from erasing the future"),
-        "tone": ("mind-bending", "visionary", "cerebral", "futuristic"),
-        "label": "science-fiction tale",
-        "flavor": "science fiction",
-    },
-    "Thriller": {
-        "adj": ("Silent", "Dark", "Deadly", "Hidden", "Blind", "Fatal", "Cold", "Ninth", "Dangerous",
-                "Perfect", "Sleeping", "Shattered", "Hollow", "Night", "Twisted", "Double"),
-        "noun": ("Witness", "Game", "Conspiracy", "Stranger", "Agent", "Cover", "Exposure", "Deadline",
-                 "Alibi", "Pact", "Obsession", "Contact", "Trap", "Hostage", "Lie", "Dossier"),
-        "sub": ("Trust No One", "The Last Hour", "No Way Out", "Deadline"),
-        "subject": ("A journalist", "A former intelligence analyst", "A suburban mother",
-                    "A surgeon with a secret", "A hacker on the run", "A witness in protection"),
-        "plot": ("uncovers a conspiracy that reaches the top",
-                 "has forty-eight hours to clear a framed friend", "is hunted by a former mentor",
-                 "realizes the stranger next door is watching",
-                 "must decide who to trust before the deadline",
-                 "is drawn into a deadly game of cat and mouse"),
-        "tone": ("gripping", "nail-biting", "suspenseful", "taut"),
-        "label": "thriller",
-        "flavor": "suspense",
-    },
-}
+# The 16 genres, in the order the item draws index them. The per-genre word tables
+# (title adjectives, nouns and subtitles, description subjects, plots and tones, a
+# label noun such as "thriller" and the flavor phrase other genres use to mention it),
+# place names, first names and sequel numerals live in package data
+# (demo_words.json), so this module holds the generative story rather than 250
+# lines of words. They are read on first use, not at import.
+GENRES: tuple[str, ...] = (
+    "Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family",
+    "Fantasy", "History", "Horror", "Music", "Mystery", "Romance", "Science Fiction", "Thriller",
+)  # fmt: skip
+_WORDS_FILE = "demo_words.json"
 
-GENRES: tuple[str, ...] = tuple(_GENRES)
 
-_PLACES = ("Ashford", "the North", "Port Ellis", "the Lost Coast", "Silver Lake", "Kingsbridge", "the Valley",
-           "Marrow Bay", "Eastwick", "the Old Quarter", "Highmoor", "Saint Clair", "Cedar Falls",
-           "the Far Shore", "Black Rock", "Larkspur", "Redhaven", "the Iron Hills", "Windmere",
-           "Calder Street", "Orchard Row", "the Northern Sea", "Blue Harbor", "Stonegate")
-_NAMES = ("Marlowe", "Ada", "Juniper", "Elena", "Theo", "Rosa", "Kit", "Mara", "Oscar", "Ines", "Wren",
-          "Felix", "Nadia", "Hugo", "Iris", "Jonah", "Lena", "Milo", "Priya", "Tomas")
-# fmt: on
-_NUMERALS = ("II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
+@dataclass(frozen=True)
+class _Words:
+    genres: dict[str, dict[str, tuple[str, ...] | str]]  # genre -> field -> words (or one phrase)
+    places: tuple[str, ...]
+    names: tuple[str, ...]
+    numerals: tuple[str, ...]
+
+
+@functools.cache
+def _words() -> _Words:
+    """The demo world's word tables (JSON lists as tuples, order kept: draws index by position)."""
+    raw = json.loads(resources.files("engine.data").joinpath(_WORDS_FILE).read_text(encoding="utf-8"))
+    genres = {
+        genre: {key: tuple(value) if isinstance(value, list) else value for key, value in table.items()}
+        for genre, table in raw["genres"].items()
+    }
+    if tuple(genres) != GENRES:
+        raise RuntimeError(
+            f"{_WORDS_FILE}: got genres {list(genres)}, expected {list(GENRES)} in that order "
+            "(the package data and engine/data/synthetic.py disagree)"
+        )
+    return _Words(genres, tuple(raw["places"]), tuple(raw["names"]), tuple(raw["numerals"]))
+
+
 # Title templates and how often each is used. A = adjective of the primary genre,
 # N = noun of one of the item's genres, P = place, X = name, S = genre subtitle.
 _TEMPLATES = (
@@ -582,6 +357,7 @@ def _draw_text(rng: np.random.Generator, cats: list[tuple[str, ...]]) -> tuple[l
     tries = 8
     template = rng.choice(len(_TEMPLATES), size=(n, tries), p=_TEMPLATE_P)
     pick = rng.random((n, tries, 5))  # adjective, noun-genre, noun, place/name, subtitle
+    words = _words()
     titles: list[str] = []
     taken: set[str] = set()
     for k in range(n):
@@ -589,13 +365,13 @@ def _draw_text(rng: np.random.Generator, cats: list[tuple[str, ...]]) -> tuple[l
         title = ""
         for t in range(tries):
             p = pick[k, t]
-            primary = _GENRES[genres[0]]
-            noun_genre = _GENRES[genres[int(p[1] * len(genres))]]
+            primary = words.genres[genres[0]]
+            noun_genre = words.genres[genres[int(p[1] * len(genres))]]
             title = _TEMPLATES[template[k, t]].format(
                 A=_at(primary["adj"], p[0]),
                 N=_at(noun_genre["noun"], p[2]),
-                P=_at(_PLACES, p[3]),
-                X=_at(_NAMES, p[3]),
+                P=_at(words.places, p[3]),
+                X=_at(words.names, p[3]),
                 S=_at(primary["sub"], p[4]),
             )
             if title not in taken:
@@ -603,11 +379,11 @@ def _draw_text(rng: np.random.Generator, cats: list[tuple[str, ...]]) -> tuple[l
         if title in taken:
             # Every retry collided: a sequel numeral keeps the title readable and unique.
             base = title
-            for numeral in _NUMERALS:
+            for numeral in words.numerals:
                 title = f"{base} {numeral}"
                 if title not in taken:
                     break
-            counter = len(_NUMERALS) + 2
+            counter = len(words.numerals) + 2
             while title in taken:
                 title = f"{base} {counter}"
                 counter += 1
@@ -617,12 +393,12 @@ def _draw_text(rng: np.random.Generator, cats: list[tuple[str, ...]]) -> tuple[l
     d = rng.random((n, 4))
     texts: list[str] = []
     for k in range(n):
-        primary = _GENRES[cats[k][0]]
+        primary = words.genres[cats[k][0]]
         first = f"{_at(primary['subject'], d[k, 0])} {_at(primary['plot'], d[k, 1])}."
         tone = _at(primary["tone"], d[k, 2])
         article = "An" if tone[0] in "aeiou" else "A"
         if len(cats[k]) > 1:
-            flavors = " and ".join(str(_GENRES[g]["flavor"]) for g in cats[k][1:])
+            flavors = " and ".join(str(words.genres[g]["flavor"]) for g in cats[k][1:])
             texts.append(f"{first} {article} {tone} {primary['label']} with touches of {flavors}.")
         elif d[k, 3] < 0.5:
             texts.append(f"{first} {article} {tone} {primary['label']}.")

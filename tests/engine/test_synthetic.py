@@ -259,3 +259,30 @@ def test_scale_grows_users_items_and_interactions_in_proportion(world: DemoWorld
 def test_bad_arguments_name_the_value(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         generate_demo_world(**kwargs)
+
+
+# Content hashes of the demo world recorded before the word tables moved to package
+# data (engine/data/demo_words.json): the move must not change a single title.
+DEMO_HASHES = {
+    (0, 1.0): "c3d6f3d536835b59837e9ab9e609d26f9bca9f74e25833d6361f923f99a95cac",
+    (1, 0.3): "b9f71646487c5ea7ff0c23706353c3a43777beadf9e0436f74bea1d6aec97340",
+}
+
+
+@pytest.mark.parametrize(("seed", "scale"), list(DEMO_HASHES))
+def test_demo_world_is_byte_identical_to_the_recorded_one(seed: int, scale: float) -> None:
+    world = generate_demo_world(seed) if scale == 1.0 else generate_demo_world(seed, scale=scale)
+    assert world.dataset.content_hash() == DEMO_HASHES[(seed, scale)]
+
+
+def test_word_tables_are_package_data() -> None:
+    from importlib import resources
+
+    words = resources.files("engine.data").joinpath("demo_words.json")
+    assert words.is_file()
+    from engine.data.synthetic import _words
+
+    tables = _words()
+    assert tuple(tables.genres) == GENRES
+    assert tables.genres["Thriller"]["label"] == "thriller"
+    assert tables.numerals[0] == "II" and len(tables.places) == 24
