@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,7 +30,9 @@ from engine.data.validation import (
     Table,
     apply_columns,
     check_duplicate_rows,
+    check_folder,
     check_known,
+    check_rating_outliers,
     check_unique,
     infer_attribute,
     interactions_frame,
@@ -48,6 +52,8 @@ USERS_FILE = "users.csv"
 
 _INTERACTIONS_HINT = "a header line 'user_id,item_id[,rating][,timestamp]' and one row per interaction"
 _ITEMS_HINT = "a header line 'item_id,title[,categories][,text]' and one row per item"
+# A dataset name keys a cache folder: the same rule as the artifact store's.
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _USERS_HINT = "a header line 'user_id,<attribute columns>' and one row per user"
 
 
@@ -69,14 +75,16 @@ def load_csv_dataset(
         rating_scale: inclusive (min, max) ratings must lie in (default: None, the
             min and max found in the file). Ignored for implicit logs.
         encoding: encoding of all three files (default: ``"utf-8"``).
-        name: dataset name (default: the folder's name).
+        name: dataset name, which also names its folder in the model cache
+            (default: the folder's name, see :func:`csv_dataset_name`).
 
     Returns:
         The validated :class:`~engine.data.schema.Dataset`.
 
     Raises:
         DataValidationError: listing every problem found in the files.
-        ValueError: when ``rating_scale`` is not an increasing pair of numbers.
+        ValueError: when ``rating_scale`` is not an increasing pair of numbers, or
+            ``name`` is not a plain name.
     """
     if rating_scale is not None:
         low, high = (float(v) for v in rating_scale)
@@ -84,23 +92,16 @@ def load_csv_dataset(
             raise ValueError(f"rating_scale must be (min, max) with min < max (got {rating_scale!r})")
         rating_scale = (low, high)
     folder = Path(folder)
+    dataset_name = csv_dataset_name(folder, name)
     problems = Problems()
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        problems.add(
-            f"{folder}: the data folder {what}; expected a folder with {INTERACTIONS_FILE}, "
-            f"{ITEMS_FILE} and optionally {USERS_FILE}"
-        )
+    expected = f"a folder with {INTERACTIONS_FILE}, {ITEMS_FILE} and optionally {USERS_FILE}"
+    if not check_folder(folder, problems, expected=expected):
         problems.raise_if_any()
 
     inter_t = read_table(folder / INTERACTIONS_FILE, problems, encoding=encoding, expected=_INTERACTIONS_HINT)
     items_t = read_table(folder / ITEMS_FILE, problems, encoding=encoding, expected=_ITEMS_HINT)
     users_path = folder / USERS_FILE
-    users_t = (
-        read_table(users_path, problems, encoding=encoding, expected=_USERS_HINT)
-        if users_path.exists()
-        else None
-    )
+    users_t = read_table(users_path, problems, encoding=encoding, expected=_USERS_HINT) if users_path.exists() else None
     tables = [t for t in (inter_t, items_t, users_t) if t is not None]
 
     if columns:
@@ -110,21 +111,15 @@ def load_csv_dataset(
         # An unused key is only certain once every existing file's header was read.
         all_read = len(tables) == (3 if users_path.exists() else 2)
         if all_read and (unused := set(columns) - used):
-            found = "; ".join(
-                f"{t.name} has {', '.join(map(repr, t.source_columns.values()))}" for t in tables
-            )
+            found = "; ".join(f"{t.name} has {', '.join(map(repr, t.source_columns.values()))}" for t in tables)
             for key in sorted(unused):
                 problems.add(
                     f"--columns {key}={columns[key]}: got column {key!r}, expected a column of "
                     f"{INTERACTIONS_FILE}, {ITEMS_FILE} or {USERS_FILE} ({found})"
                 )
 
-    inter_ok = inter_t is not None and require_columns(
-        inter_t, [USER, ITEM], problems, optional=[RATING, TIMESTAMP]
-    )
-    items_ok = items_t is not None and require_columns(
-        items_t, [ITEM, TITLE], problems, optional=[CATEGORIES, TEXT]
-    )
+    inter_ok = inter_t is not None and require_columns(inter_t, [USER, ITEM], problems, optional=[RATING, TIMESTAMP])
+    items_ok = items_t is not None and require_columns(items_t, [ITEM, TITLE], problems, optional=[CATEGORIES, TEXT])
     users_ok = users_t is not None and require_columns(users_t, [USER], problems)
 
     interactions = _interactions(inter_t, problems, rating_scale) if inter_ok else None
@@ -144,7 +139,7 @@ def load_csv_dataset(
     else:
         scale = (float(interactions[RATING].min()), float(interactions[RATING].max()))
     dataset = Dataset(
-        name=name or folder.resolve().name,
+        name=dataset_name,
         interactions=interactions,
         items=items,
         users=users,
@@ -160,11 +155,45 @@ def load_csv_dataset(
     return dataset
 
 
+def csv_dataset_name(folder: Path, name: str | None = None) -> str:
+    """The dataset's name: ``name`` when given, else one made from the folder's name.
+
+    The name keys the model cache (``<cache>/models/<name>/``) and appears in every
+    message, so it must be a plain name: letters, digits, ``.``, ``_``, ``-``, not
+    starting with ``.`` or ``-``, at most 128 characters. A folder name that is not
+    one (``"My Ratings"``, ``"données"``, ``".hidden"``) is turned into one
+    (``"My-Ratings"``, ``"donnees"``, ``"hidden"``) and the change is logged.
+
+    Args:
+        folder: the data folder.
+        name: the name chosen with ``--name`` (default: None, use the folder's).
+
+    Raises:
+        ValueError: when ``name`` is given and not a plain name (nothing is
+            changed silently in a name the user typed).
+    """
+    if name is not None:
+        if not DATASET_NAME.fullmatch(name):
+            raise ValueError(
+                f"--name must be a plain name of letters, digits, '.', '_', '-' that starts with a letter "
+                f"or digit, at most 128 characters (got {name!r})"
+            )
+        return name
+    raw = folder.resolve().name
+    ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip(".-_")[:128] or "csv-data"
+    if slug != raw:
+        logger.warning("dataset name %r (from folder %r); choose another with --name", slug, raw)
+    return slug
+
+
 def _interactions(table: Table, problems: Problems, scale: tuple[float, float] | None) -> pd.DataFrame:
     frame = table.frame
     users = parse_ids(table, USER, problems)
     items = parse_ids(table, ITEM, problems)
     ratings = parse_ratings(table, RATING, problems, scale) if RATING in frame.columns else None
+    if ratings is not None and scale is None:
+        check_rating_outliers(table, RATING, ratings, problems)
     times = parse_timestamps(table, TIMESTAMP, problems) if TIMESTAMP in frame.columns else None
     ignored = [table.column_label(c) for c in frame.columns if c not in (USER, ITEM, RATING, TIMESTAMP)]
     if ignored:
@@ -184,17 +213,13 @@ def _items(table: Table, problems: Problems) -> pd.DataFrame:
     titles = frame[TITLE]
     untitled = (titles == "").to_numpy()
     if untitled.any():
-        logger.warning(
-            "%s: %d item(s) have an empty title; their id stands in for it", table.name, int(untitled.sum())
-        )
+        logger.warning("%s: %d item(s) have an empty title; their id stands in for it", table.name, int(untitled.sum()))
         titles = titles.where(~untitled, ids)
     out = pd.DataFrame(
         {
             ITEM: ids.to_numpy(),
             TITLE: titles.to_numpy(),
-            CATEGORIES: split_categories(frame[CATEGORIES])
-            if CATEGORIES in frame.columns
-            else [()] * len(frame),
+            CATEGORIES: split_categories(frame[CATEGORIES]) if CATEGORIES in frame.columns else [()] * len(frame),
             TEXT: frame[TEXT].to_numpy() if TEXT in frame.columns else np.full(len(frame), ""),
         }
     ).astype({ITEM: str, TITLE: str, TEXT: str})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,13 @@ from engine.data.validation import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _read(path: Path, problems: Problems, **kwargs: Any) -> Table | None:
+    """:func:`read_table` without the ``--encoding`` advice: the official MovieLens files
+    have a fixed encoding, so the fix for bad bytes is a fresh copy, not another option."""
+    return read_table(path, problems, advice=None, **kwargs)
+
 
 # The files each layout needs (optional extras such as u.genre / tags.csv are not listed).
 LAYOUT_FILES: dict[str, tuple[str, ...]] = {
@@ -156,10 +164,8 @@ def load_ml_100k(folder: str | Path) -> Dataset:
     if not require_files(folder, LAYOUT_FILES[name], problems, layout=LAYOUT_NAMES[name]):
         problems.raise_if_any()
     genres = _read_genres(folder / "u.genre")
-    ratings_t = read_table(
-        folder / "u.data", problems, sep="\t", names=[USER, ITEM, RATING, TIMESTAMP], quoting=False
-    )
-    items_t = read_table(
+    ratings_t = _read(folder / "u.data", problems, sep="\t", names=[USER, ITEM, RATING, TIMESTAMP], quoting=False)
+    items_t = _read(
         folder / "u.item",
         problems,
         sep="|",
@@ -167,7 +173,7 @@ def load_ml_100k(folder: str | Path) -> Dataset:
         names=[ITEM, TITLE, "release_date", "video_release_date", "imdb_url", *genres],
         encoding=_text_encoding(folder / "u.item"),
     )
-    users_t = read_table(
+    users_t = _read(
         folder / "u.user",
         problems,
         sep="|",
@@ -183,9 +189,7 @@ def load_ml_100k(folder: str | Path) -> Dataset:
             tuple(g for g, on in zip(genres, row, strict=True) if on and g != "unknown")
             for row in (flags.to_numpy() == "1")
         ]
-        items = _items_frame(
-            items_t, problems, categories, text=None, fallback_dates=items_t.frame["release_date"]
-        )
+        items = _items_frame(items_t, problems, categories, text=None, fallback_dates=items_t.frame["release_date"])
     if users_t is not None:
         users = _users_100k(users_t, problems)
     interactions = _ratings(
@@ -203,9 +207,9 @@ def load_ml_latest_small(folder: str | Path) -> Dataset:
     if not require_files(folder, LAYOUT_FILES[name], problems, layout=LAYOUT_NAMES[name]):
         problems.raise_if_any()
     official = {"userId": USER, "movieId": ITEM}
-    ratings_t = read_table(folder / "ratings.csv", problems)
-    movies_t = read_table(folder / "movies.csv", problems)
-    tags_t = read_table(folder / "tags.csv", problems) if (folder / "tags.csv").is_file() else None
+    ratings_t = _read(folder / "ratings.csv", problems)
+    movies_t = _read(folder / "movies.csv", problems)
+    tags_t = _read(folder / "tags.csv", problems) if (folder / "tags.csv").is_file() else None
     for table, needed in (
         (ratings_t, [USER, ITEM, RATING, TIMESTAMP]),
         (movies_t, [ITEM, TITLE, "genres"]),
@@ -239,10 +243,8 @@ def load_ml_1m(folder: str | Path) -> Dataset:
     problems = Problems()
     if not require_files(folder, LAYOUT_FILES[name], problems, layout=LAYOUT_NAMES[name]):
         problems.raise_if_any()
-    ratings_t = read_table(
-        folder / "ratings.dat", problems, sep="::", names=[USER, ITEM, RATING, TIMESTAMP], quoting=False
-    )
-    movies_t = read_table(
+    ratings_t = _read(folder / "ratings.dat", problems, sep="::", names=[USER, ITEM, RATING, TIMESTAMP], quoting=False)
+    movies_t = _read(
         folder / "movies.dat",
         problems,
         sep="::",
@@ -250,7 +252,7 @@ def load_ml_1m(folder: str | Path) -> Dataset:
         quoting=False,
         encoding=_text_encoding(folder / "movies.dat"),
     )
-    users_t = read_table(
+    users_t = _read(
         folder / "users.dat",
         problems,
         sep="::",
@@ -297,9 +299,7 @@ def _read_genres(path: Path) -> tuple[str, ...]:
             pairs.append((int(index), genre))
     genres = tuple(g for _, g in sorted(pairs))
     if len(genres) != len(ML100K_GENRES):
-        logger.warning(
-            "%s lists %d genres, expected %d; using the fixed list", path, len(genres), len(ML100K_GENRES)
-        )
+        logger.warning("%s lists %d genres, expected %d; using the fixed list", path, len(genres), len(ML100K_GENRES))
         return ML100K_GENRES
     return genres
 
@@ -438,9 +438,7 @@ def _dataset(
     name: str, interactions: pd.DataFrame | None, items: pd.DataFrame | None, users: pd.DataFrame | None
 ) -> Dataset:
     assert interactions is not None and items is not None  # raise_if_any ran first
-    dataset = Dataset(
-        name=name, interactions=interactions, items=items, users=users, rating_scale=RATING_SCALES[name]
-    )
+    dataset = Dataset(name=name, interactions=interactions, items=items, users=users, rating_scale=RATING_SCALES[name])
     logger.info(
         "loaded %s: %d ratings, %d items, %s users",
         name,

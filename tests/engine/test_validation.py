@@ -167,7 +167,7 @@ def test_wrong_encoding_names_line_column_byte_and_encoding(tmp_path: Path) -> N
     assert found == [
         "items.csv, line 3, column 'title': got 'Misérables, Les' (read as latin-1), expected "
         "utf-8 text: byte 0xe9 at offset 28 is not valid utf-8; the file looks Latin-1 "
-        "(ISO-8859-1) encoded: re-save it as UTF-8 or load it with encoding='latin-1'"
+        "(ISO-8859-1) encoded: re-save it as UTF-8 or pass --encoding latin-1"
     ]
     assert items[28] == 0xE9
 
@@ -183,7 +183,7 @@ def test_windows_1252_is_suggested_for_curly_quotes(tmp_path: Path) -> None:
     items = b"item_id,title\na,Alpha\nb,\x93Quoted\x94\nc,Gamma\n"
     found = problems(write(tmp_path, items=items))
     assert found[0].startswith("items.csv, line 3, column 'title': got '\u201cQuoted\u201d' (read as cp1252)")
-    assert found[0].endswith("load it with encoding='cp1252'")
+    assert found[0].endswith("pass --encoding cp1252")
 
 
 def test_unparseable_timestamp(tmp_path: Path) -> None:
