@@ -4,15 +4,17 @@ All functions take ``topk: int [n_users, K]`` internal item indices (best
 first; ``-1`` pads short lists and is ignored) and are vectorised: a whole
 ml-100k audit (943 users, K=10) runs in milliseconds. Per-user quantities
 (ARP, APLT, novelty, intra-list diversity, calibration, serendipity) are
-exposed by :func:`per_user_beyond` so they can be disaggregated by group; the
-scalar functions are their means over users, so both views agree.
+exposed as ``*_per_user`` functions so they can be disaggregated by group; the
+scalar functions are their means over users, so both views agree. The metric
+registry (:mod:`engine.evaluation.metrics`) names, labels and defines each of
+them once; :mod:`engine.evaluation.compute` evaluates every registered metric.
+The long tail is :func:`engine.evaluation.popularity.long_tail` throughout.
 
 References (each function cites the one it follows):
 
 * RecBole ``recbole.evaluator.metrics``: ItemCoverage, AveragePopularity,
   GiniIndex, ShannonEntropy, TailPercentage.
-* Elliot ``elliot.evaluation.metrics``: ARP, APLT, PopREO, PopRSP and its
-  ``Popularity`` short-head definition.
+* Elliot ``elliot.evaluation.metrics``: ARP, APLT, PopREO, PopRSP.
 * Abdollahpouri, Burke, Mobasher (2019), "Managing Popularity Bias in
   Recommender Systems with Personalized Re-ranking" (APLT); Zhu, Wang,
   Caverlee (2020), "Measuring and Mitigating Item Under-Recommendation Bias in
@@ -30,157 +32,22 @@ References (each function cites the one it follows):
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-HEAD_BY = ("interactions", "items")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_topk(topk: np.ndarray, n_items: int) -> np.ndarray:
-    topk = np.asarray(topk)
-    if topk.ndim != 2:
-        raise ValueError(f"topk must be 2-D [n_users, K] (got shape {topk.shape!r})")
-    if not np.issubdtype(topk.dtype, np.integer):
-        raise ValueError(f"topk must hold integer item indices (got dtype {topk.dtype})")
-    topk = topk.astype(np.int64, copy=False)
-    if topk.size and (topk.min() < -1 or topk.max() >= n_items):
-        raise ValueError(
-            f"topk values must be item indices in [0, {n_items}) or -1 padding (got range [{topk.min()}, {topk.max()}])"
-        )
-    s = np.sort(topk, axis=1)
-    if np.any((s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)):
-        raise ValueError("topk has an item repeated within one user's list")
-    return topk
-
-
-def _rows(matrix: sp.spmatrix | np.ndarray, n_rows: int, n_items: int, name: str) -> sp.csr_matrix:
-    m = sp.csr_matrix(matrix, dtype=np.float64)
-    if m.shape != (n_rows, n_items):
-        raise ValueError(f"{name} must have shape ({n_rows}, {n_items}), rows aligned with topk (got {m.shape!r})")
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    m.data[:] = 1.0
-    return m
-
-
-def _gather(values: np.ndarray, topk: np.ndarray) -> np.ndarray:
-    """``values[topk]`` with padding slots set to 0."""
-    return np.where(topk >= 0, values[np.maximum(topk, 0)], 0)
-
-
-def _list_mean(per_slot: np.ndarray, topk: np.ndarray) -> np.ndarray:
-    """Mean of a per-slot quantity over each list's real (unpadded) items; NaN for empty lists."""
-    n = (topk >= 0).sum(axis=1)
-    total = np.where(topk >= 0, per_slot, 0.0).sum(axis=1)
-    return np.divide(total, n, out=np.full(len(n), np.nan), where=n > 0)
-
-
-def _nanmean(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64)
-    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
-
-
-def _pair_mean(dist: np.ndarray, topk: np.ndarray) -> np.ndarray:
-    """Mean of ``dist [U, K, K]`` over unordered pairs of real items; NaN below 2 items."""
-    valid = topk >= 0
-    k = topk.shape[1]
-    upper = np.triu(np.ones((k, k), dtype=bool), 1)
-    mask = valid[:, :, None] & valid[:, None, :] & upper
-    n_pairs = mask.sum(axis=(1, 2))
-    total = np.where(mask, dist, 0.0).sum(axis=(1, 2))
-    return np.divide(total, n_pairs, out=np.full(len(n_pairs), np.nan), where=n_pairs > 0)
-
-
-def _n_items_of(item_matrix: sp.spmatrix | np.ndarray) -> int:
-    return int(item_matrix.shape[0])
-
-
-def _categories(item_categories: sp.spmatrix | np.ndarray, n_items: int) -> np.ndarray:
-    """Dense binary ``[n_items, C]``; a 1-D int vector (one category per item, -1 none) is one-hot encoded."""
-    if sp.issparse(item_categories):
-        c = item_categories.toarray()
-    else:
-        c = np.asarray(item_categories)
-        if c.ndim == 1:
-            if not np.issubdtype(c.dtype, np.integer):
-                raise ValueError(f"1-D item_categories must be integer ids (got dtype {c.dtype})")
-            onehot = np.zeros((len(c), int(c.max(initial=-1)) + 1), dtype=np.float64)
-            has = c >= 0
-            onehot[np.flatnonzero(has), c[has]] = 1.0
-            c = onehot
-    if c.ndim != 2 or c.shape[0] != n_items:
-        raise ValueError(f"item_categories must be [n_items={n_items}, C] (got shape {c.shape!r})")
-    return (c != 0).astype(np.float64)
-
-
-def hit_mask(topk: np.ndarray, relevant: sp.spmatrix) -> np.ndarray:
-    """Boolean ``[U, K]``: does slot ``topk[u, j]`` hold one of row u's relevant items (padding: False)."""
-    rel = sp.csr_matrix(relevant)
-    n_items = rel.shape[1]
-    coo = rel.tocoo()
-    keys = np.sort(coo.row.astype(np.int64) * n_items + coo.col.astype(np.int64))
-    if keys.size == 0:
-        return np.zeros(topk.shape, dtype=bool)
-    query = np.arange(topk.shape[0], dtype=np.int64)[:, None] * n_items + np.maximum(topk, 0)
-    pos = np.searchsorted(keys, query).clip(max=keys.size - 1)
-    return (keys[pos] == query) & (topk >= 0)
-
-
-def exposure_counts(topk: np.ndarray, n_items: int) -> np.ndarray:
-    """How many lists each catalog item appears in (``int64 [n_items]``)."""
-    topk = _check_topk(topk, n_items)
-    return np.bincount(topk[topk >= 0], minlength=n_items).astype(np.int64)
-
-
-def head_items(
-    item_popularity: np.ndarray,
-    *,
-    head_share: float = 0.8,
-    by: str = "interactions",
-) -> np.ndarray:
-    """Boolean mask of the popularity *short head*; its complement is the long tail.
-
-    Items are ranked by training popularity (ties broken by lower index).
-    ``by="interactions"`` (Elliot's ``Popularity.get_short_head``, the
-    Pareto reading of Abdollahpouri et al. 2019): the head is the smallest
-    prefix of that ranking whose interactions reach ``head_share`` of all
-    training interactions (the item crossing the threshold included).
-    ``by="items"``: the head is the top ``floor(head_share * n_items)`` items
-    (at least one), like RecBole's ratio-based TailPercentage seen from the head.
-
-    Args:
-        item_popularity: training interaction count per item, ``[n_items]``.
-        head_share: share of interactions (or of items) the head holds
-            (default: 0.8, Elliot's ``pop_ratio``; with ``by="items"``, 0.2 is
-            the usual "top 20% of items").
-        by: ``"interactions"`` or ``"items"`` (default: ``"interactions"``).
-
-    Returns:
-        ``bool [n_items]``, True for head items.
-    """
-    pop = np.asarray(item_popularity, dtype=np.float64)
-    if by not in HEAD_BY:
-        raise ValueError(f"by must be one of {HEAD_BY} (got {by!r})")
-    if not 0.0 < head_share <= 1.0:
-        raise ValueError(f"head_share must be in (0, 1] (got {head_share!r})")
-    order = np.argsort(-pop, kind="stable")
-    head = np.zeros(len(pop), dtype=bool)
-    if by == "items":
-        head[order[: max(1, int(np.floor(head_share * len(pop))))]] = True
-        return head
-    total = pop.sum()
-    if total <= 0:
-        return head
-    cum = np.cumsum(pop[order])
-    # First position whose cumulative count reaches the share; a tiny tolerance
-    # so that e.g. 0.8 * 10 == 8 is not missed by floating-point error.
-    n_head = int(np.searchsorted(cum, head_share * total - 1e-9 * total, side="left")) + 1
-    head[order[:n_head]] = True
-    return head
-
+from engine.evaluation.lists import (
+    binary_rows,
+    check_popularity,
+    check_topk,
+    dense_categories,
+    exposure_counts,
+    gather,
+    hit_mask,
+    list_mean,
+    n_items_of,
+    nanmean,
+    pair_mean,
+)
+from engine.evaluation.popularity import long_tail
 
 # --------------------------------------------------------------------------- catalog-level
 
@@ -243,7 +110,7 @@ def personalization(topk: np.ndarray, n_items: int) -> float:
     so it is exact for any number of users (PyG caps at the first 4096).
     Padding never overlaps; NaN with fewer than two users.
     """
-    topk = _check_topk(topk, n_items)
+    topk = check_topk(topk, n_items)
     n_users, k = topk.shape
     if n_users < 2:
         return float("nan")
@@ -256,17 +123,8 @@ def personalization(topk: np.ndarray, n_items: int) -> float:
 # --------------------------------------------------------------------------- popularity bias
 
 
-def _check_popularity(item_popularity: np.ndarray, n_items: int | None = None) -> np.ndarray:
-    pop = np.asarray(item_popularity, dtype=np.float64)
-    if pop.ndim != 1 or (n_items is not None and len(pop) != n_items):
-        raise ValueError(f"item_popularity must be 1-D [n_items] (got shape {pop.shape!r})")
-    if (pop < 0).any():
-        raise ValueError(f"item_popularity must be non-negative counts (got min {pop.min()!r})")
-    return pop
-
-
-def _per_user_arp(topk: np.ndarray, pop: np.ndarray) -> np.ndarray:
-    return _list_mean(_gather(pop, topk), topk)
+def arp_per_user(topk: np.ndarray, pop: np.ndarray) -> np.ndarray:
+    return list_mean(gather(pop, topk), topk)
 
 
 def average_recommendation_popularity(topk: np.ndarray, item_popularity: np.ndarray) -> float:
@@ -276,31 +134,44 @@ def average_recommendation_popularity(topk: np.ndarray, item_popularity: np.ndar
     ``LinkPredAveragePopularity``: ``(1/|U|) sum_u sum_{i in L_u} phi(i) / |L_u|``
     with ``phi(i)`` the item's training interaction count.
     """
-    pop = _check_popularity(item_popularity)
-    return _nanmean(_per_user_arp(_check_topk(topk, len(pop)), pop))
+    pop = check_popularity(item_popularity)
+    return nanmean(arp_per_user(check_topk(topk, len(pop)), pop))
 
 
-def _per_user_aplt(topk: np.ndarray, tail: np.ndarray) -> np.ndarray:
-    return _list_mean(_gather(tail.astype(np.float64), topk), topk)
+def aplt_per_user(topk: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    return list_mean(gather(tail.astype(np.float64), topk), topk)
 
 
 def aplt(
     topk: np.ndarray,
     item_popularity: np.ndarray,
     *,
-    head_share: float = 0.8,
-    by: str = "interactions",
+    tail: np.ndarray | None = None,
 ) -> float:
     """APLT: mean over users of the share of long-tail items in their list.
 
     Abdollahpouri et al. (2019) / Elliot ``APLT``:
-    ``(1/|U|) sum_u |{i in L_u : i in tail}| / |L_u|``; the tail is every item
-    outside :func:`head_items` (same ``head_share`` / ``by``). RecBole's
+    ``(1/|U|) sum_u |{i in L_u : i in tail}| / |L_u|``. RecBole's
     ``TailPercentage`` is the same average with its own tail definition.
+
+    Args:
+        topk: ``[n_users, K]`` item indices.
+        item_popularity: training counts ``[n_items]``.
+        tail: ``bool [n_items]`` long-tail mask (default: None, the one
+            definition of :func:`engine.evaluation.popularity.long_tail`).
     """
-    pop = _check_popularity(item_popularity)
-    tail = ~head_items(pop, head_share=head_share, by=by)
-    return _nanmean(_per_user_aplt(_check_topk(topk, len(pop)), tail))
+    pop = check_popularity(item_popularity)
+    return nanmean(aplt_per_user(check_topk(topk, len(pop)), _tail_of(pop, tail)))
+
+
+def _tail_of(pop: np.ndarray, tail: np.ndarray | None) -> np.ndarray:
+    """The given long-tail mask (checked against the catalog), else the one definition."""
+    if tail is None:
+        return long_tail(pop)
+    mask = np.asarray(tail)
+    if mask.shape != pop.shape or mask.dtype != bool:
+        raise ValueError(f"tail must be a bool mask of shape {pop.shape} (got {mask.dtype} {mask.shape})")
+    return mask
 
 
 def _group_ratio_cv(num: np.ndarray, den: np.ndarray) -> float:
@@ -317,8 +188,7 @@ def pop_rsp(
     item_popularity: np.ndarray,
     history: sp.spmatrix,
     *,
-    head_share: float = 0.8,
-    by: str = "interactions",
+    tail: np.ndarray | None = None,
 ) -> float:
     """PopRSP: ranking-based statistical parity between head and tail items (0 = parity).
 
@@ -331,15 +201,15 @@ def pop_rsp(
         topk: ``[n_users, K]`` item indices.
         item_popularity: training counts ``[n_items]``.
         history: ``[n_users, n_items]`` training items of the same users.
-        head_share: see :func:`head_items` (default: 0.8).
-        by: see :func:`head_items` (default: ``"interactions"``).
+        tail: ``bool [n_items]`` long-tail mask; the head is its complement
+            (default: None, :func:`engine.evaluation.popularity.long_tail`).
     """
-    pop = _check_popularity(item_popularity)
+    pop = check_popularity(item_popularity)
     n_items = len(pop)
-    topk = _check_topk(topk, n_items)
-    hist = _rows(history, topk.shape[0], n_items, "history")
-    head = head_items(pop, head_share=head_share, by=by)
-    in_head = _gather(head, topk).astype(bool)
+    topk = check_topk(topk, n_items)
+    hist = binary_rows(history, topk.shape[0], n_items, "history")
+    head = ~_tail_of(pop, tail)
+    in_head = gather(head, topk).astype(bool)
     valid = topk >= 0
     num = np.array([(valid & in_head).sum(), (valid & ~in_head).sum()], dtype=np.float64)
     hist_head = float((hist @ head.astype(np.float64)).sum())
@@ -357,8 +227,7 @@ def pop_reo(
     item_popularity: np.ndarray,
     relevant: sp.spmatrix,
     *,
-    head_share: float = 0.8,
-    by: str = "interactions",
+    tail: np.ndarray | None = None,
 ) -> float:
     """PopREO: ranking-based equal opportunity between head and tail items (0 = parity).
 
@@ -367,15 +236,16 @@ def pop_reo(
     the user's relevant (test) items, i.e. the recall of each group; REO =
     std / mean of the two. Users without relevant items contribute nothing.
     Elliot also removes training items from ``T_u``; our splits guarantee
-    test and train are disjoint, so that step is a no-op here.
+    test and train are disjoint, so that step is a no-op here. The head is
+    the complement of ``tail`` (default: None, :func:`engine.evaluation.popularity.long_tail`).
     """
-    pop = _check_popularity(item_popularity)
+    pop = check_popularity(item_popularity)
     n_items = len(pop)
-    topk = _check_topk(topk, n_items)
-    rel = _rows(relevant, topk.shape[0], n_items, "relevant")
-    head = head_items(pop, head_share=head_share, by=by)
+    topk = check_topk(topk, n_items)
+    rel = binary_rows(relevant, topk.shape[0], n_items, "relevant")
+    head = ~_tail_of(pop, tail)
     hit = hit_mask(topk, rel)
-    in_head = _gather(head, topk).astype(bool)
+    in_head = gather(head, topk).astype(bool)
     num = np.array([(hit & in_head).sum(), (hit & ~in_head).sum()], dtype=np.float64)
     rel_head = float((rel @ head.astype(np.float64)).sum())
     den = np.array([rel_head, rel.nnz - rel_head], dtype=np.float64)
@@ -394,8 +264,8 @@ def _self_information(pop: np.ndarray, n_users: int) -> np.ndarray:
     return -np.log2(np.maximum(pop, 1.0) / n_users)
 
 
-def _per_user_novelty(topk: np.ndarray, pop: np.ndarray, n_users: int) -> np.ndarray:
-    return _list_mean(_gather(_self_information(pop, n_users), topk), topk)
+def novelty_per_user(topk: np.ndarray, pop: np.ndarray, n_users: int) -> np.ndarray:
+    return list_mean(gather(_self_information(pop, n_users), topk), topk)
 
 
 def novelty(topk: np.ndarray, item_popularity: np.ndarray, n_users: int) -> float:
@@ -412,21 +282,21 @@ def novelty(topk: np.ndarray, item_popularity: np.ndarray, n_users: int) -> floa
         item_popularity: distinct training users per item ``[n_items]``.
         n_users: number of users in the training data (not only those evaluated).
     """
-    pop = _check_popularity(item_popularity)
-    return _nanmean(_per_user_novelty(_check_topk(topk, len(pop)), pop, n_users))
+    pop = check_popularity(item_popularity)
+    return nanmean(novelty_per_user(check_topk(topk, len(pop)), pop, n_users))
 
 
 # --------------------------------------------------------------------------- diversity
 
 
-def _per_user_ild_categories(topk: np.ndarray, cats: np.ndarray) -> np.ndarray:
+def ild_categories_per_user(topk: np.ndarray, cats: np.ndarray) -> np.ndarray:
     c = cats[np.maximum(topk, 0)]  # [U, K, C]
     inter = np.einsum("ukc,ulc->ukl", c, c)
     size = c.sum(axis=2)
     union = size[:, :, None] + size[:, None, :] - inter
     # Two uncategorised items have identical (empty) sets: similarity 1, distance 0.
     sim = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
-    return _pair_mean(1.0 - sim, topk)
+    return pair_mean(1.0 - sim, topk)
 
 
 def intra_list_diversity_categories(topk: np.ndarray, item_categories: sp.spmatrix | np.ndarray) -> float:
@@ -442,16 +312,16 @@ def intra_list_diversity_categories(topk: np.ndarray, item_categories: sp.spmatr
         item_categories: multi-hot ``[n_items, C]`` (dense or sparse), or a
             1-D integer category id per item (``-1`` = none).
     """
-    cats = _categories(item_categories, _n_items_of(item_categories))
-    return _nanmean(_per_user_ild_categories(_check_topk(topk, cats.shape[0]), cats))
+    cats = dense_categories(item_categories, n_items_of(item_categories))
+    return nanmean(ild_categories_per_user(check_topk(topk, cats.shape[0]), cats))
 
 
-def _per_user_ild_embeddings(topk: np.ndarray, emb: np.ndarray) -> np.ndarray:
+def ild_embeddings_per_user(topk: np.ndarray, emb: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = np.divide(emb, norm, out=np.zeros_like(emb), where=norm > 0)
     e = unit[np.maximum(topk, 0)]  # [U, K, D]
     cos = np.einsum("ukd,uld->ukl", e, e)
-    return _pair_mean(1.0 - cos, topk)
+    return pair_mean(1.0 - cos, topk)
 
 
 def intra_list_diversity_embeddings(topk: np.ndarray, item_embeddings: np.ndarray) -> float:
@@ -465,13 +335,13 @@ def intra_list_diversity_embeddings(topk: np.ndarray, item_embeddings: np.ndarra
     emb = np.asarray(item_embeddings, dtype=np.float64)
     if emb.ndim != 2:
         raise ValueError(f"item_embeddings must be 2-D [n_items, D] (got shape {emb.shape!r})")
-    return _nanmean(_per_user_ild_embeddings(_check_topk(topk, emb.shape[0]), emb))
+    return nanmean(ild_embeddings_per_user(check_topk(topk, emb.shape[0]), emb))
 
 
 # --------------------------------------------------------------------------- relevance-aware
 
 
-def _per_user_serendipity(
+def serendipity_per_user(
     topk: np.ndarray, pop: np.ndarray, rel: sp.csr_matrix, hist: sp.csr_matrix | None
 ) -> np.ndarray:
     k = topk.shape[1]
@@ -491,7 +361,7 @@ def _per_user_serendipity(
         in_pm = unseen & (np.cumsum(unseen, axis=1) <= k)
         expected = (r < depth) & np.take_along_axis(in_pm, np.minimum(r, depth - 1), axis=1)
     good = hit_mask(topk, rel) & ~expected
-    per_user = _list_mean(good.astype(np.float64), topk)
+    per_user = list_mean(good.astype(np.float64), topk)
     has_rel = np.diff(rel.indptr) > 0
     return np.where(has_rel, per_user, np.nan)
 
@@ -521,14 +391,14 @@ def serendipity(
             test lists) so that a most-popular recommender scores ~0 (only
             popularity ties ordered differently can still count).
     """
-    pop = _check_popularity(item_popularity)
-    topk = _check_topk(topk, len(pop))
-    rel = _rows(relevant, topk.shape[0], len(pop), "relevant")
-    hist = None if history is None else _rows(history, topk.shape[0], len(pop), "history")
-    return _nanmean(_per_user_serendipity(topk, pop, rel, hist))
+    pop = check_popularity(item_popularity)
+    topk = check_topk(topk, len(pop))
+    rel = binary_rows(relevant, topk.shape[0], len(pop), "relevant")
+    hist = None if history is None else binary_rows(history, topk.shape[0], len(pop), "history")
+    return nanmean(serendipity_per_user(topk, pop, rel, hist))
 
 
-def _per_user_calibration(topk: np.ndarray, cats: np.ndarray, hist: sp.csr_matrix, alpha: float) -> np.ndarray:
+def calibration_per_user(topk: np.ndarray, cats: np.ndarray, hist: sp.csr_matrix, alpha: float) -> np.ndarray:
     # p(g|i): an item's categories share its unit mass (Steck 2018, eq. 1).
     n_cat = cats.sum(axis=1, keepdims=True)
     p_gi = np.divide(cats, n_cat, out=np.zeros_like(cats), where=n_cat > 0)
@@ -568,131 +438,7 @@ def calibration_kl(
     """
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha must be in [0, 1) (got {alpha!r})")
-    cats = _categories(item_categories, _n_items_of(item_categories))
-    topk = _check_topk(topk, cats.shape[0])
-    hist = _rows(history, topk.shape[0], cats.shape[0], "history")
-    return _nanmean(_per_user_calibration(topk, cats, hist, alpha))
-
-
-# --------------------------------------------------------------------------- all at once
-
-
-def per_user_beyond(
-    topk: np.ndarray,
-    item_popularity: np.ndarray,
-    *,
-    n_users: int,
-    item_categories: sp.spmatrix | np.ndarray | None = None,
-    item_embeddings: np.ndarray | None = None,
-    history: sp.spmatrix | None = None,
-    relevant: sp.spmatrix | None = None,
-    users: np.ndarray | None = None,
-    head_share: float = 0.8,
-    head_by: str = "interactions",
-    alpha: float = 0.01,
-) -> pd.DataFrame:
-    """Per-user beyond-accuracy metrics, one row per row of ``topk``.
-
-    Columns: ``arp``, ``aplt``, ``novelty`` always; ``ild_categories`` with
-    categories; ``calibration_kl`` with categories and history;
-    ``ild_embeddings`` with embeddings; ``serendipity`` with relevant items;
-    ``u`` first when ``users`` is given. Undefined values are NaN (e.g. ILD of a
-    list with fewer than two items). Arguments as in :func:`beyond_accuracy`.
-    """
-    pop = _check_popularity(item_popularity)
-    n_items = len(pop)
-    topk = _check_topk(topk, n_items)
-    cols: dict[str, np.ndarray] = {}
-    if users is not None:
-        users = np.asarray(users)
-        if users.shape != (topk.shape[0],):
-            raise ValueError(f"users must have one entry per topk row ({topk.shape[0]}) (got shape {users.shape!r})")
-        cols["u"] = users
-    tail = ~head_items(pop, head_share=head_share, by=head_by)
-    cols["arp"] = _per_user_arp(topk, pop)
-    cols["aplt"] = _per_user_aplt(topk, tail)
-    cols["novelty"] = _per_user_novelty(topk, pop, n_users)
-    hist = None if history is None else _rows(history, topk.shape[0], n_items, "history")
-    if item_categories is not None:
-        cats = _categories(item_categories, n_items)
-        cols["ild_categories"] = _per_user_ild_categories(topk, cats)
-        if hist is not None:
-            if not 0.0 <= alpha < 1.0:
-                raise ValueError(f"alpha must be in [0, 1) (got {alpha!r})")
-            cols["calibration_kl"] = _per_user_calibration(topk, cats, hist, alpha)
-    if item_embeddings is not None:
-        emb = np.asarray(item_embeddings, dtype=np.float64)
-        if emb.ndim != 2 or emb.shape[0] != n_items:
-            raise ValueError(f"item_embeddings must be [n_items={n_items}, D] (got shape {emb.shape!r})")
-        cols["ild_embeddings"] = _per_user_ild_embeddings(topk, emb)
-    if relevant is not None:
-        rel = _rows(relevant, topk.shape[0], n_items, "relevant")
-        cols["serendipity"] = _per_user_serendipity(topk, pop, rel, hist)
-    return pd.DataFrame(cols)
-
-
-def beyond_accuracy(
-    topk: np.ndarray,
-    item_popularity: np.ndarray,
-    *,
-    n_users: int,
-    item_categories: sp.spmatrix | np.ndarray | None = None,
-    item_embeddings: np.ndarray | None = None,
-    history: sp.spmatrix | None = None,
-    relevant: sp.spmatrix | None = None,
-    head_share: float = 0.8,
-    head_by: str = "interactions",
-    alpha: float = 0.01,
-) -> dict[str, float]:
-    """Every beyond-accuracy metric the inputs allow, as one flat dict.
-
-    Always: ``catalog_coverage``, ``distributional_coverage`` (bits),
-    ``gini_index``, ``personalization``, ``arp``, ``aplt``, ``novelty`` (bits).
-    With ``history``: ``pop_rsp``. With ``relevant``: ``pop_reo``,
-    ``serendipity``. With ``item_categories``: ``ild_categories`` (plus
-    ``calibration_kl`` with ``history``). With ``item_embeddings``:
-    ``ild_embeddings``. Per-user metrics are the means of
-    :func:`per_user_beyond`'s columns.
-
-    Args:
-        topk: ``[n_users_eval, K]`` internal item indices, ``-1`` = padding.
-        item_popularity: training interaction count per item ``[n_items]``
-            (distinct users per item; defines ``n_items``).
-        n_users: users in the training data (novelty's denominator).
-        item_categories: multi-hot ``[n_items, C]`` or 1-D ids (default: None).
-        item_embeddings: ``[n_items, D]`` content embeddings (default: None).
-        history: ``[n_users_eval, n_items]`` training items, rows aligned with
-            ``topk`` (default: None).
-        relevant: ``[n_users_eval, n_items]`` held-out relevant items, rows
-            aligned with ``topk`` (default: None).
-        head_share: head definition, see :func:`head_items` (default: 0.8).
-        head_by: ``"interactions"`` or ``"items"`` (default: ``"interactions"``).
-        alpha: calibration smoothing (default: 0.01).
-    """
-    pop = _check_popularity(item_popularity)
-    n_items = len(pop)
-    topk = _check_topk(topk, n_items)
-    out = {
-        "catalog_coverage": catalog_coverage(topk, n_items),
-        "distributional_coverage": distributional_coverage(topk, n_items),
-        "gini_index": gini_index(topk, n_items),
-        "personalization": personalization(topk, n_items),
-    }
-    per_user = per_user_beyond(
-        topk,
-        pop,
-        n_users=n_users,
-        item_categories=item_categories,
-        item_embeddings=item_embeddings,
-        history=history,
-        relevant=relevant,
-        head_share=head_share,
-        head_by=head_by,
-        alpha=alpha,
-    )
-    out.update({c: _nanmean(per_user[c].to_numpy()) for c in per_user.columns})
-    if history is not None:
-        out["pop_rsp"] = pop_rsp(topk, pop, history, head_share=head_share, by=head_by)
-    if relevant is not None:
-        out["pop_reo"] = pop_reo(topk, pop, relevant, head_share=head_share, by=head_by)
-    return out
+    cats = dense_categories(item_categories, n_items_of(item_categories))
+    topk = check_topk(topk, cats.shape[0])
+    hist = binary_rows(history, topk.shape[0], cats.shape[0], "history")
+    return nanmean(calibration_per_user(topk, cats, hist, alpha))

@@ -7,7 +7,8 @@ in Rankings" (KDD 2018). With ``weighting="uniform"`` every slot counts 1, as
 in plain recommendation counts (RecBole's ``GiniIndex``, Elliot's ``PopREO``).
 
 Top-K arrays are ``[n_users, K]`` internal item indices. Negative entries
-(``-1``) are padding and get no exposure.
+(``-1``) are padding and get no exposure. Popularity tiers (head / mid / long
+tail) are defined once, in :mod:`engine.evaluation.popularity`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import numpy as np
 import pandas as pd
 
 _WEIGHTINGS = ("log", "uniform")
-HEAD, MID, TAIL = "head", "mid", "tail"
-ITEM_INDEX = "item_idx"
 
 
 def position_weights(k: int, weighting: str = "log") -> np.ndarray:
@@ -151,67 +150,6 @@ def interaction_share(item_groups: pd.Series, item_popularity: np.ndarray) -> pd
     if sums.sum() <= 0:
         raise ValueError("item_popularity sums to 0 over the items of item_groups")
     return pd.Series(sums / sums.sum(), index=pd.Index(labels, name="group"), name="interaction_share")
-
-
-def popularity_groups(item_popularity: np.ndarray, head: float = 0.2, tail: float = 0.2) -> pd.Series:
-    """Head / mid / tail item groups by share of interactions.
-
-    This follows the three-group split of Abdollahpouri et al. ("The
-    Connection Between Popularity Bias, Calibration, and Fairness in
-    Recommendation", RecSys 2020; "Multi-sided Exposure Bias in
-    Recommendation", KDD-IRS 2020). Sort items by popularity.
-
-    * **head**: the most popular items that together hold at most ``head``
-      of all interactions;
-    * **tail**: the least popular items that together hold at most ``tail``
-      of all interactions, including every item with no interactions
-      (cold-start items);
-    * **mid**: everything in between.
-
-    This is not "the top 20% of items" (Elliot's short head). Cutting by share
-    of interactions makes the head a few blockbusters and the tail a large
-    share of the catalog, which is the usual long-tail picture. Items with the
-    same popularity always fall in the same group, so the realised shares can
-    be a little below the targets. Report them with :func:`interaction_share`.
-
-    Args:
-        item_popularity: ``[n_items]`` non-negative interaction counts per internal item index.
-        head: largest share of interactions held by the head (default: 0.2).
-        tail: largest share of interactions held by the tail (default: 0.2).
-
-    Returns:
-        Ordered categorical Series (categories ``head < mid < tail``) indexed by
-        internal item index, named ``"popularity"``.
-    """
-    pop = np.asarray(item_popularity, dtype=np.float64)
-    if pop.ndim != 1 or len(pop) == 0:
-        raise ValueError(f"item_popularity must be a non-empty 1-D array (got shape {pop.shape})")
-    if (pop < 0).any() or not np.isfinite(pop).all():
-        raise ValueError("item_popularity must be finite and non-negative")
-    for name, value in (("head", head), ("tail", tail)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a share in [0, 1] (got {value!r})")
-    if head + tail > 1.0:
-        raise ValueError(f"head + tail must not exceed 1 (got {head!r} + {tail!r})")
-    total = pop.sum()
-    if total <= 0:
-        raise ValueError("item_popularity sums to 0: no interactions to split by")
-    values, inverse, counts = np.unique(pop, return_inverse=True, return_counts=True)
-    mass = values * counts / total  # interaction share held by each distinct popularity value
-    # Cumulative share of all items at least as popular (head) / at most as popular (tail)
-    # as each distinct value; a value joins a group only with all items tied at it.
-    from_top = np.cumsum(mass[::-1])[::-1]
-    from_bottom = np.cumsum(mass)
-    eps = 1e-12  # float slack so an exact 20% boundary counts as inside
-    is_head = from_top <= head + eps
-    is_tail = (from_bottom <= tail + eps) | (values == 0)
-    is_tail &= ~is_head
-    labels = np.where(is_head, HEAD, np.where(is_tail, TAIL, MID))[inverse]
-    return pd.Series(
-        pd.Categorical(labels, categories=[HEAD, MID, TAIL], ordered=True),
-        index=pd.RangeIndex(len(pop), name=ITEM_INDEX),
-        name="popularity",
-    )
 
 
 def lorenz_curve(exposure_counts: np.ndarray) -> pd.DataFrame:

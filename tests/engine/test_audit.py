@@ -189,7 +189,7 @@ def test_pop_sweep_is_monotone_in_long_tail_share(report):
     expected = -(t.loc[i, "ndcg@10"] - t.loc[i - 1, "ndcg@10"]) / d_tail.iloc[i]
     assert t.loc[i, "ndcg@10_cost_per_aplt"] == pytest.approx(expected)
     assert math.isnan(t.loc[0, "ndcg@10_cost_per_aplt"])
-    for column in ("recall@10", "gini", "coverage", "ild", "arp"):
+    for column in ("recall@10", "gini_index", "catalog_coverage", "ild_categories", "arp", "novelty"):
         assert column in t.columns
 
 

@@ -11,6 +11,8 @@ import scipy.sparse as sp
 import torch
 
 from engine.evaluation import beyond as B
+from engine.evaluation import compute as C
+from engine.evaluation.popularity import long_tail, popularity_tiers
 
 
 def _csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -37,7 +39,8 @@ CATS = np.array(
 EMB = np.array([[1, 0], [0, 1], [1, 1], [-1, 0], [0, 0], [1, 0]], dtype=float)
 HISTORY = _csr([[3, 5], [1], [2, 4]], N_ITEMS)  # disjoint from each user's list
 RELEVANT = _csr([[1, 4], [4], [3]], N_ITEMS)  # disjoint from history
-# head (80% of interactions): cumulative 10, 16, 20 >= 0.8 * 25 -> head {0, 1, 2}, tail {3, 4, 5}
+# long tail (least popular, <= 20% of interactions): 0 + 2 + 3 = 5 = 20% of 25 -> {3, 4, 5};
+# no head (item 0 alone holds 40%), so head + mid = the short head {0, 1, 2}
 
 
 def test_exposure_coverage_entropy_gini() -> None:
@@ -63,18 +66,15 @@ def test_personalization() -> None:
     assert math.isnan(B.personalization(np.array([[0, 1]]), 3))
 
 
-def test_head_items() -> None:
-    assert np.flatnonzero(B.head_items(POP)).tolist() == [0, 1, 2]
-    # 50% of 25 = 12.5: 10 < 12.5 <= 16 -> head {0, 1}
-    assert np.flatnonzero(B.head_items(POP, head_share=0.5)).tolist() == [0, 1]
-    # top floor(0.34 * 6) = 2 items
-    assert np.flatnonzero(B.head_items(POP, head_share=0.34, by="items")).tolist() == [0, 1]
-    # ties broken by lower index: counts [1, 1, 1, 1], 50% -> first two
-    assert np.flatnonzero(B.head_items(np.ones(4), head_share=0.5)).tolist() == [0, 1]
-    with pytest.raises(ValueError, match="by must be"):
-        B.head_items(POP, by="users")
-    with pytest.raises(ValueError, match="head_share"):
-        B.head_items(POP, head_share=0.0)
+def test_long_tail_is_the_one_tier_definition() -> None:
+    assert np.flatnonzero(long_tail(POP)).tolist() == [3, 4, 5]
+    assert popularity_tiers(POP).tolist() == ["mid"] * 3 + ["tail"] * 3
+    # ties are never split by item index: four equally popular items are all mid
+    assert not long_tail(np.ones(4)).any()
+    # no interactions at all: nothing is popular, the whole catalog is long tail
+    assert long_tail(np.zeros(3)).all()
+    with pytest.raises(ValueError, match="bool mask"):
+        B.aplt(TOPK, POP, tail=np.array([0, 0, 1]))
 
 
 def test_popularity_metrics() -> None:
@@ -82,8 +82,8 @@ def test_popularity_metrics() -> None:
     assert B.average_recommendation_popularity(TOPK, POP) == pytest.approx(6.0)
     # tail {3, 4, 5}: shares 0/3, 2/3, 1/3 -> 1/3
     assert B.aplt(TOPK, POP) == pytest.approx(1 / 3)
-    # head {0, 1} by items: tail shares 1/3, 2/3, 1/3 -> 4/9
-    assert B.aplt(TOPK, POP, head_share=0.34, by="items") == pytest.approx(4 / 9)
+    # an explicit tail {2, 3, 4, 5}: tail shares 1/3, 2/3, 1/3 -> 4/9
+    assert B.aplt(TOPK, POP, tail=np.array([False, False, True, True, True, True])) == pytest.approx(4 / 9)
     # novelty -log2(pop/10): item0 0, item1 0.73697, item2 1.32193, item3 1.73697, item4 2.32193
     info = [-math.log2(p / N_USERS) for p in (10, 6, 4, 3, 2)]
     per_user = [
@@ -156,7 +156,7 @@ def test_serendipity() -> None:
 
 def test_beyond_accuracy_and_per_user_agree() -> None:
     kw = dict(n_users=N_USERS, item_categories=CATS, item_embeddings=EMB, history=HISTORY, relevant=RELEVANT)
-    out = B.beyond_accuracy(TOPK, POP, **kw)
+    out = C.beyond_accuracy(TOPK, POP, **kw)
     assert set(out) == {
         "catalog_coverage",
         "distributional_coverage",
@@ -175,12 +175,12 @@ def test_beyond_accuracy_and_per_user_agree() -> None:
     assert out["arp"] == pytest.approx(6.0)
     assert out["pop_rsp"] == pytest.approx(5 / 19)
     assert out["serendipity"] == pytest.approx(1 / 9)
-    per_user = B.per_user_beyond(TOPK, POP, users=np.array([7, 8, 9]), **kw)
+    per_user = C.per_user_beyond(TOPK, POP, users=np.array([7, 8, 9]), **kw)
     assert per_user["u"].tolist() == [7, 8, 9]
     assert per_user["arp"].tolist() == pytest.approx([20 / 3, 5, 19 / 3])
     for col in per_user.columns.drop("u"):
         assert out[col] == pytest.approx(per_user[col].mean()), col
-    minimal = B.beyond_accuracy(TOPK, POP, n_users=N_USERS)
+    minimal = C.beyond_accuracy(TOPK, POP, n_users=N_USERS)
     assert set(minimal) == {
         "catalog_coverage",
         "distributional_coverage",
@@ -197,7 +197,7 @@ def test_padding_is_ignored() -> None:
     assert B.exposure_counts(topk, N_ITEMS).tolist() == [1, 1, 1, 0, 0, 0]
     # ARP over real items only: (10 + 6)/2 = 8 and 4 -> 6
     assert B.average_recommendation_popularity(topk, POP) == pytest.approx(6.0)
-    per_user = B.per_user_beyond(topk, POP, n_users=N_USERS, item_categories=CATS)
+    per_user = C.per_user_beyond(topk, POP, n_users=N_USERS, item_categories=CATS)
     # one real item: no pair, ILD undefined
     assert per_user["ild_categories"].iloc[0] == pytest.approx(0.5)
     assert math.isnan(per_user["ild_categories"].iloc[1])
@@ -268,10 +268,10 @@ def test_ml100k_scale_is_fast() -> None:
         history=history,
         relevant=relevant,
     )
-    B.beyond_accuracy(topk, pop, **kw)  # warm-up
+    C.beyond_accuracy(topk, pop, **kw)  # warm-up
     t = time.perf_counter()
-    out = B.beyond_accuracy(topk, pop, **kw)
-    B.per_user_beyond(topk, pop, **kw)
+    out = C.beyond_accuracy(topk, pop, **kw)
+    C.per_user_beyond(topk, pop, **kw)
     elapsed = time.perf_counter() - t
     assert elapsed < 1.0, f"full audit took {elapsed:.3f}s"
     # uniformly random lists cover nearly the whole catalog and barely overlap

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.evaluation.popularity import popularity_tiers
 from engine.fairness.exposure import (
     exposure_by_group,
     gini,
     interaction_share,
     item_exposure,
     lorenz_curve,
-    popularity_groups,
     position_weights,
 )
 
@@ -66,9 +66,9 @@ def test_interactions_share_is_aligned_and_checked():
         exposure_by_group(np.array([[7]]), groups)
 
 
-def test_popularity_groups_split_by_share_of_interactions():
+def test_popularity_tiers_split_by_share_of_interactions():
     pop = np.array([20, 15, 15, 10, 10, 10, 8, 6, 4, 2, 0])  # 100 interactions
-    out = popularity_groups(pop)
+    out = popularity_tiers(pop)
     # head: 20 alone is 20%; adding the 15s would reach 50%.
     # tail from the bottom: 0+2+4+6+8 = 20%; adding the 10s would reach 50%.
     assert out.tolist() == ["head"] + ["mid"] * 5 + ["tail"] * 5
@@ -77,14 +77,14 @@ def test_popularity_groups_split_by_share_of_interactions():
     assert share["head"] == pytest.approx(0.2) and share["tail"] == pytest.approx(0.2)
 
 
-def test_popularity_groups_keep_ties_together_and_zero_items_in_tail():
+def test_popularity_tiers_keep_ties_together_and_zero_items_in_tail():
     pop = np.array([30, 30, 20, 10, 10, 0])
     # head=0.2: the tied 30s hold 60% together, so neither is head (ties are never split).
     # tail=0.25: the tied 10s hold 20% and join the tail together; tail=0.15 keeps only the 0.
-    assert popularity_groups(pop, head=0.2, tail=0.25).tolist() == ["mid"] * 3 + ["tail"] * 3
-    assert popularity_groups(pop, head=0.6, tail=0.15).tolist() == ["head"] * 2 + ["mid"] * 3 + ["tail"]
+    assert popularity_tiers(pop, head=0.2, tail=0.25).tolist() == ["mid"] * 3 + ["tail"] * 3
+    assert popularity_tiers(pop, head=0.6, tail=0.15).tolist() == ["head"] * 2 + ["mid"] * 3 + ["tail"]
     with pytest.raises(ValueError, match="head"):
-        popularity_groups(pop, head=1.5)
+        popularity_tiers(pop, head=1.5)
 
 
 def test_gini_known_values():

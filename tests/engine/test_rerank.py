@@ -9,7 +9,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from engine.fairness.exposure import popularity_groups
+from engine.evaluation.popularity import popularity_tiers
 from engine.fairness.rerank import (
     apply_rerank,
     calibrated,
@@ -99,7 +99,7 @@ def test_popularity_penalty_hand_example():
 
 def test_popularity_penalty_increases_tail_share_monotonically(world):
     w = world
-    is_tail = (popularity_groups(w["popularity"]) == "tail").to_numpy()
+    is_tail = (popularity_tiers(w["popularity"]) == "tail").to_numpy()
     log_pop = np.log1p(w["popularity"])
     tail_share, mean_log_pop = [], []
     for strength in (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0):
