@@ -151,6 +151,6 @@ def _train_button(cfg: Settings) -> None:
     rec = state.train_model(cfg.train_config(), str(cfg.cache_dir), on_epoch)
     bar.progress(1.0, text="Done")
     sel = selection()
-    sel["dataset"] = rec.dataset.name
-    sel["model"] = model_key(rec.model_name, rec.ref.fingerprint, rec.ref.version) if rec.ref else None
+    sel["dataset"] = rec.dataset_name
+    sel["model"] = model_key(rec.model_name, rec.fingerprint, rec.version) if rec.fingerprint else None
     st.rerun()

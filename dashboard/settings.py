@@ -84,7 +84,7 @@ class Settings:
 
     def train_config(self) -> Any:
         """The RunConfig the Train button trains (the engine's defaults for this dataset)."""
-        from engine.config import RunConfig
+        from engine.service import RunConfig
 
         train: dict[str, Any] = {"seed": self.seed}
         if self.epochs:

@@ -38,12 +38,12 @@ def list_models(cache_dir: str) -> list[dict[str, Any]]:
 
     A short TTL lets models trained from the CLI appear without restarting the app.
     """
-    from engine.artifacts.store import ArtifactStore
+    from engine import service
 
-    rows = ArtifactStore(Path(cache_dir) / "models").list_models()
+    rows = service.list_models(cache_dir)
     for row in rows:
         row["key"] = model_key(row)
-    return rows[::-1]
+    return rows
 
 
 _NOT_VERIFIED = (
@@ -54,7 +54,7 @@ _NOT_VERIFIED = (
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_recommender(cache_dir: str, artifact_path: str) -> Any:
-    """Load one stored model version as an :class:`engine.service.Recommender` (verified; never trains).
+    """Load one stored model version as an :class:`engine.service.ServedModel` (verified; never trains).
 
     The version at ``artifact_path`` is loaded, not the newest one of its fingerprint, and a
     version made by ``gatlens update`` comes with the interactions it added.
@@ -66,12 +66,11 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
     Raises:
         ModelNotReadyError: the artifact is gone, unreadable, corrupt or stale.
     """
-    from engine.config import RunConfig
-    from engine.update import StaleArtifactError, load_version
+    from engine import service
 
     folder = Path(artifact_path)
     try:
-        config = RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        config = service.RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         fingerprint, version = str(manifest["fingerprint"]), int(manifest["version"])
     except FileNotFoundError as exc:
@@ -83,8 +82,8 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
             f"The model folder {artifact_path} is unreadable ({exc}); retrain the model."
         ) from None
     try:
-        rec = load_version(config, version, fingerprint=fingerprint, cache_dir=Path(cache_dir))
-    except StaleArtifactError:
+        rec = service.load_model(config, version, fingerprint=fingerprint, cache_dir=cache_dir)
+    except service.StaleArtifactError:
         # The stored config now fingerprints to another artifact: the data or the engine changed
         # since this model was trained, so what would load is not the model that was picked.
         raise ModelNotReadyError(
@@ -98,10 +97,9 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
 
 def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:
     """Train (or load) ``config`` with a per-epoch progress hook, then refresh the model list."""
-    from engine.pipeline import train_or_load
-    from engine.training.callbacks import FunctionCallback
+    from engine import service
 
-    rec = train_or_load(config, cache_dir=Path(cache_dir), callbacks=[FunctionCallback(on_epoch)])
+    rec = service.train(config, cache_dir=cache_dir, on_epoch=on_epoch)
     list_models.clear()
     return rec
 
@@ -117,22 +115,7 @@ def dataset_summary(_rec: Any, key: str) -> dict[str, Any]:
 def user_table(_rec: Any, key: str) -> pd.DataFrame:
     """One row per user id the dataset knows: ``user_id``, ``n_train`` (training interactions),
     ``n_logged`` (all logged interactions), ``status`` and the users table's attributes."""
-    from engine.data.schema import USER
-
-    logged = _rec.dataset.interactions.groupby(USER).size()
-    ids = pd.Index(logged.index.astype(str))
-    users = _rec.dataset.users
-    if users is not None:
-        ids = ids.union(pd.Index(users[USER].astype(str)))
-    frame = pd.DataFrame({USER: ids})
-    frame["n_logged"] = frame[USER].map(logged).fillna(0).astype(int)
-    idmap = _rec.idmap
-    train_counts = _rec.prep.split.matrix("train").getnnz(axis=1)
-    frame["n_train"] = [int(train_counts[idmap.user_index(u)]) if idmap.has_user(u) else 0 for u in frame[USER]]
-    frame["status"] = ["known" if n else "no_history" for n in frame["n_train"]]
-    if users is not None:
-        frame = frame.merge(users.astype({USER: str}), on=USER, how="left")
-    return frame.sort_values(USER, kind="stable").reset_index(drop=True)
+    return _rec.user_table()
 
 
 # ----------------------------------------------------------------------------- audits

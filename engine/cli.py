@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+_PERMISSION_FIX = "make it readable (or writable) for this user or choose a folder you own"
 # Subcommand modules under engine.commands; each adds its parser and a ``func``.
 COMMANDS = ("data", "train", "benchmark", "explain", "audit", "update", "dashboard")
 
@@ -38,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from engine.data.schema import DataValidationError
-    from engine.service import UnknownItemError, UnknownUserError
+    from engine.errors import DataValidationError, UnknownItemError, UnknownUserError
 
     try:
         return int(args.func(args) or 0)
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (UnknownUserError, UnknownItemError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # e.g. a cache or output folder this user may not write
+        if args.verbose:
+            raise
+        print(f"error: {exc.filename or exc}: permission denied; {_PERMISSION_FIX}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         if args.verbose:

@@ -12,23 +12,51 @@ from typing import Any
 
 MODEL_NAMES = ("gat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop")
 ATTENTIONS = ("edge", "dot", "gat")
+# random: 8:1:1 per user (RecBole); temporal: per user, last event test, the one before valid;
+# global_time: one time cut for all; leave_one_out: per user, one random positive each for
+# valid and test (users with fewer than 3 positives train on all: small datasets).
+SPLITS = ("random", "temporal", "global_time", "leave_one_out")
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """``"uid=user_id,movie=item_id"`` -> ``{"uid": "user_id", "movie": "item_id"}`` (None for none).
+
+    Raises:
+        ValueError: for an entry without ``=`` or with an empty side.
+    """
+    if not spec:
+        return None
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        key, eq, value = (x.strip() for x in part.partition("="))
+        if not eq or not key or not value:
+            raise ValueError(f"--columns entries look like file_col=canonical, e.g. uid=user_id (got {part!r})")
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "demo"  # demo | ml-100k | ml-latest-small | ml-1m | csv
     data_dir: str | None = None  # folder with the official layout; None: data/downloads or the demo world
-    split: str = "random"  # random (8:1:1 per user, RecBole) | temporal | global_time
+    split: str = "random"  # random (8:1:1 per user, RecBole) | temporal | global_time | leave_one_out
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     threshold: float | None = 3.0  # explicit ratings >= 3 are positives (RecBole protocol)
     kcore: int = 0  # k-core filter; 0 keeps every user and item
     seed: int = 0  # split seed; the demo world's seed too
     scale: float = 1.0  # demo world size multiplier (13 ~ 1M interactions)
     time_cut: float = 0.9  # global_time: quantile where the test period starts
+    # csv only; the loaded content they shape is fingerprinted through the data hash.
+    columns: str | None = None  # file column -> canonical name, "uid=user_id,movie=item_id"
+    encoding: str = "utf-8"  # encoding of the csv files
+    name: str | None = None  # the dataset's name and cache folder; None: the folder's name
 
     def __post_init__(self) -> None:
-        if self.split not in {"random", "temporal", "global_time"}:
-            raise ValueError(f"split must be random, temporal or global_time (got {self.split!r})")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)} (got {self.split!r})")
+        parse_columns(self.columns)  # raises on a malformed mapping
+        if (self.columns or self.name or self.encoding != "utf-8") and self.dataset != "csv":
+            raise ValueError(f"columns, encoding and name apply to the csv dataset only (got dataset {self.dataset!r})")
         if self.kcore < 0:
             raise ValueError(f"kcore must be >= 0 (got {self.kcore!r})")
         if self.scale <= 0:
@@ -105,6 +133,9 @@ class TrainConfig:
 
 # Settings that do not change what is learned; kept out of the artifact fingerprint.
 _NOT_FINGERPRINTED = {"device", "tensorboard_dir", "max_seconds"}
+# How csv files are read: the content they produce is in the fingerprint as the data
+# hash, and leaving them out keeps artifacts trained before these options existed valid.
+_DATA_NOT_FINGERPRINTED = {"columns", "encoding", "name"}
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,7 @@ class RunConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         d = self.to_dict()
         d["train"] = {k: v for k, v in d["train"].items() if k not in _NOT_FINGERPRINTED}
+        d["data"] = {k: v for k, v in d["data"].items() if k not in _DATA_NOT_FINGERPRINTED}
         return d
 
     def with_overrides(self, **sections: dict[str, Any]) -> RunConfig:

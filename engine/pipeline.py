@@ -1,8 +1,9 @@
-"""The recipe, readable top to bottom: data -> split -> features -> graph -> model -> train or load.
+"""The one path from a configuration or a stored artifact to a ready Recommender.
 
-``train_or_load(config)`` returns a ready :class:`engine.service.Recommender`. A trained
-artifact whose fingerprint (config + dataset content + engine version) matches is loaded
-instead of retrained; a corrupt or stale one is detected by the store and rebuilt.
+``train_or_load(config)`` returns the cached artifact when its fingerprint (config + dataset
+content + engine version) matches, else trains, stores and returns a new one; a corrupt or stale
+artifact is detected by the store and rebuilt. ``load_version`` loads any stored version (its
+``gatlens update`` rows replayed) and never trains.
 """
 
 from __future__ import annotations
@@ -10,131 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-
-from engine import __version__
-from engine.artifacts.fingerprint import fingerprint
-from engine.artifacts.store import ArtifactRef, ArtifactStore
+from engine.artifacts.store import ArtifactStore, LoadedArtifact
+from engine.assembly import DEFAULT_CACHE, Prepared, config_fingerprint, make_model, model_card, prepare, train_model
 from engine.config import RunConfig
-from engine.data.graph import RecGraph, build_graph, category_matrix
-from engine.data.schema import CATEGORIES, Dataset
-from engine.data.split import SplitData, split
-from engine.features.text import TextFeatures, encode_items
-from engine.models.base import EmbeddingModel, FittedModel
-from engine.models.registry import build_model
-from engine.training.callbacks import Callback
-from engine.training.loop import TrainResult
-from engine.training.minibatch import fit_auto
+from engine.data.schema import Dataset
+from engine.errors import StaleArtifactError
+from engine.evaluation.ranking import evaluate
+from engine.models.base import EmbeddingModel
+from engine.recommender import Recommender
+from engine.training.callbacks import Callback, ProgressBar
+from engine.training.minibatch import LayerwiseInference
+from engine.update.merge import restore_prepared
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CACHE = Path("data/cache")
-
-
-@dataclass
-class Prepared:
-    """Everything derived from the data before a model exists."""
-
-    config: RunConfig
-    dataset: Dataset
-    split: SplitData
-    graph: RecGraph
-    text: TextFeatures
-    categories: torch.Tensor  # [n_items, C] multi-hot, aligned with split.idmap.items
-    category_names: list[str]
-    data_hash: str
-
-    @property
-    def item_frame(self) -> Any:
-        """Items table re-indexed to internal item order."""
-        return self.dataset.items.set_index("item_id").loc[list(self.split.idmap.items)].reset_index()
-
-
-def load_data(config: RunConfig) -> Dataset:
-    """Load the dataset named by the config (validation errors propagate)."""
-    from engine.data.registry import load_dataset
-
-    d = config.data
-    kwargs: dict[str, Any] = {"seed": d.seed}
-    if d.dataset == "demo":
-        kwargs["scale"] = d.scale
-    return load_dataset(d.dataset, d.data_dir, **kwargs)
-
-
-def prepare(
-    config: RunConfig, *, dataset: Dataset | None = None, cache_dir: Path = DEFAULT_CACHE, progress: bool = False
-) -> Prepared:
-    """Load, split, encode item text and build the training graph."""
-    ds = dataset if dataset is not None else load_data(config)
-    d = config.data
-    sp = split(
-        ds,
-        method=d.split,
-        ratios=d.ratios,
-        threshold=d.threshold,
-        kcore_k=d.kcore,
-        seed=d.seed,
-        time_cut=d.time_cut,
-    )
-    items = ds.items.set_index("item_id").loc[list(sp.idmap.items)].reset_index()
-    needs_text = config.features.text and config.model.name in ("gat", "gcn", "sage")
-    text = encode_items(
-        items,
-        model=config.features.text_model,
-        cache_dir=cache_dir / "text",
-        show_progress=progress,
-        enabled=needs_text,
-    )
-    cats, names = category_matrix(list(items[CATEGORIES]))
-    graph = build_graph(sp)
-    return Prepared(config, ds, sp, graph, text, cats, names, ds.content_hash())
-
-
-def make_model(prep: Prepared) -> EmbeddingModel | FittedModel:
-    """A fresh, untrained model for ``prep``; its initial weights depend only on ``train.seed``."""
-    from engine.training.device import seed_everything
-
-    cfg = prep.config
-    # Seed here, not only in the training loop: initial weights drawn from whatever state the
-    # global RNG was left in made two trainings of one config differ (0.26 vs 0.27 test NDCG@10).
-    seed_everything(cfg.train.seed)
-    text = None if prep.text.embeddings is None else torch.from_numpy(prep.text.embeddings)
-    cats = prep.categories if (cfg.features.categories and prep.category_names) else None
-    return build_model(
-        cfg.model,
-        prep.split.n_users,
-        prep.split.n_items,
-        text_features=text,
-        category_features=cats,
-        item_degree=torch.from_numpy(prep.split.item_counts()),
-    )
-
-
-def config_fingerprint(prep: Prepared) -> str:
-    extra = {"text_weights": prep.text.info.weights_sha256 if prep.text.info else None}
-    return fingerprint({**prep.config.fingerprint_dict(), **extra}, prep.data_hash, __version__)
-
-
-def train_model(
-    prep: Prepared, *, callbacks: Sequence[Callback] = ()
-) -> tuple[EmbeddingModel | FittedModel, TrainResult]:
-    """Fit a fresh model on ``prep`` (trained models through the BPR loop)."""
-    model = make_model(prep)
-    if isinstance(model, EmbeddingModel):
-        result = fit_auto(
-            model, prep.graph, prep.split, prep.config.train, mode=prep.config.train.mode, callbacks=callbacks
-        )
-        model.cpu()
-        model.cache_embeddings(prep.graph.cpu())
-        return model, result
-    t0 = time.perf_counter()
-    model.fit(prep.split)
-    return model, TrainResult(epochs=0, seconds=time.perf_counter() - t0, device="cpu")
 
 
 def train_or_load(
@@ -145,7 +36,7 @@ def train_or_load(
     callbacks: Sequence[Callback] = (),
     cache_dir: Path = DEFAULT_CACHE,
     dataset: Dataset | None = None,
-) -> Any:
+) -> Recommender:
     """Return a ready Recommender: the cached artifact when valid, else a freshly trained one.
 
     Args:
@@ -157,12 +48,8 @@ def train_or_load(
         dataset: an already loaded dataset to use instead of loading by name (default: None).
 
     Returns:
-        :class:`engine.service.Recommender`.
+        :class:`engine.recommender.Recommender`.
     """
-    from engine.evaluation.ranking import evaluate
-    from engine.service import Recommender
-    from engine.training.callbacks import ProgressBar
-
     t0 = time.perf_counter()
     prep = prepare(config, dataset=dataset, cache_dir=cache_dir, progress=progress)
     store = ArtifactStore(cache_dir / "models")
@@ -171,8 +58,6 @@ def train_or_load(
     if not force:
         loaded = store.load(name, fp)
         if loaded is not None:
-            from engine.update import recommender_from_artifact  # update imports this module
-
             # The newest version may come from `gatlens update`: its appended rows are replayed,
             # or new users / items would not fit the stored tables.
             rec = recommender_from_artifact(prep, loaded, cache_dir=cache_dir)
@@ -198,53 +83,75 @@ def train_or_load(
     return Recommender(prep, model, meta, ref, result.curve)
 
 
-def model_card(
-    prep: Prepared,
-    model: EmbeddingModel | FittedModel,
-    result: TrainResult,
-    test: dict[str, float],
-    valid: dict[str, float],
-) -> dict[str, Any]:
-    """The JSON summary the CLI prints and the dashboard's model card shows."""
-    n_params = sum(p.numel() for p in model.parameters()) if isinstance(model, EmbeddingModel) else None
-    trainable = (
-        sum(p.numel() for p in model.parameters() if p.requires_grad) if isinstance(model, EmbeddingModel) else None
-    )
-    info = prep.text.info
-    return {
-        "model": prep.config.model.name,
-        "description": repr(model),
-        "config": prep.config.to_dict(),
-        "parameters": n_params,
-        "trainable_parameters": trainable,
-        "language_model": {
-            "note": prep.text.note,
-            "model_id": info.model_id if info else None,
-            "source": info.source if info else None,
-            "weights_sha256": info.weights_sha256 if info else None,
-            "dim": info.dim if info else None,
-        },
-        "data": {
-            "dataset": prep.dataset.name,
-            "content_hash": prep.data_hash,
-            "users": prep.split.n_users,
-            "items": prep.split.n_items,
-            "train": len(prep.split.train),
-            "valid": len(prep.split.valid),
-            "test": len(prep.split.test),
-        },
-        "training": {
-            "device": result.device,
-            "epochs": result.epochs,
-            "best_epoch": result.best_epoch,
-            "best_valid_ndcg@10": None if not np.isfinite(result.best_valid) else result.best_valid,
-            "seconds": round(result.seconds, 2),
-            "stopped_early": result.stopped_early,
-        },
-        "metrics": {f"test_{k}": v for k, v in test.items()} | {f"valid_{k}": v for k, v in valid.items()},
-        "engine_version": __version__,
-    }
+def load_version(
+    config: RunConfig,
+    version: int | None = None,
+    *,
+    fingerprint: str | None = None,
+    cache_dir: Path = DEFAULT_CACHE,
+    dataset: Dataset | None = None,
+) -> Recommender | None:
+    """One cached version for ``config`` (updates replayed), or None when it is missing or damaged.
+
+    Mirrors the load path of :func:`engine.pipeline.train_or_load` plus :func:`restore_prepared`,
+    for any version; it never trains. A damaged version is moved aside by the store.
+
+    Args:
+        config: the configuration the model was trained with (its artifact's ``config.json``).
+        version: the version number (default: the newest).
+        fingerprint: the fingerprint the version is stored under, e.g. from its manifest; checked
+            against the one ``config`` gives today (default: not checked).
+        cache_dir: feature and artifact cache root (default: ``data/cache``).
+        dataset: an already loaded dataset to use instead of loading by name (default: None).
+
+    Returns:
+        The :class:`Recommender`, or None.
+
+    Raises:
+        StaleArtifactError: ``fingerprint`` is not what ``config`` gives today.
+        ValueError: replaying the version's update does not give its stored id map.
+    """
+    prep = prepare(config, dataset=dataset, cache_dir=cache_dir)
+    fp = config_fingerprint(prep)
+    if fingerprint is not None and fingerprint != fp:
+        raise StaleArtifactError(
+            f"the stored model {fingerprint[:16]} no longer matches its configuration (which now gives {fp[:16]}): "
+            "the data or the engine version changed since it was trained"
+        )
+    loaded = ArtifactStore(cache_dir / "models").load(prep.dataset.name, fp, version=version)
+    if loaded is None:
+        return None
+    return recommender_from_artifact(prep, loaded, cache_dir=cache_dir)
 
 
-def artifact_ref_str(ref: ArtifactRef) -> str:
-    return f"{ref.dataset}/{ref.fingerprint[:16]}/v{ref.version}"
+def recommender_from_artifact(
+    prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path = DEFAULT_CACHE
+) -> Recommender:
+    """The :class:`Recommender` a loaded artifact version holds (its updates replayed onto ``prep``).
+
+    Trained models get their stored weights and final embeddings (recomputed layer-wise when a
+    version lacks them); closed-form models are refitted, which is cheaper than storing an
+    items x items matrix.
+    """
+    prep = restore_prepared(prep, loaded, cache_dir=cache_dir)
+    model = make_model(prep)
+    if isinstance(model, EmbeddingModel):
+        model.load_state_dict(loaded.tensors["model"])
+        emb = loaded.tensors.get("embeddings")
+        if emb is not None:
+            model.set_cached_embeddings(emb["users"], emb["items"])
+        else:
+            model.set_cached_embeddings(*LayerwiseInference(prep.graph)(model))
+    else:
+        model.fit(prep.split)
+    return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []))
+
+
+def load_latest(
+    config: RunConfig, *, cache_dir: Path = DEFAULT_CACHE, dataset: Dataset | None = None
+) -> Recommender | None:
+    """The newest cached version for ``config`` (updates replayed), or None when none is cached.
+
+    See :func:`load_version`; it never trains.
+    """
+    return load_version(config, cache_dir=cache_dir, dataset=dataset)

@@ -1,404 +1,413 @@
-"""The Recommender facade: the one object the CLI and the dashboard talk to.
+"""The one door into the engine for the CLI and the dashboard: plain Python, numpy and pandas out.
 
-It owns a prepared dataset (split, graph, features) and a fitted model, and answers
-in tidy pandas DataFrames and dataclasses; it never draws. Heavy work (explanations,
-audits) is computed lazily and memoised per (user, item) / per setting, in the spirit
-of explainerdashboard's explainer object.
+Everything a page or a command needs is a function here or a method of :class:`ServedModel`:
+list, load and train models (with a progress callback), user and history tables, top-K lists
+(optionally re-ranked), explanations, what-if edits, audits and comparisons. No tensor crosses
+this door: results are DataFrames, numpy arrays, dicts and the plain result dataclasses of the
+explainer and the audit (whose fields are DataFrames and numbers).
+
+Heavy work (explanations, audits) is computed lazily and memoised per model, in the spirit of
+explainerdashboard's explainer object; the memo lives on the :class:`ServedModel`, not on the
+engine's :class:`~engine.recommender.Recommender`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from engine.artifacts.store import ArtifactRef, ArtifactStore
-from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER
-from engine.data.split import I, U
-from engine.models.base import EmbeddingModel, FittedModel
-from engine.pipeline import Prepared, artifact_ref_str
+from engine.artifacts.store import ArtifactStore
+from engine.assembly import DEFAULT_CACHE, artifact_ref_str
+from engine.config import RunConfig
+from engine.data.schema import USER
+from engine.errors import (
+    KNOWN,
+    NO_HISTORY,
+    UNKNOWN,
+    DataValidationError,
+    GatlensError,
+    StaleArtifactError,
+    UnknownItemError,
+    UnknownUserError,
+    UnsupportedModelError,
+)
+from engine.explain import Explanation, WhatIf, explain_pair, what_if
+from engine.explain.evaluate import ExplainEval, demo_triggers
+from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
+from engine.fairness.audit import AuditReport, compare_models, run_audit
+from engine.fairness.rerank import apply_rerank
+from engine.pipeline import load_version, train_or_load
+from engine.recommender import WHAT_CHANGED_COLUMNS, Recommendations, Recommender
+from engine.training.callbacks import FunctionCallback
+from engine.update.apply import update_model
+
+# -- metric registry (for the dashboard and the CLI; functions at the end of this file) --
+from engine.evaluation.metrics import HIGHER, LOWER, NEUTRAL, all_metrics, format_value, table_format, values_table
+from engine.evaluation.metrics import glossary as _glossary
+from engine.evaluation.metrics import label as metric_label
+from engine.evaluation.popularity import TIERS_DEFINITION
+# -- end metric registry imports --
 
 log = logging.getLogger(__name__)
 
-KNOWN, NO_HISTORY, UNKNOWN = "known", "no_history", "unknown"
+__all__ = [
+    "KNOWN",
+    "NO_HISTORY",
+    "UNKNOWN",
+    "WHAT_CHANGED_COLUMNS",
+    "AuditReport",
+    "DataValidationError",
+    "Explanation",
+    "GatlensError",
+    "Recommendations",
+    "RunConfig",
+    "ServedModel",
+    "StaleArtifactError",
+    "UnknownItemError",
+    "UnknownUserError",
+    "UnsupportedModelError",
+    "WhatIf",
+    "compare",
+    "evaluate_explanations",
+    "list_models",
+    "load_latest",
+    "load_model",
+    "train",
+    "update",
+]
 
-# Columns of Recommender.what_changed(); engine.update.what_changed() computes the first eight.
-WHAT_CHANGED_COLUMNS = (
-    USER,
-    "changed",
-    "overlap",
-    "new_interactions",
-    "entered",
-    "left",
-    "top_before",
-    "top_after",
-    "entered_titles",
-    "left_titles",
-)
-# Figures of an update's summary (meta["update"]) that Recommender.lineage() passes on.
-UPDATE_FIGURES = (
-    "rows",
-    "positives",
-    "new_users",
-    "new_items",
-    "train_pairs_added",
-    "users_changed",
-    "epochs",
-    "seconds",
-    "valid_ndcg@10_before",
-    "valid_ndcg@10_after",
-)
-
-
-class UnknownUserError(KeyError):
-    """A user id that is in neither the interactions nor the users table."""
-
-    def __init__(self, user_id: str, example: str | None = None) -> None:
-        hint = f" (ids look like {example!r})" if example else ""
-        super().__init__(f"unknown user id {user_id!r}{hint}")
-        self.user_id = user_id
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+EpochHook = Callable[[int, int, dict[str, Any]], None]
 
 
-class UnknownItemError(KeyError):
-    """An item id that is not in the catalog."""
+class ServedModel:
+    """A trained model as the CLI and the dashboard see it: plain data out, memoised heavy work.
 
-    def __init__(self, item_id: str) -> None:
-        super().__init__(f"unknown item id {item_id!r}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-@dataclass
-class Recommendations:
-    """A user's top-K list.
-
-    Attributes:
-        user_id: external user id.
-        items: columns ``rank``, ``item_id``, ``title``, ``categories``, ``score``.
-        fallback: None for personalised lists; otherwise a label such as
-            ``"most popular (user has no training history)"``.
+    Args:
+        rec: the engine's recommender (model + the data it was trained on).
     """
 
-    user_id: str
-    items: pd.DataFrame
-    fallback: str | None = None
+    def __init__(self, rec: Recommender) -> None:
+        self._rec = rec
+        self._explanations: dict[tuple[Any, ...], Explanation] = {}
+        self._audits: dict[tuple[Any, ...], AuditReport] = {}
 
-    def to_dict(self) -> dict[str, Any]:
-        rows = self.items.assign(categories=self.items[CATEGORIES].map(list)).to_dict("records")
-        return {"user_id": self.user_id, "fallback": self.fallback, "items": rows}
-
-
-@dataclass
-class Recommender:
-    """A trained model bound to its data.
-
-    Attributes:
-        prep: the prepared data (dataset, split, graph, features).
-        model: the fitted model.
-        meta: the model card (config, language model, training, metrics).
-        ref: where the artifact is stored (None when not stored).
-        curve: the training curve, one dict per epoch.
-    """
-
-    prep: Prepared
-    model: EmbeddingModel | FittedModel
-    meta: dict[str, Any]
-    ref: ArtifactRef | None = None
-    curve: list[dict[str, Any]] = field(default_factory=list)
-
-    # -- identity ---------------------------------------------------------------------------
-    @property
-    def dataset(self) -> Any:
-        return self.prep.dataset
+    def __repr__(self) -> str:
+        return f"ServedModel({self.key!r})"
 
     @property
-    def idmap(self) -> Any:
-        return self.prep.split.idmap
+    def recommender(self) -> Recommender:
+        """The engine's recommender behind this door, for engine-side code (tests, scripts, benchmarks).
+
+        The dashboard never touches it (``tests/test_boundaries.py`` checks): it holds tensors.
+        """
+        return self._rec
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        """External ids of the users with training history, in the model's internal order."""
+        return tuple(self._rec.idmap.users)
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """``dataset/fingerprint[:16]/vN`` of the stored artifact, or ``dataset/model`` when not stored."""
+        ref = self._rec.ref
+        return artifact_ref_str(ref) if ref is not None else f"{self.dataset_name}/{self.model_name}"
+
+    @property
+    def fingerprint(self) -> str | None:
+        return None if self._rec.ref is None else self._rec.ref.fingerprint
+
+    @property
+    def version(self) -> int | None:
+        return self._rec.version
+
+    @property
+    def artifact_path(self) -> str | None:
+        """The stored version's folder, or None when the model is not stored."""
+        return None if self._rec.ref is None else str(self._rec.ref.path)
+
+    @property
+    def config(self) -> RunConfig:
+        """The configuration the model was trained with."""
+        return self._rec.prep.config
 
     @property
     def model_name(self) -> str:
-        return str(self.meta.get("model", "?"))
+        return self._rec.model_name
 
-    @cached_property
-    def items(self) -> pd.DataFrame:
-        """The catalog in internal item order, with training popularity."""
-        frame = self.prep.item_frame
-        frame["popularity"] = self.item_popularity
-        return frame
+    @property
+    def dataset_name(self) -> str:
+        return self._rec.dataset.name
 
-    @cached_property
-    def item_popularity(self) -> np.ndarray:
-        return self.prep.split.item_counts()
-
-    @cached_property
-    def _train_csr(self) -> Any:
-        m = self.prep.split.matrix("train")
-        m.sort_indices()
-        return m
-
-    # -- users ------------------------------------------------------------------------------
-    def user_status(self, user_id: str) -> str:
-        """``known`` (has training history), ``no_history`` (listed, nothing to learn from) or ``unknown``."""
-        uid = str(user_id)
-        if self.idmap.has_user(uid):
-            return KNOWN
-        users = self.dataset.users
-        in_table = users is not None and uid in set(users[USER])
-        in_log = uid in self._all_users
-        return NO_HISTORY if (in_table or in_log) else UNKNOWN
-
-    @cached_property
-    def _all_users(self) -> set[str]:
-        return set(self.dataset.interactions[USER].unique())
-
-    def _require_user(self, user_id: str) -> str:
-        status = self.user_status(user_id)
-        if status == UNKNOWN:
-            raise UnknownUserError(str(user_id), self.idmap.users[0] if self.idmap.n_users else None)
-        return status
-
-    def history(self, user_id: str) -> pd.DataFrame:
-        """Every logged interaction of the user, newest first, with titles and split part.
-
-        Columns: ``item_id``, ``title``, ``categories``, ``rating``, ``timestamp``,
-        ``date``, ``part`` (``train`` / ``valid`` / ``test`` / ``not positive``).
-        """
-        self._require_user(user_id)
-        inter = self.dataset.interactions
-        rows = inter[inter[USER] == str(user_id)]
-        part = pd.Series("not positive", index=rows.index)
-        if self.idmap.has_user(user_id):
-            u = self.idmap.user_index(user_id)
-            for name in ("test", "valid", "train"):
-                frame = getattr(self.prep.split, name)
-                ids = {self.idmap.items[i] for i in frame.loc[frame[U] == u, I]}
-                part[rows[ITEM].isin(ids)] = name
-        titles = self.items.set_index(ITEM)
-        out = pd.DataFrame(
-            {
-                ITEM: rows[ITEM].to_numpy(),
-                TITLE: titles.loc[rows[ITEM], TITLE].to_numpy(),
-                CATEGORIES: titles.loc[rows[ITEM], CATEGORIES].to_numpy(),
-                RATING: rows[RATING].to_numpy(),
-                TIMESTAMP: rows[TIMESTAMP].to_numpy(),
-                "part": part.to_numpy(),
-            }
-        )
-        out["date"] = pd.to_datetime(out[TIMESTAMP].where(out[TIMESTAMP] >= 0), unit="s").dt.date
-        return out.sort_values(TIMESTAMP, ascending=False, kind="stable").reset_index(drop=True)
-
-    def train_items(self, u: int) -> np.ndarray:
-        """Internal item indices of a user's training interactions."""
-        m = self._train_csr
-        return m.indices[m.indptr[u] : m.indptr[u + 1]]
-
-    # -- recommendations --------------------------------------------------------------------
-    def scores(self, u: int) -> np.ndarray:
-        """Model scores for every item for internal user ``u``."""
-        with torch.no_grad():
-            return self.model.score(torch.tensor([u])).reshape(-1).float().cpu().numpy()
-
-    def recommend(
-        self,
-        user_id: str,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        categories: list[str] | None = None,
-        hide_popular: float | None = None,
-    ) -> Recommendations:
-        """Top-K items for a user.
-
-        Args:
-            user_id: external id.
-            k: list length (default: 10).
-            exclude_seen: drop the user's training items (default: True).
-            categories: keep only items having one of these categories (default: all).
-            hide_popular: drop the most popular share of the catalog, e.g. 0.05 (default: None).
-
-        Returns:
-            :class:`Recommendations`; a user without training history gets the labelled
-            most-popular fallback instead of an error.
-
-        Raises:
-            UnknownUserError: the id is in no table of the dataset.
-            ValueError: ``k`` is not positive.
-        """
-        if k < 1:
-            raise ValueError(f"k must be >= 1 (got {k!r})")
-        status = self._require_user(user_id)
-        fallback = None
-        if status == KNOWN:
-            u = self.idmap.user_index(user_id)
-            scores = self.scores(u).astype(np.float64)
-            if exclude_seen:
-                scores[self.train_items(u)] = -np.inf
-        else:
-            fallback = "most popular (this user has no training history)"
-            scores = self.item_popularity.astype(np.float64)
-            seen = self.dataset.interactions.loc[self.dataset.interactions[USER] == str(user_id), ITEM]
-            if exclude_seen and len(seen):
-                scores[self.idmap.item_indices([s for s in seen if self.idmap.has_item(s)])] = -np.inf
-        scores = self._apply_filters(scores, categories, hide_popular)
-        return Recommendations(str(user_id), self._top_frame(scores, k), fallback)
-
-    def _apply_filters(
-        self, scores: np.ndarray, categories: list[str] | None, hide_popular: float | None
-    ) -> np.ndarray:
-        if categories:
-            wanted = set(categories)
-            ok = self.items[CATEGORIES].map(lambda cs: bool(wanted.intersection(cs))).to_numpy()
-            scores = np.where(ok, scores, -np.inf)
-        if hide_popular:
-            cut = np.quantile(self.item_popularity, 1 - hide_popular)
-            scores = np.where(self.item_popularity > cut, -np.inf, scores)
-        return scores
-
-    def _top_frame(self, scores: np.ndarray, k: int) -> pd.DataFrame:
-        finite = np.isfinite(scores)
-        k = min(k, int(finite.sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        frame = self.items.iloc[top][[ITEM, TITLE, CATEGORIES]].reset_index(drop=True)
-        frame.insert(0, "rank", np.arange(1, len(top) + 1))
-        frame["score"] = scores[top].astype(float)
-        frame["popularity"] = self.item_popularity[top]
-        return frame
-
-    # -- cards ------------------------------------------------------------------------------
-    def dataset_summary(self) -> dict[str, Any]:
-        return self.dataset.summary()
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The model card (config, language model, training, metrics, update)."""
+        return self._rec.meta
 
     @property
     def metrics(self) -> dict[str, float]:
-        return dict(self.meta.get("metrics", {}))
+        return self._rec.metrics
 
-    # -- versions ---------------------------------------------------------------------------
     @property
-    def version(self) -> int | None:
-        """The stored artifact version (1 when trained from scratch, +1 per update), or None when not stored."""
-        return None if self.ref is None else self.ref.version
+    def curve(self) -> list[dict[str, Any]]:
+        """The training curve, one dict per epoch."""
+        return list(self._rec.curve)
 
     def lineage(self) -> list[dict[str, Any]]:
-        """This model's version and the versions it was derived from, current first, back to the root.
-
-        Only manifests are read. A model that is not stored gives one entry from its own model card.
-
-        Returns:
-            One dict per version with ``version`` (int; None when not stored), ``key``
-            (``dataset/fingerprint[:16]/vN``; None when not stored), ``created`` (ISO 8601 UTC, or
-            None when unknown), ``available`` (False for an ancestor whose manifest is missing or
-            damaged: then nothing else is known and it is the last entry), ``update`` (True for a
-            version made by an incremental update, False for one trained from scratch, None when
-            unknown), and the update's figures (None for a version trained from scratch):
-            ``rows`` (interactions added), ``positives``, ``new_users``, ``new_items``,
-            ``train_pairs_added``, ``users_changed``, ``epochs``, ``seconds``,
-            ``valid_ndcg@10_before`` and ``valid_ndcg@10_after``.
-        """
-        if self.ref is None:
-            return [_lineage_entry(None, None, self.meta, True)]
-        # Layout <root>/<dataset>/<fingerprint[:16]>/v<N>: the store the version lives in holds its parents.
-        store = ArtifactStore(Path(self.ref.path).parents[2])
-        entries = []
-        for n, (ref, manifest) in enumerate(store.lineage(self.ref)):
-            if manifest is None and n == 0:  # the loaded version's own manifest went away: its card still holds
-                manifest = {"meta": self.meta}
-            meta = None if manifest is None else manifest.get("meta", {})
-            entries.append(
-                _lineage_entry(ref.version, artifact_ref_str(ref), meta, manifest is not None)
-                | {"created": None if manifest is None else manifest.get("created")}
-            )
-        return entries
+        """See :meth:`engine.recommender.Recommender.lineage`."""
+        return self._rec.lineage()
 
     def what_changed(self, limit: int | None = 20) -> pd.DataFrame:
-        """Users whose top-K list changed most in the update that made this version, most changed first.
+        """See :meth:`engine.recommender.Recommender.what_changed`."""
+        return self._rec.what_changed(limit)
 
-        The model card keeps the 20 most changed users; a longer table is read from the
-        artifact's stored copy (up to 1000 rows, see :func:`engine.update.what_changed`).
+    def dataset_summary(self) -> dict[str, Any]:
+        return self._rec.dataset_summary()
 
-        Args:
-            limit: at most this many rows; None for every stored row (default: 20).
+    # -- catalog and users --------------------------------------------------------------------
+    @property
+    def items(self) -> pd.DataFrame:
+        """The catalog in internal item order: ``item_id``, ``title``, ``categories``, … and ``popularity``."""
+        return self._rec.items
+
+    @property
+    def item_popularity(self) -> np.ndarray:
+        """Training interactions per item, aligned with :attr:`items`."""
+        return np.asarray(self._rec.item_popularity)
+
+    @property
+    def category_names(self) -> list[str]:
+        return list(self._rec.prep.category_names)
+
+    def has_item(self, item_id: str) -> bool:
+        return self._rec.idmap.has_item(str(item_id))
+
+    def user_status(self, user_id: str) -> str:
+        """``known``, ``no_history`` or ``unknown`` (see :mod:`engine.errors`)."""
+        return self._rec.user_status(user_id)
+
+    def example_user(self) -> str | None:
+        """A user id with training history, for "ids look like …" hints (None for an empty model)."""
+        return self._rec.idmap.users[0] if self._rec.idmap.n_users else None
+
+    def history(self, user_id: str) -> pd.DataFrame:
+        """See :meth:`engine.recommender.Recommender.history`."""
+        return self._rec.history(user_id)
+
+    def user_table(self) -> pd.DataFrame:
+        """One row per user id the dataset knows.
 
         Returns:
-            Columns ``user_id``, ``changed`` (items of the list before that are no longer in it),
-            ``overlap`` (share of the list kept), ``new_interactions`` (training pairs the update
-            added for the user), ``entered`` / ``left`` (item ids), ``top_before`` / ``top_after``
-            (item ids), and ``entered_titles`` / ``left_titles`` (those items' titles, the id where
-            an item has none). Empty, with these columns, when the model was never updated.
+            Columns ``user_id``, ``n_logged`` (all logged interactions), ``n_train`` (training
+            interactions), ``status`` (``known`` / ``no_history``) and the users table's
+            attributes, sorted by id.
         """
-        update = self.meta.get("update") or {}
-        records = list(update.get("what_changed") or [])
-        if records and (limit is None or limit > len(records)):
-            records = self._stored_changes() or records
-        frame = pd.DataFrame.from_records(records[:limit] if limit is not None else records)
-        if frame.empty:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in WHAT_CHANGED_COLUMNS})
-        titles = dict(zip(self.items[ITEM].astype(str), self.items[TITLE], strict=True))
-        for col in ("entered", "left"):
-            frame[f"{col}_titles"] = frame[col].map(lambda ids: [str(titles.get(str(i), i)) for i in ids])
-        return frame.reindex(columns=list(WHAT_CHANGED_COLUMNS)).reset_index(drop=True)
+        rec = self._rec
+        logged = rec.dataset.interactions.groupby(USER).size()
+        ids = pd.Index(logged.index.astype(str))
+        users = rec.dataset.users
+        if users is not None:
+            ids = ids.union(pd.Index(users[USER].astype(str)))
+        frame = pd.DataFrame({USER: ids})
+        frame["n_logged"] = frame[USER].map(logged).fillna(0).astype(int)
+        train_counts = rec.prep.split.matrix("train").getnnz(axis=1)
+        idmap = rec.idmap
+        frame["n_train"] = [int(train_counts[idmap.user_index(u)]) if idmap.has_user(u) else 0 for u in frame[USER]]
+        frame["status"] = [KNOWN if n else NO_HISTORY for n in frame["n_train"]]
+        if users is not None:
+            frame = frame.merge(users.astype({USER: str}), on=USER, how="left")
+        return frame.sort_values(USER, kind="stable").reset_index(drop=True)
 
-    def _stored_changes(self) -> list[dict[str, Any]] | None:
-        """The full "what changed" table stored with this version (verified when the version was loaded)."""
-        from engine.update import CHANGES_FILE
+    # -- lists --------------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, **filters: Any) -> Recommendations:
+        """See :meth:`engine.recommender.Recommender.recommend` (``categories``, ``hide_popular``)."""
+        return self._rec.recommend(user_id, k, **filters)
 
-        if self.ref is None:
-            return None
-        try:
-            rows = json.loads((Path(self.ref.path) / f"{CHANGES_FILE}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning(
-                "artifact %s: no readable %s.json (%s); showing the model card's rows", self.ref.path, CHANGES_FILE, exc
-            )
-            return None
-        return rows if isinstance(rows, list) else None
+    def recommend_reranked(self, user_id: str, spec: str, k: int, *, pool: int = 100, **filters: Any) -> pd.DataFrame:
+        """One user's top-``k`` after a post-processing re-ranker (the audit's re-rankers).
 
-    # -- explanations, audits, what-if (implemented in engine.explain / engine.fairness) ------
-    def explain(self, user_id: str, item_id: str, **kwargs: Any) -> Any:
-        """Why ``item_id`` for ``user_id``: see :func:`engine.explain.explain_pair` (memoised)."""
-        from engine.explain import explain_pair
+        Args:
+            user_id: a user with training history (others get their unre-ranked list).
+            spec: ``"mmr:0.3"``, ``"pop:0.5"``, ``"calibrated:0.4"`` or ``"none"``.
+            k: list length.
+            pool: candidates taken from the model's ranking (default: 100).
+            **filters: passed to :meth:`recommend` (``categories``, ``hide_popular``).
 
+        Returns:
+            The re-ranked list (columns of :attr:`Recommendations.items`) with ``model_rank``
+            (the rank before re-ranking).
+        """
+        rec = self._rec
+        base = rec.recommend(user_id, min(pool, len(rec.items)), **filters).items
+        if base.empty or spec.split(":")[0] == "none" or rec.user_status(user_id) != KNOWN:
+            return base.head(k).assign(model_rank=base["rank"].head(k))
+        idx = np.asarray(rec.idmap.item_indices(list(base["item_id"])), dtype=np.int64)
+        cats = rec.category_matrix()
+        u = rec.idmap.user_index(user_id)
+        order = apply_rerank(
+            spec,
+            idx[None, :],
+            base["score"].to_numpy(dtype=np.float64)[None, :],
+            k=min(k, len(idx)),
+            item_vectors=cats,
+            item_popularity=np.asarray(rec.item_popularity, dtype=np.float64),
+            item_categories=cats,
+            history_category_dist=rec.history_category_distribution(np.array([u]))[0:1],
+        )[0]
+        position = {int(i): p for p, i in enumerate(idx)}
+        picked = base.iloc[[position[int(i)] for i in order if i >= 0]].copy()
+        picked["model_rank"] = picked["rank"].to_numpy()
+        picked["rank"] = np.arange(1, len(picked) + 1)
+        return picked.reset_index(drop=True)
+
+    # -- explanations -------------------------------------------------------------------------
+    def explain(self, user_id: str, item_id: str, **kwargs: Any) -> Explanation:
+        """Why ``item_id`` for ``user_id``: see :func:`engine.explain.explain_pair` (memoised per arguments)."""
         key = (str(user_id), str(item_id), tuple(sorted(kwargs.items())))
-        cache = self.__dict__.setdefault("_explain_cache", {})
-        if key not in cache:
-            cache[key] = explain_pair(self, str(user_id), str(item_id), **kwargs)
-        return cache[key]
+        if key not in self._explanations:
+            self._explanations[key] = explain_pair(self._rec, str(user_id), str(item_id), **kwargs)
+        return self._explanations[key]
 
-    def what_if(self, user_id: str, *, add: list[str] = (), remove: list[str] = (), k: int = 10) -> Any:
+    def what_if(self, user_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = (), k: int = 10) -> WhatIf:
         """Re-score the user's top-K after editing their history: see :func:`engine.explain.what_if`."""
-        from engine.explain import what_if
+        return what_if(self._rec, str(user_id), add=list(add), remove=list(remove), k=k)
 
-        return what_if(self, str(user_id), add=list(add), remove=list(remove), k=k)
+    # -- audits -------------------------------------------------------------------------------
+    def audit(self, **options: Any) -> AuditReport:
+        """Beyond-accuracy, group and exposure audit: see :func:`engine.fairness.audit.run_audit` (memoised)."""
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        if key not in self._audits:
+            self._audits[key] = run_audit(self._rec, **options)
+        return self._audits[key]
 
-    def audit(self, **kwargs: Any) -> Any:
-        """Beyond-accuracy, group and exposure audit: see :func:`engine.fairness.audit.run_audit`."""
-        from engine.fairness.audit import run_audit
 
-        return run_audit(self, **kwargs)
+# -- models ------------------------------------------------------------------------------------
+def list_models(cache_dir: str | Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
+    """Every valid stored model version (manifests only, nothing loaded), newest first.
+
+    Args:
+        cache_dir: artifact and feature cache root (default: ``data/cache``).
+
+    Returns:
+        One dict per version with ``model``, ``dataset``, ``fingerprint``, ``version``,
+        ``path``, ``created`` and the model card's figures, as the store lists them.
+    """
+    return ArtifactStore(Path(cache_dir) / "models").list_models()[::-1]
 
 
-def _lineage_entry(
-    version: int | None, key: str | None, meta: dict[str, Any] | None, available: bool
-) -> dict[str, Any]:
-    """One :meth:`Recommender.lineage` entry from a version's model card (None when unreadable)."""
-    update = None if meta is None else meta.get("update")
-    entry: dict[str, Any] = {
-        "version": version,
-        "key": key,
-        "created": None,
-        "available": available,
-        "update": None if meta is None else bool(update),
-    }
-    figures = update if isinstance(update, dict) else {}
-    return entry | {name: figures.get(name) for name in UPDATE_FIGURES}
+def load_model(
+    config: RunConfig,
+    version: int | None = None,
+    *,
+    fingerprint: str | None = None,
+    cache_dir: str | Path = DEFAULT_CACHE,
+) -> ServedModel | None:
+    """One stored model version (its updates replayed), or None when it is missing or damaged; never trains.
+
+    Raises:
+        StaleArtifactError: ``fingerprint`` is not what ``config`` gives today.
+    """
+    rec = load_version(config, version, fingerprint=fingerprint, cache_dir=Path(cache_dir))
+    return None if rec is None else ServedModel(rec)
+
+
+def train(
+    config: RunConfig,
+    *,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    force: bool = False,
+    progress: bool = False,
+    on_epoch: EpochHook | None = None,
+) -> ServedModel:
+    """Train ``config`` (or load its valid cached artifact) and serve it.
+
+    Args:
+        config: the full run configuration.
+        cache_dir: artifact and feature cache root (default: ``data/cache``).
+        force: retrain even when a valid artifact exists (default: False).
+        progress: show progress bars on stderr (default: False).
+        on_epoch: called as ``on_epoch(epoch, max_epochs, figures)`` after every epoch (default: None).
+    """
+    callbacks = [FunctionCallback(on_epoch)] if on_epoch is not None else []
+    rec = train_or_load(config, force=force, progress=progress, callbacks=callbacks, cache_dir=Path(cache_dir))
+    return ServedModel(rec)
+
+
+def load_latest(config: RunConfig, *, cache_dir: str | Path = DEFAULT_CACHE) -> ServedModel | None:
+    """The newest stored version for ``config`` (its updates replayed), or None when none is stored; never trains."""
+    return load_model(config, cache_dir=cache_dir)
+
+
+def update(
+    model: ServedModel,
+    new_interactions: str | Path | pd.DataFrame,
+    *,
+    new_items: str | Path | pd.DataFrame | None = None,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    **options: Any,
+) -> ServedModel:
+    """Fold new interactions into ``model`` and store a new version: see :func:`engine.update.apply.update_model`."""
+    rec = update_model(model._rec, new_interactions, new_items=new_items, cache_dir=Path(cache_dir), **options)
+    return ServedModel(rec)
+
+
+def evaluate_explanations(model: ServedModel, **options: Any) -> ExplainEval:
+    """Faithfulness of every explanation method on ``model``: see :func:`engine.explain.evaluate.evaluate_explanations`.
+
+    On the demo world the planted triggers are the ground truth (found by regenerating the world).
+    """
+    return _evaluate_explanations(model._rec, triggers=demo_triggers(model._rec), **options)
+
+
+def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
+    """Audit several models on the same data side by side: see :func:`engine.fairness.audit.compare_models`.
+
+    Args:
+        models: display name -> served model, all on the same data.
+        **options: passed to the audit of every model.
+    """
+    return compare_models({name: m._rec for name, m in models.items()}, **options)
+
+
+# -- metric registry (for the dashboard and the CLI) -------------------------------------------
+# Labels, definitions and formats come from engine.evaluation.metrics, defined there once:
+# metric_label(key), format_value(key, value), table_format(key), values_table(values),
+# HIGHER / LOWER / NEUTRAL and TIERS_DEFINITION are re-exported above.
+
+
+def metric_glossary(keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Plain-words glossary: ``key, label, definition, direction, unit, reference, scope`` per metric.
+
+    Args:
+        keys: result keys to describe in this order (``"ndcg@10"`` is labelled
+            ``"NDCG@10"``); unknown keys are left out (default: None, every metric).
+    """
+    return _glossary(None if keys is None else list(keys))
+
+
+def metric_help(key: str) -> str | None:
+    """One-line tooltip for ``key``: its definition and which direction is better (None if unknown)."""
+    table = _glossary([key])
+    if table.empty:
+        return None
+    row = table.iloc[0]
+    return f"{row['definition']} ({row['direction']}.)"
+
+
+def headline_metrics() -> list[str]:
+    """Keys of the list metrics shown as headline tiles, in registry order."""
+    return [m.key for m in all_metrics() if m.headline]
+
+
+def list_metric_keys() -> list[str]:
+    """Keys of every registered list metric (catalog level and per user), in registry order."""
+    return [m.key for m in all_metrics() if m.scope in ("catalog", "user")]
+
+
+# -- end metric registry --

@@ -37,11 +37,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from engine.assembly import make_model, prepare
 from engine.config import RunConfig
 from engine.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
 from engine.data.split import W_RATING, W_RECENCY, I, SplitData, U
 from engine.evaluation.ranking import evaluate
-from engine.pipeline import make_model, prepare, train_or_load
+from engine.pipeline import train_or_load
 from engine.training.loop import fit
 from engine.training.minibatch import choose_mode, fit_minibatch
 
@@ -177,7 +178,7 @@ def _temporal_test(split: SplitData, rows: pd.DataFrame, threshold: float) -> Sp
 
 
 def section_update(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.update import update_model
+    from engine.update.apply import update_model
 
     ds = _ml100k(args)
     log = ds.interactions.sort_values([TIMESTAMP, USER, ITEM], kind="stable").reset_index(drop=True)

@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
+from engine.assembly import Prepared, make_model, prepare
 from engine.config import RunConfig, TrainConfig
-from engine.pipeline import Prepared, make_model, prepare
 from engine.training.minibatch import fit_minibatch
 
 FANOUT = (15, 10)

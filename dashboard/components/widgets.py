@@ -98,7 +98,7 @@ def user_picker(cur: context.Current, *, key_prefix: str = "") -> str | None:
     if wanted is not None and str(wanted) not in set(ids):
         example = ids[0] if ids else "?"
         st.warning(
-            f"There is no user **{esc(wanted)}** in *{esc(cur.rec.dataset.name)}* "
+            f"There is no user **{esc(wanted)}** in *{esc(cur.rec.dataset_name)}* "
             f"(user ids look like `{esc(example)}`). Pick one below.",
             icon=":material/person_off:",
         )

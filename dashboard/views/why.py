@@ -78,7 +78,7 @@ def _item_picker(cur: context.Current, user: str) -> str | None:
     sel = context.selection()
     wanted = sel.get("item")
     ids = rec.items["item_id"].astype(str)
-    if wanted is not None and not rec.idmap.has_item(str(wanted)):
+    if wanted is not None and not rec.has_item(str(wanted)):
         st.warning(
             f"There is no item **{esc(wanted)}** in this catalog (item ids look like `{esc(ids.iloc[0])}`); "
             "showing the user's top recommendation instead.",

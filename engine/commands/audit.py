@@ -65,11 +65,10 @@ def _audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
-    from engine.fairness.audit import compare_models, run_audit
+    from engine import service
 
     if args.compare:
         from engine.config import MODEL_NAMES
-        from engine.pipeline import train_or_load
 
         names = [n.strip() for n in args.compare.split(",") if n.strip()]
         unknown = [n for n in names if n not in MODEL_NAMES]
@@ -77,14 +76,14 @@ def run_audit_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--compare takes model names from {list(MODEL_NAMES)} (got {args.compare!r})")
         base = config_from_args(args)
         recs = {
-            name: train_or_load(
+            name: service.train(
                 base.with_overrides(model={"name": name}),
                 progress=sys.stderr.isatty(),
                 cache_dir=Path(args.cache_dir),
             )
             for name in names
         }
-        table = compare_models(recs, **_audit_kwargs(args))
+        table = service.compare(recs, **_audit_kwargs(args))
         if args.json:
             from engine.fairness.audit import jsonable
 
@@ -94,7 +93,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
         return 0
 
     rec = load_recommender(args)
-    report = run_audit(rec, **_audit_kwargs(args))
+    report = rec.audit(**_audit_kwargs(args))
     if args.json:
         emit_json(report.to_dict())
         return 0

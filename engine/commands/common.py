@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.config import MODEL_NAMES, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.config import MODEL_NAMES, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+
+if TYPE_CHECKING:  # the service imports torch: `gatlens --help` stays fast without it
+    from engine.service import ServedModel
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -21,6 +25,43 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed; also the demo world's seed (default: 0)")
     p.add_argument("--scale", type=float, default=1.0, help="demo world size multiplier (default: 1.0)")
     p.add_argument("--cache-dir", default="data/cache", help="artifact and feature cache (default: data/cache)")
+    p.add_argument(
+        "--split",
+        default="random",
+        choices=SPLITS,
+        help="train/valid/test split: random 8:1:1 per user (needs 10 positives per user for valid/test), "
+        "temporal, global_time, or leave_one_out for small data (default: random)",
+    )
+    add_csv_args(p)
+
+
+def add_csv_args(p: argparse.ArgumentParser) -> None:
+    """The options of the csv dataset: column mapping, encoding and the stored name."""
+    p.add_argument(
+        "--columns",
+        default=None,
+        help="csv only: column mapping FILE_COL=CANONICAL,... e.g. uid=user_id,movie=item_id",
+    )
+    p.add_argument("--encoding", default="utf-8", help="csv only: encoding of the files (default: utf-8)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="csv only: the dataset's name in messages and the model cache (default: the folder's name)",
+    )
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` the data options name (csv options only when given)."""
+    return DataConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        scale=args.scale,
+        split=getattr(args, "split", "random"),
+        columns=getattr(args, "columns", None),
+        encoding=getattr(args, "encoding", "utf-8"),
+        name=getattr(args, "name", None),
+    )
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -57,26 +98,47 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "seed": args.seed,
         "mode": getattr(args, "mode", "auto"),
     }
-    if getattr(args, "epochs", None):
+    if getattr(args, "epochs", None) is not None:  # 0 must reach TrainConfig's check, not mean "default"
         train_kw["epochs"] = args.epochs
     return RunConfig(
-        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, scale=args.scale),
+        data=data_config_from_args(args),
         features=FeatureConfig(text=not getattr(args, "no_text", False)),
         model=ModelConfig(**model_kw),
         train=TrainConfig(**train_kw),
     )
 
 
-def load_recommender(args: argparse.Namespace, *, progress: bool = True) -> Any:
-    """Train or load the model the arguments name (cached)."""
-    from engine.pipeline import train_or_load
+def load_recommender(args: argparse.Namespace, *, progress: bool = True) -> ServedModel:
+    """Train or load the model the arguments name (cached), served through :mod:`engine.service`."""
+    from engine import service  # lazy: importing torch costs seconds that --help should not pay
 
-    return train_or_load(
+    return service.train(
         config_from_args(args),
         force=getattr(args, "force", False),
         progress=progress and sys.stderr.isatty(),
         cache_dir=Path(args.cache_dir),
     )
+
+
+# ANSI escape sequences, C0/C1 control characters except newline and tab, and the
+# bidirectional overrides that make text read differently from what it is.
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without terminal control characters, for printing data strings.
+
+    Titles, ids and categories come from data files; printed raw, an escape sequence
+    in a title could recolour, retitle or clear the user's terminal. Every command
+    that prints data strings as text passes them through here (JSON output escapes
+    control characters itself).
+    """
+    return _TERMINAL_CONTROL.sub("", text)
+
+
+def echo(text: str) -> None:
+    """Print ``text`` (which may hold data strings) made :func:`terminal_safe`."""
+    print(terminal_safe(text))
 
 
 def emit_json(obj: Any) -> None:

@@ -80,16 +80,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"dashboard app not found at {APP_PATH}; reinstall gatlens")
     key = None
     if not args.no_train:
-        from engine.pipeline import train_or_load
+        from engine import service
 
         print(
             f"Loading the {args.model} model for {args.dataset} (training it first if none is cached)…",
             file=sys.stderr,
             flush=True,
         )
-        rec = train_or_load(config_from_args(args), progress=True, cache_dir=Path(args.cache_dir))
-        if rec.ref is not None:
-            key = model_key(rec.model_name, rec.ref.fingerprint, rec.ref.version)
+        rec = service.train(config_from_args(args), progress=True, cache_dir=Path(args.cache_dir))
+        if rec.fingerprint is not None:
+            key = model_key(rec.model_name, rec.fingerprint, rec.version)
     env = dashboard_env(args, key)
     argv = streamlit_command(APP_PATH, args.host, args.port)
     print(f"GATLens dashboard: http://{args.host}:{args.port}", file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ import math
 import time
 from typing import Any
 
-from engine.commands.common import add_data_args, add_model_args, emit_json, load_recommender
+from engine.commands.common import add_data_args, add_model_args, echo, emit_json, load_recommender
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**ex.to_dict(top_edges=args.top), "wall_seconds": round(seconds, 3)})
         return 0
-    print(_report(ex, args.top, seconds))
+    echo(_report(ex, args.top, seconds))  # titles and ids come from data files
     return 0
 
 
@@ -132,12 +132,10 @@ def _report(ex: Any, top: int, seconds: float) -> str:
 
 
 def run_explain_eval(args: argparse.Namespace) -> int:
-    from engine.explain.evaluate import demo_triggers, evaluate_explanations
+    from engine import service
 
     rec = load_recommender(args)
-    result = evaluate_explanations(
-        rec, users=args.users, k_max=args.k_max, steps=args.steps, seed=args.seed, triggers=demo_triggers(rec)
-    )
+    result = service.evaluate_explanations(rec, users=args.users, k_max=args.k_max, steps=args.steps, seed=args.seed)
     if args.json:
         emit_json(result.to_dict())
         return 0
@@ -191,7 +189,7 @@ def run_explain_eval(args: argparse.Namespace) -> int:
                     f"    without {label + ':':<49} target leaves the top-{rel['top_k']} in "
                     f"{r['left_top_k']:.0%} of cases, rank {r['rank_change']:+.2f}, score {-r['score_drop']:+.3f}"
                 )
-        for line in _trigger_verdicts(gt, getattr(rec.model, "attention", None)):
+        for line in _trigger_verdicts(gt, rec.config.model.attention):
             print(line)
     return 0
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from engine.commands.common import add_data_args, add_model_args, emit_json, load_recommender
+from engine.commands.common import add_data_args, add_model_args, echo, emit_json, load_recommender
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,18 +36,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_recommend, force=False)
 
 
+def _written_since(artifact: str | None, started: float) -> bool:
+    """Whether the artifact was saved by this run (True when the model is not stored).
+
+    Timing alone cannot tell: a small model trains in under a second and a large
+    cached one can take seconds to load, so the stored version's manifest time
+    decides (the store writes it last, when it saves).
+    """
+    if artifact is None:
+        return True
+    try:
+        return (Path(artifact) / "manifest.json").stat().st_mtime >= started - 1.0
+    except OSError:
+        return True
+
+
 def run_train(args: argparse.Namespace) -> int:
+    started = time.time()
     t0 = time.perf_counter()
     rec = load_recommender(args)
     seconds = time.perf_counter() - t0
     card = rec.meta
     if args.json:
-        emit_json({**card, "artifact": str(rec.ref.path) if rec.ref else None, "wall_seconds": round(seconds, 3)})
+        emit_json({**card, "artifact": rec.artifact_path, "wall_seconds": round(seconds, 3)})
         return 0
     tr = card["training"]
-    cached = "loaded from cache" if seconds < tr["seconds"] or (args.force is False and seconds < 5) else "trained"
-    print(f"{card['model']} on {card['data']['dataset']}: {cached} in {seconds:.2f}s")
-    print(f"  artifact      {rec.ref.path if rec.ref else '-'}")
+    cached = "trained" if _written_since(rec.artifact_path, started) else "loaded from cache"
+    echo(f"{card['model']} on {card['data']['dataset']}: {cached} in {seconds:.2f}s")
+    print(f"  artifact      {rec.artifact_path or '-'}")
     print(f"  training      {tr['epochs']} epochs (best {tr['best_epoch']}), {tr['seconds']}s on {tr['device']}")
     print(f"  text features {card['language_model']['note']}")
     m = card["metrics"]
@@ -62,8 +79,8 @@ def run_recommend(args: argparse.Namespace) -> int:
         emit_json(recs.to_dict())
         return 0
     if recs.fallback:
-        print(f"user {recs.user_id}: {recs.fallback}")
+        echo(f"user {recs.user_id}: {recs.fallback}")
     for row in recs.items.itertuples():
         cats = ", ".join(row.categories)
-        print(f"{row.rank:>3}. {row.title}  [{cats}]  score {row.score:.3f}")
+        echo(f"{row.rank:>3}. {row.title}  [{cats}]  score {row.score:.3f}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands.common import emit_json
+from engine.commands.common import add_csv_args, data_config_from_args, emit_json
 from engine.config import MODEL_NAMES, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed the model was trained with (default: 0)")
     p.add_argument("--scale", type=float, default=1.0, help="demo world size multiplier (default: 1.0)")
     p.add_argument("--cache-dir", default="data/cache", help="artifact and feature cache (default: data/cache)")
+    add_csv_args(p)  # --columns, --encoding, --name: as for train
     p.add_argument("--model", default="gat", choices=MODEL_NAMES, help="the cached model to update (default: gat)")
     p.add_argument("--attention", default=None, choices=("edge", "dot", "gat"), help="as for train (default: edge)")
     p.add_argument("--layers", type=int, default=None, help="as for train (default: 2)")
@@ -53,7 +54,7 @@ def update_config(args: argparse.Namespace) -> RunConfig:
     if args.train_epochs:
         train_kw["epochs"] = args.train_epochs
     return RunConfig(
-        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, scale=args.scale),
+        data=data_config_from_args(args),
         features=FeatureConfig(text=not args.no_text),
         model=ModelConfig(**model_kw),
         train=TrainConfig(**train_kw),
@@ -61,17 +62,17 @@ def update_config(args: argparse.Namespace) -> RunConfig:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from engine.update import load_latest, update_model
+    from engine import service
 
     config = update_config(args)
     cache_dir = Path(args.cache_dir)
-    rec = load_latest(config, cache_dir=cache_dir)
+    rec = service.load_latest(config, cache_dir=cache_dir)
     if rec is None:
         raise ValueError(
             f"no trained {args.model} model for dataset {args.dataset!r} with these settings in {cache_dir}; "
             f"train one first: gatlens train --dataset {args.dataset} ..."
         )
-    new = update_model(
+    new = service.update(
         rec,
         Path(args.new),
         new_items=Path(args.items) if args.items else None,
@@ -81,8 +82,8 @@ def run_update(args: argparse.Namespace) -> int:
         cache_dir=cache_dir,
     )
     summary = dict(new.meta["update"])
-    summary["artifact"] = str(new.ref.path) if new.ref else None
-    summary["version"] = new.ref.version if new.ref else None
+    summary["artifact"] = new.artifact_path
+    summary["version"] = new.version
     summary["metrics"] = new.metrics
     if args.json:
         emit_json(summary)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engine.errors import DataValidationError as DataValidationError  # defined with the other errors; re-exported
+
 USER = "user_id"
 ITEM = "item_id"
 RATING = "rating"
@@ -23,22 +25,6 @@ TEXT = "text"
 
 INTERACTION_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
 ITEM_COLUMNS = (ITEM, TITLE, CATEGORIES, TEXT)
-
-
-class DataValidationError(ValueError):
-    """Input data a user can fix: the message names file, row, column, value, expectation.
-
-    Attributes:
-        problems: every problem found (the first one is the message), each a
-            one-line string such as ``"ratings.csv, row 7, column 'rating': got 'five', expected a number"``.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        if not problems:
-            raise ValueError("DataValidationError needs at least one problem")
-        self.problems = list(problems)
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        super().__init__(problems[0] + more)
 
 
 @dataclass(frozen=True)

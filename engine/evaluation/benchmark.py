@@ -30,8 +30,8 @@ HEADLINE = ("recall@10", "ndcg@10", "mrr@10", "hit@10")
 
 def run_one(config: RunConfig, cache_dir: Path = Path("data/cache")) -> dict[str, Any]:
     """Train and evaluate one model in this process; returns a benchmark row."""
+    from engine.assembly import prepare, train_model
     from engine.evaluation.ranking import evaluate
-    from engine.pipeline import prepare, train_model
 
     prep = prepare(config, cache_dir=cache_dir)
     t0 = time.perf_counter()

@@ -49,7 +49,7 @@ def hide_items(split: SplitData, share: float, seed: int = 0) -> tuple[SplitData
 
 def cold_start_eval(config: RunConfig, *, share: float = 0.05, k: int = 20, seed: int = 0) -> dict[str, Any]:
     """Train on a split with hidden items and measure how well they are recommended."""
-    from engine.pipeline import make_model, prepare
+    from engine.assembly import make_model, prepare
     from engine.training.loop import fit
 
     prep = prepare(config)

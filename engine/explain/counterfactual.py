@@ -21,7 +21,10 @@ import pandas as pd
 import torch
 
 from engine.data.schema import ITEM, TITLE
+from engine.errors import UnknownItemError
+from engine.explain.resolve import require_attention_model, resolve_user
 from engine.explain.subgraph import GraphIndex, graph_index, input_parts, single_thread, unique_ids
+from engine.recommender import Recommender
 
 
 @dataclass
@@ -37,7 +40,7 @@ class LayerStates:
 
 
 @torch.no_grad()
-def layer_states(rec: Any) -> LayerStates:
+def layer_states(rec: Recommender) -> LayerStates:
     """Per-layer states of the recommender's training graph (memoised on it)."""
     cache = rec.__dict__.setdefault("_explain_cache_state", {})
     if "layers" not in cache:
@@ -65,7 +68,7 @@ class Edit:
 
 
 @torch.no_grad()
-def rescore_user(rec: Any, edit: Edit) -> tuple[np.ndarray, int]:
+def rescore_user(rec: Recommender, edit: Edit) -> tuple[np.ndarray, int]:
     """Scores of every item for ``edit.user`` on the edited training graph (exact).
 
     Args:
@@ -207,7 +210,7 @@ class WhatIf:
         }
 
 
-def what_if(rec: Any, user_id: str, *, add: list[str] = (), remove: list[str] = (), k: int = 10) -> WhatIf:
+def what_if(rec: Recommender, user_id: str, *, add: list[str] = (), remove: list[str] = (), k: int = 10) -> WhatIf:
     """Re-score a user's whole ranking after adding and/or removing interactions.
 
     Added interactions get a top rating and the newest timestamp. The user's original
@@ -229,8 +232,6 @@ def what_if(rec: Any, user_id: str, *, add: list[str] = (), remove: list[str] = 
         ValueError: for a model other than the attention model, a user without history,
             ``k < 1``, removing an item not in the history or adding one already in it.
     """
-    from engine.explain.explainer import require_attention_model, resolve_user
-
     require_attention_model(rec)
     if k < 1:
         raise ValueError(f"k must be >= 1 (got {k!r})")
@@ -270,9 +271,7 @@ def what_if(rec: Any, user_id: str, *, add: list[str] = (), remove: list[str] = 
     return WhatIf(str(user_id), [str(a) for a in add], [str(r) for r in remove], k, frame, seconds, n_rec)
 
 
-def _item_indices(rec: Any, item_ids: list[str]) -> np.ndarray:
-    from engine.service import UnknownItemError
-
+def _item_indices(rec: Recommender, item_ids: list[str]) -> np.ndarray:
     out = []
     for item_id in item_ids:
         if not rec.idmap.has_item(str(item_id)):
@@ -321,7 +320,7 @@ class Counterfactual:
 
 
 def find_counterfactual(
-    rec: Any,
+    rec: Recommender,
     user: int,
     item: int,
     candidates: pd.DataFrame,

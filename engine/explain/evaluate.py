@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from engine.data.synthetic import generate_demo_world
 from engine.explain.attention import interaction_sum, pair_attention, rollout
 from engine.explain.attribution import edge_attributions
 from engine.explain.counterfactual import Edit, layer_states, ranks, rescore_user
@@ -37,6 +38,7 @@ from engine.explain.faithfulness import (
     leave_one_out,
 )
 from engine.explain.subgraph import SubgraphScorer, extract_subgraph, graph_index, input_parts, single_thread
+from engine.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class ExplainEval:
         }
 
 
-def _pair_state(rec: Any, u: int, item: int, steps: int) -> tuple[Any, Any, Any]:
+def _pair_state(rec: Recommender, u: int, item: int, steps: int) -> tuple[Any, Any, Any]:
     sub = extract_subgraph(graph_index(rec), u, item, len(rec.model.convs))
     scorer = SubgraphScorer(rec.model, sub, input_parts(rec))
     with torch.no_grad():
@@ -103,7 +105,7 @@ def _pair_state(rec: Any, u: int, item: int, steps: int) -> tuple[Any, Any, Any]
 
 
 def evaluate_explanations(
-    rec: Any,
+    rec: Recommender,
     *,
     users: int = 100,
     k_max: int = 10,
@@ -132,7 +134,9 @@ def evaluate_explanations(
         return _evaluate(rec, users=users, k_max=k_max, steps=steps, seed=seed, triggers=triggers)
 
 
-def _evaluate(rec: Any, *, users: int, k_max: int, steps: int, seed: int, triggers: pd.DataFrame | None) -> ExplainEval:
+def _evaluate(
+    rec: Recommender, *, users: int, k_max: int, steps: int, seed: int, triggers: pd.DataFrame | None
+) -> ExplainEval:
     t0 = time.perf_counter()
     rec.model.eval()
     rng = np.random.default_rng(seed)
@@ -223,12 +227,10 @@ def _summary(per_pair: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
 
 
-def demo_triggers(rec: Any) -> pd.DataFrame | None:
+def demo_triggers(rec: Recommender) -> pd.DataFrame | None:
     """The planted triggers of the demo world the recommender was trained on (None for other data)."""
     if rec.dataset.name != "demo":
         return None
-    from engine.data.synthetic import generate_demo_world
-
     data = rec.prep.config.data
     world = generate_demo_world(data.seed, scale=data.scale)
     if world.dataset.content_hash() != rec.dataset.content_hash():
@@ -238,7 +240,7 @@ def demo_triggers(rec: Any) -> pd.DataFrame | None:
 
 
 def trigger_cases(
-    rec: Any, triggers: pd.DataFrame, *, cases: int = 100, top_k: int = 10, seed: int = 0
+    rec: Recommender, triggers: pd.DataFrame, *, cases: int = 100, top_k: int = 10, seed: int = 0
 ) -> list[tuple[int, int, int]]:
     """Ground-truth cases: ``(user, target B, trigger A)`` as internal indices.
 
@@ -274,7 +276,7 @@ def trigger_cases(
 
 
 def ground_truth_hits(
-    rec: Any,
+    rec: Recommender,
     triggers: pd.DataFrame,
     *,
     cases: int = 100,
@@ -345,7 +347,7 @@ def ground_truth_hits(
 
 
 def trigger_reliance(
-    rec: Any, triggers: pd.DataFrame, *, cases: int = 100, top_k: int = 10, seed: int = 0
+    rec: Recommender, triggers: pd.DataFrame, *, cases: int = 100, top_k: int = 10, seed: int = 0
 ) -> dict[str, Any]:
     """Does the model rely on the trigger to rank its target? Exact re-ranking without it.
 

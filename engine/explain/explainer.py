@@ -20,9 +20,11 @@ import torch
 
 from engine.data.schema import CATEGORIES, ITEM, TITLE
 from engine.data.split import W_RATING, I, U
+from engine.errors import NO_HISTORY, UnknownItemError
 from engine.explain.attention import AttentionResult, interaction_sum, pair_attention, rollout
 from engine.explain.attribution import EdgeAttribution, edge_attributions, group_attributions
 from engine.explain.counterfactual import Counterfactual, find_counterfactual, layer_states, ranks
+from engine.explain.resolve import require_attention_model
 from engine.explain.subgraph import (
     FEATURE_GROUPS,
     ComputationSubgraph,
@@ -33,6 +35,7 @@ from engine.explain.subgraph import (
     single_thread,
 )
 from engine.explain.text import reason_fallback, reason_for
+from engine.recommender import Recommender
 
 GROUP_LABELS = {
     "categories": "item categories",
@@ -151,33 +154,10 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out.to_dict("records")
 
 
-# -- checks shared with what-if ---------------------------------------------------------------
-def require_attention_model(rec: Any) -> None:
-    """Raise a clear ValueError unless the recommender holds the graph attention model."""
-    model = rec.model
-    if rec.model_name != "gat" or getattr(model, "encoder", None) != "gat":
-        raise ValueError(
-            f"explanations need the attention model 'gat' (got {rec.model_name!r}); train or load it with --model gat"
-        )
-
-
-def resolve_user(rec: Any, user_id: str, *, purpose: str = "an explanation") -> int:
-    """Internal index of a user with training history (UnknownUserError / ValueError otherwise)."""
-    from engine.service import NO_HISTORY, UnknownUserError
-
-    status = rec.user_status(str(user_id))
-    if status == NO_HISTORY:
-        raise ValueError(f"{purpose} needs a user with training history (got {user_id!r}, who has none)")
-    if not rec.idmap.has_user(str(user_id)):
-        example = rec.idmap.users[0] if rec.idmap.n_users else None
-        raise UnknownUserError(str(user_id), example)
-    return rec.idmap.user_index(str(user_id))
-
-
 # -- the orchestrator ---------------------------------------------------------------------------
 @single_thread()  # a context-manager decorator: one torch thread for the whole explanation
 def explain_pair(
-    rec: Any,
+    rec: Recommender,
     user_id: str,
     item_id: str,
     *,
@@ -190,7 +170,7 @@ def explain_pair(
     """Explain why ``item_id`` scores as it does for ``user_id``.
 
     Args:
-        rec: a :class:`~engine.service.Recommender` holding the ``gat`` model.
+        rec: a :class:`~engine.recommender.Recommender` holding the ``gat`` model.
         user_id: external user id.
         item_id: external item id.
         method: ``"ig"`` (Integrated Gradients), ``"saliency"`` or ``"ablation"``
@@ -211,8 +191,6 @@ def explain_pair(
         UnknownUserError / UnknownItemError: for ids not in the dataset.
         ValueError: for a model other than ``gat``, or a bad option.
     """
-    from engine.service import NO_HISTORY, UnknownItemError
-
     t_start = time.perf_counter()
     user_id, item_id = str(user_id), str(item_id)
     if not rec.idmap.has_item(item_id):
@@ -303,7 +281,7 @@ def explain_pair(
     )
 
 
-def _high_rating(rec: Any) -> float:
+def _high_rating(rec: Recommender) -> float:
     """What counts as rating an item "highly": 4 on a 1-5 scale, the top fifth in general."""
     scale = rec.dataset.rating_scale
     if scale is None:
@@ -312,7 +290,7 @@ def _high_rating(rec: Any) -> float:
     return lo + 0.75 * (hi - lo)
 
 
-def _fallback(rec: Any, user_id: str, item_id: str, item: int, title: str, method: str) -> Explanation:
+def _fallback(rec: Recommender, user_id: str, item_id: str, item: int, title: str, method: str) -> Explanation:
     pop = rec.item_popularity
     pop_rank = int((pop > pop[item]).sum()) + 1
     empty = pd.DataFrame()
@@ -336,7 +314,7 @@ def _fallback(rec: Any, user_id: str, item_id: str, item: int, title: str, metho
 
 
 # -- frames ---------------------------------------------------------------------------------------
-def _labels(rec: Any, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _labels(rec: Recommender, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(type, external id, title) for global node ids; users have no title."""
     nu = rec.idmap.n_users
     is_user = nodes < nu
@@ -349,7 +327,7 @@ def _labels(rec: Any, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return kind, ids, title
 
 
-def _node_frame(rec: Any, sub: ComputationSubgraph, att: AttentionResult, top_n: int) -> pd.DataFrame:
+def _node_frame(rec: Recommender, sub: ComputationSubgraph, att: AttentionResult, top_n: int) -> pd.DataFrame:
     kind, ids, title = _labels(rec, sub.nodes)
     frame = pd.DataFrame(
         {
@@ -399,7 +377,7 @@ def _display_set(sub: ComputationSubgraph, influence: np.ndarray, top_n: int) ->
 
 
 def _edge_frames(
-    rec: Any, sub: ComputationSubgraph, att: AttentionResult, attr: EdgeAttribution, nodes: pd.DataFrame
+    rec: Recommender, sub: ComputationSubgraph, att: AttentionResult, attr: EdgeAttribution, nodes: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     nu = rec.idmap.n_users
     src_l, dst_l = sub.edge_index.numpy()
@@ -462,7 +440,7 @@ def _edge_frames(
     return edges, inter
 
 
-def _history_frame(rec: Any, u: int, sub: ComputationSubgraph, inter: pd.DataFrame) -> pd.DataFrame:
+def _history_frame(rec: Recommender, u: int, sub: ComputationSubgraph, inter: pd.DataFrame) -> pd.DataFrame:
     train = rec.prep.split.train
     rows = train[train[U] == u]
     scale = rec.dataset.rating_scale

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from engine.data.graph import RecGraph
 from engine.models.gat import LayerAttention
+from engine.recommender import Recommender
 
 # Column order of the feature-group scales accepted by :meth:`SubgraphScorer.forward`.
 FEATURE_GROUPS = ("categories", "text", "id", "edge_weight")
@@ -118,7 +119,7 @@ def unique_ids(values: np.ndarray, size: int) -> np.ndarray:
     return np.flatnonzero(table)
 
 
-def graph_index(rec: Any) -> GraphIndex:
+def graph_index(rec: Recommender) -> GraphIndex:
     """The recommender's :class:`GraphIndex`, memoised on it."""
     cache = rec.__dict__.setdefault("_explain_cache_state", {})
     if "index" not in cache:
@@ -269,7 +270,7 @@ class InputParts:
 
 
 @torch.no_grad()
-def input_parts(rec: Any) -> InputParts:
+def input_parts(rec: Recommender) -> InputParts:
     """The model's layer-0 parts (memoised on the recommender)."""
     cache = rec.__dict__.setdefault("_explain_cache_state", {})
     if "parts" not in cache:

@@ -79,8 +79,8 @@ def run_training(
     import torch.distributed as dist
 
     from engine.artifacts.store import ArtifactStore
+    from engine.assembly import config_fingerprint, make_model, model_card, prepare
     from engine.evaluation.ranking import evaluate
-    from engine.pipeline import config_fingerprint, make_model, model_card, prepare
     from engine.training.device import seed_everything
     from engine.training.minibatch import fit_minibatch
 

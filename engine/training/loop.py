@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,35 +24,12 @@ from engine.models.base import EmbeddingModel
 from engine.models.losses import sample_negatives
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device, seed_everything
+from engine.training.result import TrainResult as TrainResult  # re-exported: callers import it from here
 from engine.training.stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
 ValidFn = Callable[[EmbeddingModel], float]
-
-
-@dataclass
-class TrainResult:
-    """What training produced besides the weights.
-
-    Attributes:
-        curve: one dict per epoch: ``epoch``, ``loss``, ``seconds`` and, where
-            evaluated, ``valid_ndcg@10``.
-        best_epoch: epoch whose weights were restored.
-        best_valid: its validation NDCG@10.
-        epochs: epochs run.
-        seconds: wall-clock training time (evaluation included).
-        stopped_early: True when patience ran out before ``epochs``.
-        device: device trained on.
-    """
-
-    curve: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_valid: float = float("-inf")
-    epochs: int = 0
-    seconds: float = 0.0
-    stopped_early: bool = False
-    device: str = "cpu"
 
 
 def default_valid_fn(split: SplitData, graph: RecGraph) -> ValidFn:

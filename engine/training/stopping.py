@@ -13,7 +13,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from engine.config import TrainConfig
     from engine.training.callbacks import Callback
-    from engine.training.loop import TrainResult
+    from engine.training.result import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class EarlyStopping:
     Args:
         model: the model whose best weights are kept (a deep copy of its ``state_dict``).
         cfg: ``patience`` (evaluations without improvement) and ``max_seconds`` are read here.
-        result: the :class:`~engine.training.loop.TrainResult` being filled in.
+        result: the :class:`~engine.training.result.TrainResult` being filled in.
         callbacks: told about every epoch (``on_epoch_end``).
     """
 

@@ -63,8 +63,8 @@ def _write_csv_world(folder: Path) -> str:
 
 def build_tiny_world(root: Path) -> TinyWorld:
     from dashboard.settings import model_key
+    from engine import service
     from engine.config import RunConfig
-    from engine.pipeline import train_or_load
 
     data_dir = root / "tiny-demo"
     xss_item = _write_csv_world(data_dir)
@@ -75,8 +75,8 @@ def build_tiny_world(root: Path) -> TinyWorld:
         model={"embedding_dim": 32, "heads": 2},
         train={"epochs": 3, "device": "cpu"},
     )
-    gat = train_or_load(cfg, cache_dir=cache)
-    pop = train_or_load(cfg.with_overrides(model={"name": "pop"}), cache_dir=cache)
+    gat = service.train(cfg, cache_dir=cache)
+    pop = service.train(cfg.with_overrides(model={"name": "pop"}), cache_dir=cache)
     env = {
         "GATLENS_CACHE_DIR": str(cache),
         "GATLENS_DATASET": "csv",
@@ -90,8 +90,8 @@ def build_tiny_world(root: Path) -> TinyWorld:
         data_dir=data_dir,
         gat=gat,
         pop=pop,
-        gat_key=model_key("gat", gat.ref.fingerprint, gat.ref.version),
-        pop_key=model_key("pop", pop.ref.fingerprint, pop.ref.version),
+        gat_key=model_key("gat", gat.fingerprint, gat.version),
+        pop_key=model_key("pop", pop.fingerprint, pop.version),
         xss_item=xss_item,
         env=env,
     )
@@ -119,4 +119,4 @@ def app_recommender(tiny_world: TinyWorld, key: str | None = None) -> Any:
     rec = tiny_world.gat if key in (None, tiny_world.gat_key) else tiny_world.pop
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return state.load_recommender(str(tiny_world.cache_dir), str(rec.ref.path))
+        return state.load_recommender(str(tiny_world.cache_dir), str(rec.artifact_path))

@@ -138,7 +138,7 @@ def _shot(pg: Any, name: str) -> None:
 
 def test_every_page_renders_its_key_content(server, page, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    user = rec.idmap.users[2]
+    user = rec.user_ids[2]
     first = rec.recommend(user, 10).items.iloc[0]
     base = f"model={tiny_world.gat_key}"
 
@@ -172,7 +172,7 @@ def test_every_page_renders_its_key_content(server, page, tiny_world) -> None:
 
 def test_every_page_is_reachable_by_sidebar_and_deep_link(server, page, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    user = rec.idmap.users[2]
+    user = rec.user_ids[2]
     item = str(rec.recommend(user, 10).items["item_id"].iloc[0])
     base = f"model={tiny_world.gat_key}"
     # url, marker that only this page shows, sidebar link text
@@ -214,7 +214,7 @@ def test_every_page_is_reachable_by_sidebar_and_deep_link(server, page, tiny_wor
 
 def test_why_cold_and_the_canvas(server, page, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    user = rec.idmap.users[20]
+    user = rec.user_ids[20]
     item = str(rec.recommend(user, 10).items["item_id"].iloc[1])  # never explained before
     t0 = time.perf_counter()
     page.goto(f"{server}/why?model={tiny_world.gat_key}&user={user}&item={item}")
@@ -227,7 +227,7 @@ def test_why_cold_and_the_canvas(server, page, tiny_world) -> None:
     assert page.locator(".gl-badge").count() == 1
     assert "recommended item" in _graph_frame(page).locator(".gl-legend").inner_text()
     # The product's case: a user of the dashboard opens "why?" for a pair nobody explained yet.
-    other = rec.idmap.users[21]
+    other = rec.user_ids[21]
     item = str(rec.recommend(other, 10).items["item_id"].iloc[2])
     t0 = time.perf_counter()
     page.goto(f"{server}/why?model={tiny_world.gat_key}&user={other}&item={item}")
@@ -241,7 +241,7 @@ def test_why_cold_and_the_canvas(server, page, tiny_world) -> None:
 
 def test_hostile_title_is_text_and_runs_nothing(server, page, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    user = next(u for u in rec.idmap.users if tiny_world.xss_item in set(rec.recommend(u, 10).items["item_id"]))
+    user = next(u for u in rec.user_ids if tiny_world.xss_item in set(rec.recommend(u, 10).items["item_id"]))
     page.add_init_script("window.__xss = undefined;")
     _visit(page, f"{server}/recommendations?model={tiny_world.gat_key}&user={user}", ".gl-card", "xss list")
     card = page.locator(f'.gl-card[data-item="{tiny_world.xss_item}"] .gl-title')
@@ -252,7 +252,7 @@ def test_hostile_title_is_text_and_runs_nothing(server, page, tiny_world) -> Non
     assert page.locator(".gl-subject").first.inner_text() == XSS_TITLE
     graph = _graph_frame(page)
     graph.wait_for_function("() => typeof network !== 'undefined'")
-    node = str(rec.idmap.n_users + rec.idmap.item_index(tiny_world.xss_item))
+    node = str(rec.recommender.idmap.n_users + rec.recommender.idmap.item_index(tiny_world.xss_item))
     # The tooltip was built from the escaped title: an element whose text is the literal title.
     tip = graph.evaluate(
         "(id) => { const t = nodes.get(id).title; return [t.tagName, t.innerText, "

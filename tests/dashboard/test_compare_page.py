@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from dashboard_support import charts_of, html_of
 
 
 def test_two_lists_side_by_side_with_overlap(open_app, tiny_world) -> None:
     gat, pop = tiny_world.gat, tiny_world.pop
-    user = gat.idmap.users[10]
+    user = gat.user_ids[10]
     at = open_app(page="compare", user=user, k=8)
     assert at.selectbox(key="w_compare_other").value == tiny_world.pop_key
     page = html_of(at)
@@ -31,7 +32,7 @@ def test_single_model_dataset_explains_how_to_compare(open_app, tiny_world, tmp_
     import shutil
 
     cache = tmp_path / "cache"
-    src = tiny_world.gat.ref.path
+    src = Path(tiny_world.gat.artifact_path)
     shutil.copytree(src, cache / "models" / "tiny-demo" / src.parent.name / "v1")
     monkeypatch.setenv("GATLENS_CACHE_DIR", str(cache))
     at = open_app(page="compare")

@@ -30,7 +30,7 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     links = at.get("page_link")
     assert [link.proto.page for link in links] == ["recommendations", "why", "fairness", "compare"]
     query = dict(parse_qsl(links[1].proto.query_string))
-    heavy = tiny_world.gat.idmap.users[int(tiny_world.gat.prep.split.matrix("train").getnnz(axis=1).argmax())]
+    heavy = tiny_world.gat.user_ids[int(tiny_world.gat.recommender.prep.split.matrix("train").getnnz(axis=1).argmax())]
     top1 = tiny_world.gat.recommend(heavy, 1).items["item_id"].iloc[0]
     assert query == {"dataset": "tiny-demo", "model": tiny_world.gat_key, "user": heavy, "item": top1, "page": "why"}
     # A model trained from scratch: version v1, no "what changed" table, a hint how to update it.
@@ -100,7 +100,7 @@ def test_stale_model_is_refused_not_swapped(tiny_world, tmp_path, monkeypatch) -
     # A model whose stored fingerprint no longer matches what its config gives today (data or engine changed).
     fake = "f" * 64
     stale = cache / "models" / "tiny-demo" / fake[:16] / "v1"
-    shutil.copytree(tiny_world.gat.ref.path, stale)
+    shutil.copytree(Path(tiny_world.gat.artifact_path), stale)
     manifest = json.loads((stale / "manifest.json").read_text())
     manifest["fingerprint"] = fake
     (stale / "manifest.json").write_text(json.dumps(manifest))
@@ -124,11 +124,12 @@ def updated_world(tiny_world: TinyWorld, tmp_path_factory: pytest.TempPathFactor
 
     from dashboard.settings import model_key
     from engine.config import RunConfig
-    from engine.update import load_version, update_model
+    from engine.pipeline import load_version
+    from engine.update.apply import update_model
 
     cache = tmp_path_factory.mktemp("updated") / "cache"
     shutil.copytree(tiny_world.cache_dir, cache)
-    config = RunConfig.from_dict(json.loads((tiny_world.gat.ref.path / "config.json").read_text()))
+    config = RunConfig.from_dict(json.loads((Path(tiny_world.gat.artifact_path) / "config.json").read_text()))
     old = load_version(config, 1, cache_dir=cache)
     user = old.idmap.users[0]
     top = old.recommend(user, 10).items["item_id"].tolist()

@@ -18,7 +18,7 @@ def _cards(at) -> list[tuple[str, str]]:
 
 
 def _user_with_item(rec, item: str) -> str:
-    for user in rec.idmap.users:
+    for user in rec.user_ids:
         if item in set(rec.recommend(user, 10).items["item_id"]):
             return user
     raise AssertionError(f"no user gets {item}")
@@ -26,7 +26,7 @@ def _user_with_item(rec, item: str) -> str:
 
 def test_list_is_the_engines_top_k(open_app, tiny_world) -> None:
     rec = tiny_world.gat
-    user = rec.idmap.users[3]
+    user = rec.user_ids[3]
     at = open_app(page="recommendations", user=user, k=7)
     expected = rec.recommend(user, 7).items
     cards = _cards(at)
@@ -56,7 +56,7 @@ def test_hostile_title_is_escaped_text(open_app, tiny_world) -> None:
 
 def test_category_filter_and_hide_popular(open_app, tiny_world) -> None:
     rec = tiny_world.gat
-    user = rec.idmap.users[5]
+    user = rec.user_ids[5]
     at = open_app(page="recommendations", user=user)
     at.multiselect(key="w_categories").select("Drama").run()
     expected = rec.recommend(user, 10, categories=["Drama"]).items
@@ -69,7 +69,7 @@ def test_category_filter_and_hide_popular(open_app, tiny_world) -> None:
 
 def test_reranker_marks_rank_changes(open_app, tiny_world) -> None:
     rec = tiny_world.gat
-    user = rec.idmap.users[7]
+    user = rec.user_ids[7]
     at = open_app(page="recommendations", user=user)
     at.selectbox(key="w_reranker").select("pop").run()
     at.slider(key="w_rerank_strength").set_value(2.0).run()
@@ -99,18 +99,18 @@ def test_presets_pick_matching_users(open_app, tiny_world) -> None:
     pop_top = tiny_world.gat.recommend(chosen, 10).items["item_id"].tolist()
     assert [c[0] for c in _cards(at)] == pop_top
     at.selectbox(key="w_preset").select("minority group").run()
-    users = tiny_world.gat.dataset.users.set_index("user_id")
+    users = tiny_world.gat.recommender.dataset.users.set_index("user_id")
     assert users.loc[at.selectbox(key="w_user").value, "group"] == "minority"
     at.selectbox(key="w_preset").select("light").run()
-    counts = tiny_world.gat.prep.split.matrix("train").getnnz(axis=1)
+    counts = tiny_world.gat.recommender.prep.split.matrix("train").getnnz(axis=1)
     chosen = at.selectbox(key="w_user").value
-    assert counts[tiny_world.gat.idmap.user_index(chosen)] == counts.min()
+    assert counts[tiny_world.gat.recommender.idmap.user_index(chosen)] == counts.min()
 
 
 def test_reasons_are_the_explanations_first_sentence(open_app, tiny_world, monkeypatch) -> None:
     monkeypatch.setenv("GATLENS_LIST_REASONS", "1")
     rec = app_recommender(tiny_world)
-    user = rec.idmap.users[2]
+    user = rec.user_ids[2]
     at = open_app(page="recommendations", user=user)
     first = str(rec.recommend(user, 10).items["item_id"].iloc[0])
     reasons = re.findall(r'<div class="gl-reason"[^>]*>(.*?)</div>', html_of(at))

@@ -13,7 +13,7 @@ from dashboard.components.html import esc, table
 
 
 def _pair(rec) -> tuple[str, str]:
-    user = rec.idmap.users[2]
+    user = rec.user_ids[2]
     return user, str(rec.recommend(user, 10).items["item_id"].iloc[0])
 
 
@@ -52,7 +52,7 @@ def test_graph_reason_and_badge_are_the_explanations(open_app, tiny_world) -> No
 
 def test_counterfactual_table_lists_the_removed_interactions(open_app, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    for user in rec.idmap.users[:40]:
+    for user in rec.user_ids[:40]:
         item = str(rec.recommend(user, 10).items["item_id"].iloc[0])
         cf = rec.explain(user, item, k=10).counterfactual
         if cf is not None and cf.found and len(cf.removed):
@@ -105,7 +105,7 @@ def test_what_if_rescoring_matches_the_engine(open_app, tiny_world) -> None:
 
 def test_hostile_title_stays_text_in_graph_and_page(open_app, tiny_world) -> None:
     rec = app_recommender(tiny_world)
-    user = next(u for u in rec.idmap.users if tiny_world.xss_item in set(rec.recommend(u, 10).items["item_id"]))
+    user = next(u for u in rec.user_ids if tiny_world.xss_item in set(rec.recommend(u, 10).items["item_id"]))
     at = open_app(page="why", user=user, item=tiny_world.xss_item)
     body = html_of(at)
     assert esc(XSS_TITLE) in body and "<img" not in body
@@ -113,7 +113,8 @@ def test_hostile_title_stays_text_in_graph_and_page(open_app, tiny_world) -> Non
     data = page.split("nodes = new vis.DataSet(", 1)[1]
     assert "<img" not in data.split(");", 1)[0]  # JSON-escaped label, HTML-escaped tooltip
     nodes = json.loads(data.split(");", 1)[0])
-    hostile = next(n for n in nodes if n["id"] == str(rec.idmap.n_users + rec.idmap.item_index(tiny_world.xss_item)))
+    idmap = rec.recommender.idmap
+    hostile = next(n for n in nodes if n["id"] == str(idmap.n_users + idmap.item_index(tiny_world.xss_item)))
     assert hostile["label"].startswith("<img src=x")  # drawn on the canvas as text
     assert hostile["title"].startswith("<b>&lt;img src=x onerror=alert(1)&gt;</b>")
 

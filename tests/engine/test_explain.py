@@ -16,6 +16,7 @@ from engine.data.graph import RecGraph, build_graph
 from engine.data.idmap import IdMap
 from engine.data.split import SplitData
 from engine.data.synthetic import generate_demo_world
+from engine.errors import UnknownItemError, UnknownUserError
 from engine.explain import explain_pair, what_if
 from engine.explain.attention import rollout
 from engine.explain.attribution import edge_attributions, group_attributions
@@ -23,7 +24,8 @@ from engine.explain.counterfactual import Edit, find_counterfactual, ranks, resc
 from engine.explain.faithfulness import agreement, deletion_insertion, interaction_orders
 from engine.explain.subgraph import GraphIndex, SubgraphScorer, extract_subgraph, graph_index, input_parts
 from engine.pipeline import train_or_load
-from engine.service import Recommender, UnknownItemError, UnknownUserError
+from engine.recommender import Recommender
+from engine.service import ServedModel
 
 NO_HISTORY_USER = "u_new"
 
@@ -443,8 +445,10 @@ def test_non_attention_model_gets_a_clear_error(rec):
 
 def test_service_wrapper_memoises(rec):
     uid, iid = rec.idmap.users[1], rec.idmap.items[_top1(rec, 1)]
-    a = rec.explain(uid, iid, steps=8)
-    assert rec.explain(uid, iid, steps=8) is a
+    served = ServedModel(rec)
+    a = served.explain(uid, iid, steps=8)
+    assert served.explain(uid, iid, steps=8) is a
+    assert served.explain(uid, iid, steps=4) is not a  # other arguments, another explanation
 
 
 # -- evaluation and CLI -----------------------------------------------------------------------------
@@ -510,7 +514,7 @@ def test_explain_cli_json(rec, monkeypatch, capsys):
     import engine.commands.explain as cmd
     from engine.cli import main
 
-    monkeypatch.setattr(cmd, "load_recommender", lambda args, **kw: rec)
+    monkeypatch.setattr(cmd, "load_recommender", lambda args, **kw: ServedModel(rec))
     uid = rec.idmap.users[6]
     assert main(["explain", "--user", uid, "--json", "--steps", "8"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -169,9 +169,9 @@ def test_attention_parameters_train_at_the_scaled_learning_rate() -> None:
 
 
 def test_initial_weights_depend_only_on_the_training_seed(tmp_path) -> None:
+    from engine.assembly import make_model, prepare
     from engine.config import RunConfig
     from engine.data.synthetic import generate_demo_world
-    from engine.pipeline import make_model, prepare
 
     ds = generate_demo_world(seed=0, n_users=60, n_items=80).dataset
     cfg = RunConfig().with_overrides(features={"text": False})

@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 import pytest
 import torch
 
+from engine.assembly import Prepared, make_model, prepare
 from engine.config import RunConfig, TrainConfig
 from engine.data.synthetic import generate_demo_world
 from engine.evaluation.ranking import evaluate
 from engine.models.gat import GraphRecommender
 from engine.models.lightgcn import LightGCN
-from engine.pipeline import Prepared, make_model, prepare
 from engine.training.loop import fit
 from engine.training.minibatch import (
     MINIBATCH_EDGES,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.assembly import prepare
 from engine.config import RunConfig
 from engine.data.graph import RecGraph
 from engine.data.synthetic import generate_demo_world
 from engine.models.gat import GraphRecommender
-from engine.pipeline import prepare
 from engine.training.sampler import CSRNeighborSampler, exact_seeds, full_degrees, make_sampler
 
 

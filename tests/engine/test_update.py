@@ -12,23 +12,19 @@ import pytest
 import torch
 
 from engine.artifacts.store import ArtifactStore
+from engine.assembly import prepare
 from engine.config import RunConfig
 from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER, Dataset, DataValidationError
 from engine.data.split import I, U
 from engine.data.synthetic import generate_demo_world
+from engine.errors import StaleArtifactError
 from engine.features.text import TextFeatures
-from engine.pipeline import prepare, train_or_load
-from engine.service import WHAT_CHANGED_COLUMNS
-from engine.update import (
-    StaleArtifactError,
-    load_latest,
-    load_version,
-    merge_updates,
-    restore_prepared,
-    update_model,
-    warm_start,
-    what_changed,
-)
+from engine.pipeline import load_latest, load_version, train_or_load
+from engine.recommender import WHAT_CHANGED_COLUMNS
+from engine.update.apply import update_model
+from engine.update.changes import what_changed
+from engine.update.merge import merge_updates, restore_prepared
+from engine.update.warm import warm_start
 
 CFG = RunConfig().with_overrides(features={"text": False}, train={"epochs": 3})
 NEW_ITEM = "i0199"
@@ -281,7 +277,7 @@ def test_new_items_take_their_text_features_through_the_projection(world: World,
     rng = np.random.default_rng(0)
     text = TextFeatures(rng.normal(size=(old.idmap.n_items, 16)).astype(np.float32), None, "test features")
     prep = replace(old.prep, text=text)
-    from engine.pipeline import make_model
+    from engine.assembly import make_model
 
     base_model = make_model(prep)
     new_rows = np.array([[1.0] * 16], dtype=np.float32)

@@ -1,0 +1,103 @@
+"""Warm-start a model sized for the grown id map from the old weights, then train a few epochs.
+
+New users start at the mean layer-0 representation of the items they interacted with, new items
+at a zero id embedding, so their language-model text features and categories place them. The best
+of the warm start and each epoch by validation NDCG@10 is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from engine.assembly import (
+    Prepared,
+    make_model,
+)
+from engine.data.split import I, U
+from engine.models.base import EmbeddingModel
+from engine.training.callbacks import Callback
+from engine.training.device import resolve_device
+from engine.training.loop import TrainResult, default_valid_fn
+from engine.training.minibatch import LayerwiseInference, fit_auto, layerwise_valid_fn, supports_minibatch
+
+log = logging.getLogger(__name__)
+
+
+def _tables(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    for user, item in (("user_emb", "item_emb"), ("user_embedding", "item_embedding")):
+        if hasattr(model, user) and hasattr(model, item):
+            return getattr(model, user).weight, getattr(model, item).weight
+    return None
+
+
+@torch.no_grad()
+def warm_start(old: EmbeddingModel, prep: Prepared) -> EmbeddingModel:
+    """A model sized for ``prep``'s id map, initialised from ``old``.
+
+    Every tensor is copied; tables that grew (user and item embeddings, text and category
+    buffers) keep their old rows. New item rows of the id embedding are zero, so a new item
+    starts from its content features (text, categories); a new user starts at the mean
+    layer-0 representation of their training items (zero without any).
+    """
+    model = make_model(prep)
+    state = model.state_dict()
+    for name, value in old.state_dict().items():
+        target = state.get(name)
+        if target is None:
+            raise ValueError(f"warm start: {name!r} is not a tensor of the new model")
+        if name == "item_degree":  # training degrees: the new model's are the current ones
+            continue
+        if target.shape == value.shape:
+            target.copy_(value)
+        elif target.dim() and target.shape[1:] == value.shape[1:] and target.size(0) >= value.size(0):
+            if name not in ("text", "cats"):  # content buffers are already complete in the new model
+                target[: value.size(0)].copy_(value)
+                target[value.size(0) :].zero_()
+        else:
+            raise ValueError(f"warm start: {name!r} changed shape {tuple(value.shape)} -> {tuple(target.shape)}")
+    model.load_state_dict(state)
+    tables = _tables(model)
+    n_old = old.n_users
+    if tables is not None and model.n_users > n_old:
+        user_w, item_w = tables
+        reps = model.item_inputs() if hasattr(model, "item_inputs") else item_w
+        train = prep.split.train
+        rows = train[train[U] >= n_old]
+        u = torch.tensor(rows[U].to_numpy() - n_old)
+        i = torch.tensor(rows[I].to_numpy())
+        sums = reps.new_zeros(model.n_users - n_old, reps.size(1)).index_add_(0, u, reps[i])
+        counts = torch.bincount(u, minlength=model.n_users - n_old).clamp_min(1).unsqueeze(1)
+        user_w[n_old:] = sums / counts
+    return model
+
+
+def train_warm(
+    old: EmbeddingModel, prep: Prepared, *, epochs: int, lr: float | None, mode: str, callbacks: Sequence[Callback]
+) -> tuple[EmbeddingModel, TrainResult, float]:
+    cfg = prep.config.train
+    cfg = replace(cfg, epochs=epochs, patience=epochs, eval_every=1, lr=cfg.lr if lr is None else lr)
+    model = warm_start(old, prep)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    graph = prep.graph.to(device)
+    valid_fn = (
+        layerwise_valid_fn(prep.split, graph) if supports_minibatch(model) else default_valid_fn(prep.split, graph)
+    )
+    t0 = time.perf_counter()
+    start_valid = float(valid_fn(model))
+    start_state = copy.deepcopy(model.state_dict())
+    result = fit_auto(model, prep.graph, prep.split, cfg, mode=mode, valid_fn=valid_fn, callbacks=callbacks)
+    if start_valid >= result.best_valid:
+        # The warm start itself validated best: a few epochs can overshoot on small updates.
+        model.load_state_dict(start_state)
+        result.best_epoch, result.best_valid = 0, start_valid
+    result.seconds = time.perf_counter() - t0
+    model.cpu()
+    model.set_cached_embeddings(*LayerwiseInference(prep.graph.cpu())(model))
+    return model, result, start_valid
