@@ -36,6 +36,18 @@ from engine.errors import (
     UnknownUserError,
     UnsupportedModelError,
 )
+
+# metric registry, re-exported for the dashboard and the CLI (see the block at the end of this file)
+from engine.evaluation.metrics import HIGHER as HIGHER
+from engine.evaluation.metrics import LOWER as LOWER
+from engine.evaluation.metrics import NEUTRAL as NEUTRAL
+from engine.evaluation.metrics import all_metrics
+from engine.evaluation.metrics import format_value as format_value
+from engine.evaluation.metrics import glossary as _glossary
+from engine.evaluation.metrics import label as _label
+from engine.evaluation.metrics import table_format as table_format
+from engine.evaluation.metrics import values_table as values_table
+from engine.evaluation.popularity import TIERS_DEFINITION as TIERS_DEFINITION
 from engine.explain import Explanation, WhatIf, explain_pair, what_if
 from engine.explain.evaluate import ExplainEval, demo_triggers
 from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
@@ -46,18 +58,15 @@ from engine.recommender import WHAT_CHANGED_COLUMNS, Recommendations, Recommende
 from engine.training.callbacks import FunctionCallback
 from engine.update.apply import update_model
 
-# -- metric registry (for the dashboard and the CLI; functions at the end of this file) --
-from engine.evaluation.metrics import HIGHER, LOWER, NEUTRAL, all_metrics, format_value, table_format, values_table
-from engine.evaluation.metrics import glossary as _glossary
-from engine.evaluation.metrics import label as metric_label
-from engine.evaluation.popularity import TIERS_DEFINITION
-# -- end metric registry imports --
-
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "HIGHER",
     "KNOWN",
+    "LOWER",
+    "NEUTRAL",
     "NO_HISTORY",
+    "TIERS_DEFINITION",
     "UNKNOWN",
     "WHAT_CHANGED_COLUMNS",
     "AuditReport",
@@ -74,11 +83,19 @@ __all__ = [
     "WhatIf",
     "compare",
     "evaluate_explanations",
+    "format_value",
+    "headline_metrics",
+    "list_metric_keys",
     "list_models",
     "load_latest",
     "load_model",
+    "metric_glossary",
+    "metric_help",
+    "metric_label",
+    "table_format",
     "train",
     "update",
+    "values_table",
 ]
 
 EpochHook = Callable[[int, int, dict[str, Any]], None]
@@ -377,8 +394,13 @@ def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
 
 # -- metric registry (for the dashboard and the CLI) -------------------------------------------
 # Labels, definitions and formats come from engine.evaluation.metrics, defined there once:
-# metric_label(key), format_value(key, value), table_format(key), values_table(values),
-# HIGHER / LOWER / NEUTRAL and TIERS_DEFINITION are re-exported above.
+# format_value(key, value), table_format(key), values_table(values), HIGHER / LOWER / NEUTRAL
+# and TIERS_DEFINITION (head / mid / long tail) are re-exported at the top of this file.
+
+
+def metric_label(key: str) -> str:
+    """Plain-words name of a result key (``"NDCG@10"``, ``"Long-tail share"``); the key itself if unknown."""
+    return _label(key)
 
 
 def metric_glossary(keys: Sequence[str] | None = None) -> pd.DataFrame:

@@ -25,7 +25,7 @@ The long tail in every definition is :data:`engine.evaluation.popularity.TIERS_D
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -237,6 +237,41 @@ def glossary(keys: list[str] | None = None) -> pd.DataFrame:
         ],
         columns=["key", "label", "definition", "direction", "unit", "reference", "scope"],
     )
+
+
+def values_table(values: Mapping[str, Any]) -> pd.DataFrame:
+    """The registered metrics among ``values``' keys, in registry order, ready to show.
+
+    Args:
+        values: result key -> value (e.g. an audit's ``accuracy`` or
+            ``beyond_accuracy``); unregistered keys are left out.
+
+    Returns:
+        Columns ``key, label, value, text`` (formatted, with unit), ``direction, definition, reference``.
+    """
+    rows = []
+    for metric in all_metrics():
+        keys = [k for k in values if find(k) is metric]
+        for key in keys:
+            rows.append(
+                {
+                    "key": key,
+                    "label": label(key),
+                    "value": values[key],
+                    "text": metric.format(values[key], unit=True),
+                    "direction": metric.direction,
+                    "definition": metric.definition,
+                    "reference": metric.reference,
+                }
+            )
+    columns = ["key", "label", "value", "text", "direction", "definition", "reference"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def table_format(key: str) -> str:
+    """Column format of ``key`` for a table (printf pattern or ``"percent"``); ``"%.4f"`` if unknown."""
+    metric = find(key)
+    return metric.fmt.table_format if metric is not None else FRACTION4.table_format
 
 
 # --------------------------------------------------------------------------- accuracy (RecBole)
