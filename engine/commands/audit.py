@@ -102,6 +102,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- human output
+# Labels and number formats come from the metric registry (engine.service re-exports it), so a
+# newly registered metric is printed with its own name and format without an edit here.
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -112,6 +114,20 @@ def _f(x: Any, digits: int = 4) -> str:
     return "-" if value != value else f"{value:.{digits}f}"
 
 
+def _v(key: str, value: Any) -> str:
+    """``value`` in the registry's format for ``key`` (``-`` when missing)."""
+    from engine.service import format_value
+
+    text = format_value(key, value)
+    return "-" if text == "–" else text
+
+
+def _label(key: str) -> str:
+    from engine.service import metric_label
+
+    return metric_label(key)
+
+
 def _table(rows: list[list[str]], header: list[str], indent: str = "  ") -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [indent + "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
@@ -120,45 +136,35 @@ def _table(rows: list[list[str]], header: list[str], indent: str = "  ") -> str:
     return "\n".join(lines)
 
 
-def _print_report(report: Any) -> None:
+def _print_metrics(report: Any) -> None:
+    """Accuracy on one line, then every registered list metric: label, value with unit, direction."""
+    from engine.service import values_table
+
     s = report.settings
-    ci_pct = round(100 * s["ci"])
-    rerank = f", re-ranked {s['rerank']}" if s["rerank"] else ""
-    print(
-        f"Audit of {s['model']} on {s['dataset']}: {s['part']} part, {s['n_users_evaluated']} users, "
-        f"K={s['k']}{rerank} ({report.seconds:.2f}s)"
-    )
     acc = report.accuracy
     keys = [m for m in s["metrics"] if m in acc] + [m for m in (f"mrr@{s['k']}", f"hit@{s['k']}") if m in acc]
-    print("\nAccuracy      " + "  ".join(f"{m} {_f(acc[m])}" for m in dict.fromkeys(keys)))
-    b = report.beyond_accuracy
-    order = [
-        ("coverage", "catalog_coverage"),
-        ("gini", "gini_index"),
-        ("aplt", "aplt"),
-        ("arp", "arp"),
-        ("novelty", "novelty"),
-        ("ild(cat)", "ild_categories"),
-        ("ild(text)", "ild_embeddings"),
-        ("personalization", "personalization"),
-        ("calibration_kl", "calibration_kl"),
-        ("serendipity", "serendipity"),
-        ("pop_rsp", "pop_rsp"),
-        ("pop_reo", "pop_reo"),
-    ]
-    shown = [f"{label} {_f(b[key], 3 if key != 'arp' else 1)}" for label, key in order if key in b]
-    print("Beyond        " + "  ".join(shown[:6]))
-    print("              " + "  ".join(shown[6:]))
+    print("\nAccuracy      " + "  ".join(f"{_label(m)} {_v(m, acc[m])}" for m in dict.fromkeys(keys)))
+    table = values_table(report.beyond_accuracy)
+    rows = [[r.label, r.text, r.direction] for r in table.itertuples()]
+    print("\nBeyond accuracy")
+    print(_table(rows, ["metric", "value", "better"]))
     if report.baseline is not None:
         base = report.baseline
         first = s["metrics"][0]
-        parts = [f"{first} {_f(base['accuracy'].get(first))} -> {_f(acc.get(first))}"]
-        parts.append(f"aplt {_f(base['beyond_accuracy']['aplt'], 3)} -> {_f(b['aplt'], 3)}")
+        parts = [f"{_label(first)} {_v(first, base['accuracy'].get(first))} -> {_v(first, acc.get(first))}"]
+        parts.append(
+            f"{_label('aplt')} {_v('aplt', base['beyond_accuracy'].get('aplt'))} -> "
+            f"{_v('aplt', report.beyond_accuracy.get('aplt'))}"
+        )
         for dim, gap in base["exposure_gap"].items():
             if dim != "category":
                 parts.append(f"{dim} gap {_f(gap, 3)} -> {_f(report.exposure_gap.get(dim), 3)}")
-        print("Re-ranking    " + "  ".join(parts))
+        print("\nRe-ranking    " + "  ".join(parts))
 
+
+def _print_groups(report: Any) -> None:
+    s = report.settings
+    ci_pct = round(100 * s["ci"])
     print(
         f"\nUser groups: mean per group with {ci_pct}% bootstrap CI ({s['n_boot']} resamples); "
         f"* = fewer than {s['min_group_size']} users, shown but not compared"
@@ -174,20 +180,20 @@ def _print_report(report: Any) -> None:
         cells = [feature, group + ("*" if size["too_small"] else ""), str(int(size["size"]))]
         for m in metrics:
             v = wide.loc[(feature, group)]
-            cells.append(f"{_f(v[('value', m)])} [{_f(v[('ci_low', m)])}, {_f(v[('ci_high', m)])}]")
+            cells.append(f"{_v(m, v[('value', m)])} [{_v(m, v[('ci_low', m)])}, {_v(m, v[('ci_high', m)])}]")
         rows.append(cells)
-    print(_table(rows, ["feature", "group", "n", *[f"{m} [CI]" for m in metrics]]))
+    print(_table(rows, ["feature", "group", "n", *[f"{_label(m)} [CI]" for m in metrics]]))
 
     print(f"\nLargest gap between judged groups (best - worst, {ci_pct}% CI; significant = CI excludes 0)")
     rows = []
     for r in report.disparities.itertuples():
         if r.max_group is None or r.max_group != r.max_group:
-            rows.append([r.feature, r.metric, "fewer than 2 groups large enough", "", "", ""])
+            rows.append([r.feature, _label(r.metric), "fewer than 2 groups large enough", "", "", ""])
             continue
         rows.append(
             [
                 r.feature,
-                r.metric,
+                _label(r.metric),
                 f"{r.max_group} - {r.min_group}",
                 f"{_f(r.difference)} [{_f(r.ci_low)}, {_f(r.ci_high)}]",
                 f"{_f(r.ratio, 3)} [{_f(r.ratio_ci_low, 3)}, {_f(r.ratio_ci_high, 3)}]",
@@ -196,6 +202,11 @@ def _print_report(report: Any) -> None:
         )
     print(_table(rows, ["feature", "metric", "groups", "difference [CI]", "ratio [CI]", "significant"]))
 
+
+def _print_exposure(report: Any) -> None:
+    from engine.service import TIERS_DEFINITION
+
+    s = report.settings
     print(f"\nItem exposure ({s['exposure_weighting']} position weights) vs catalog and interaction share")
     rows = []
     for dim, frame in report.exposure.groupby("dimension", sort=False):
@@ -213,35 +224,41 @@ def _print_report(report: Any) -> None:
             )
         rows.append([dim, "(gap)", _f(report.exposure_gap[dim], 3), "", "", ""])
     print(_table(rows, ["dimension", "group", "exposure", "catalog", "interactions", "ratio"]))
+    print(f"  Popularity tiers: {TIERS_DEFINITION}")
 
+
+def _print_tradeoff(report: Any) -> None:
+    t = report.tradeoff
+    print(f"\nTrade-off: {t['reranker'].iloc[0]} re-ranking strength vs accuracy, long tail and exposure")
+    cols = [c for c in t.columns if c != "reranker"]
+    rows = [[_f(r[c], 1) if c == "strength" else _v(c, r[c]) for c in cols] for _, r in t.iterrows()]
+    print(_table(rows, [_label(c) for c in cols]))
+
+
+def _print_report(report: Any) -> None:
+    s = report.settings
+    rerank = f", re-ranked {s['rerank']}" if s["rerank"] else ""
+    print(
+        f"Audit of {s['model']} on {s['dataset']}: {s['part']} part, {s['n_users_evaluated']} users, "
+        f"K={s['k']}{rerank} ({report.seconds:.2f}s)"
+    )
+    _print_metrics(report)
+    _print_groups(report)
+    _print_exposure(report)
     if report.tradeoff is not None:
-        t = report.tradeoff
-        print(f"\nTrade-off: {t['reranker'].iloc[0]} re-ranking strength vs accuracy, long tail and exposure")
-        cols = [c for c in t.columns if c != "reranker"]
-        rows = [[_f(r[c], 3 if c != "arp" else 1) for c in cols] for _, r in t.iterrows()]
-        print(_table(rows, cols))
+        _print_tradeoff(report)
 
 
 def _print_compare(table: Any, args: argparse.Namespace) -> None:
+    from engine.service import list_metric_keys
+
     k = args.k
-    cols = [
-        f"ndcg@{k}",
-        f"recall@{k}",
-        "catalog_coverage",
-        "gini_index",
-        "aplt",
-        "arp",
-        "novelty",
-        "ild_categories",
-        "personalization",
-        "popularity_gap",
-        "provider_gap",
-    ]
+    cols = [f"ndcg@{k}", f"recall@{k}", *list_metric_keys(), "popularity_gap", "provider_gap"]
     cols += [c for c in table.columns if c.startswith("max_gap_")]
-    cols = [c for c in cols if c in table.columns]
+    cols = [c for c in dict.fromkeys(cols) if c in table.columns]
     rows = [
-        [name, *[_f(row[c], 1 if c == "arp" else 4) if c != "max_gap_feature" else str(row[c]) for c in cols]]
+        [name, *[_v(c, row[c]) if c != "max_gap_feature" else str(row[c]) for c in cols]]
         for name, row in table.iterrows()
     ]
     print(f"Models compared on {args.dataset} (K={k}, {args.part} part)")
-    print(_table(rows, ["model", *cols]))
+    print(_table(rows, ["model", *[_label(c) for c in cols]]))
