@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.commands.common import emit_json
+from engine.commands.common import add_csv_args, data_config_from_args, emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,29 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
     s.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
     s.add_argument("--scale", type=float, default=1.0, help="demo world size multiplier (default: 1.0)")
-    s.add_argument(
-        "--columns",
-        default=None,
-        help="csv column mapping FILE_COL=CANONICAL,... e.g. uid=user_id,movie=item_id",
-    )
+    add_csv_args(s)
     s.add_argument("--json", action="store_true", help="print JSON (top-level users, items, interactions)")
     p.set_defaults(func=run)
 
 
-def parse_columns(spec: str | None) -> dict[str, str] | None:
-    if not spec:
-        return None
-    out = {}
-    for part in spec.split(","):
-        if "=" not in part:
-            raise ValueError(f"--columns entries look like file_col=canonical (got {part!r})")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from engine.data.registry import list_datasets, load_dataset
+    from engine.data.registry import list_datasets, load_configured
 
     if args.data_command == "list":
         rows = list_datasets()
@@ -53,13 +37,7 @@ def run(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['name']:<16} {r['description']}")
         return 0
-    kwargs = {"seed": args.seed}
-    if args.dataset == "demo":
-        kwargs["scale"] = args.scale
-    cols = parse_columns(args.columns)
-    if cols:
-        kwargs["columns"] = cols
-    ds = load_dataset(args.dataset, args.data_dir, **kwargs)
+    ds = load_configured(data_config_from_args(args))
     summary = ds.summary()
     if args.json:
         emit_json(summary)

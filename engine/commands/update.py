@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.commands.common import add_csv_args, data_config_from_args, emit_json
-from engine.config import MODEL_NAMES, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.config import MODEL_NAMES, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -3,10 +3,12 @@
 Archives land in ``data/downloads/`` (``<name>.zip`` beside the extracted
 ``<name>/`` folder). Integrity: ``ml-100k`` and ``ml-1m`` are checked against the MD5
 that GroupLens publishes beside each zip (``<url>.md5``); GroupLens publishes no
-SHA-256, and ``ml-latest-small`` gets no pinned checksum because its archive is
-the one GroupLens may regenerate. Every archive's structure is checked instead:
-the member files must all be present and CSV headers must match. The zip's
-SHA-256 is logged so a run can record exactly what it read.
+SHA-256. ``ml-latest-small`` is the archive GroupLens may regenerate (so the zip's
+own bytes can change) and has no published checksum: its member files are pinned
+by SHA-256 instead (recorded from the copy in the project's shared datasets, whose
+sizes match GroupLens' zip). Every archive's structure is checked too: the member
+files must all be present and CSV headers must match. The zip's SHA-256 is logged
+so a run can record exactly what it read.
 
 Extraction is atomic (a temporary folder renamed into place), so an interrupted
 run never leaves a half-extracted dataset that later looks complete.
@@ -44,6 +46,7 @@ class Archive:
         members: files (relative to the top-level folder) the loader needs.
         headers: expected first line of CSV members.
         size: approximate download size, for messages.
+        member_sha256: SHA-256 each named member's bytes must have (default: none).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Archive:
     members: tuple[str, ...]
     headers: dict[str, str] = field(default_factory=dict)
     size: str = ""
+    member_sha256: dict[str, str] = field(default_factory=dict)
 
 
 ARCHIVES: dict[str, Archive] = {
@@ -74,6 +78,13 @@ ARCHIVES: dict[str, Archive] = {
             "links.csv": "movieId,imdbId,tmdbId",
         },
         size="about 1 MB",
+        member_sha256={
+            "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+            "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
+            "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
+            "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
+            "README.txt": "63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404",
+        },
     ),
     "ml-1m": Archive(
         name="ml-1m",
@@ -222,6 +233,13 @@ def _structure_problem(path: Path, archive: Archive) -> str | None:
                     first = fh.readline().decode("utf-8", errors="replace").strip()
                 if first != header:
                     return f"{member} starts with {first!r}, expected {header!r}"
+            for member, expected in archive.member_sha256.items():
+                digest = hashlib.sha256()
+                with zf.open(f"{archive.name}/{member}") as fh:
+                    while chunk := fh.read(_CHUNK):
+                        digest.update(chunk)
+                if digest.hexdigest() != expected:
+                    return f"{member} has sha256 {digest.hexdigest()}, expected {expected} (pinned)"
     except zipfile.BadZipFile as exc:
         return f"not a zip archive ({exc})"
     return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from engine.config import DataConfig, parse_columns
 from engine.data.schema import Dataset
 
 
@@ -29,17 +31,13 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo("demo", "Built-in synthetic demo world, generated offline from a seed", False),
-        DatasetInfo(
-            "ml-100k", "MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings (1-5), demographics", False
-        ),
+        DatasetInfo("ml-100k", "MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings (1-5), demographics", False),
         DatasetInfo(
             "ml-latest-small",
             "MovieLens latest-small (2018): 610 users, 9,742 movies, 100,836 ratings (0.5-5), tags",
             False,
         ),
-        DatasetInfo(
-            "ml-1m", "MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (1-5), demographics", False
-        ),
+        DatasetInfo("ml-1m", "MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (1-5), demographics", False),
         DatasetInfo("csv", "Your own interactions.csv + items.csv (+ users.csv) in --data-dir", True),
     )
 }
@@ -57,6 +55,8 @@ def load_dataset(
     columns: Mapping[str, str] | None = None,
     seed: int = 0,
     scale: float = 1.0,
+    encoding: str = "utf-8",
+    dataset_name: str | None = None,
 ) -> Dataset:
     """Load a dataset by name.
 
@@ -68,6 +68,9 @@ def load_dataset(
         columns: file column -> canonical name, ``csv`` only (default: None).
         seed: the demo world's seed (default: 0); other datasets are fixed files.
         scale: the demo world's size multiplier (default: 1.0); ``demo`` only.
+        encoding: the files' encoding (default: ``"utf-8"``); ``csv`` only.
+        dataset_name: the dataset's name and model-cache folder (default: None,
+            the folder's name made cache-safe); ``csv`` only.
 
     Raises:
         ValueError: for an unknown name or an option the dataset does not take.
@@ -78,6 +81,8 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}")
     if columns and name != "csv":
         raise ValueError(f"columns only apply to the csv dataset (got {dict(columns)!r} for {name!r})")
+    if (encoding != "utf-8" or dataset_name is not None) and name != "csv":
+        raise ValueError(f"encoding and a dataset name only apply to the csv dataset (got {name!r})")
     if scale != 1.0 and name != "demo":
         raise ValueError(f"scale only applies to the demo dataset (got scale={scale!r} for {name!r})")
     if name == "demo":
@@ -91,7 +96,7 @@ def load_dataset(
             raise ValueError("the csv dataset needs a data_dir holding interactions.csv (got None)")
         from engine.data.csv_loader import load_csv_dataset
 
-        return load_csv_dataset(data_dir, columns=columns)
+        return load_csv_dataset(data_dir, columns=columns, encoding=encoding, name=dataset_name)
 
     from engine.data.movielens import load_movielens
 
@@ -100,3 +105,13 @@ def load_dataset(
 
         data_dir = ensure_dataset(name)
     return load_movielens(name, data_dir)
+
+
+def load_configured(data: DataConfig) -> Dataset:
+    """Load the dataset a :class:`~engine.config.DataConfig` names, with its csv options."""
+    kwargs: dict[str, Any] = {"seed": data.seed}
+    if data.dataset == "demo":
+        kwargs["scale"] = data.scale
+    if data.dataset == "csv":
+        kwargs.update(columns=parse_columns(data.columns), encoding=data.encoding, dataset_name=data.name)
+    return load_dataset(data.dataset, data.data_dir, **kwargs)

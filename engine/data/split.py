@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from engine.config import SPLITS as SPLIT_METHODS  # one list for split(), DataConfig and --split
 from engine.data.idmap import IdMap
 from engine.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
 
@@ -127,9 +128,11 @@ def split(
     Args:
         dataset: the validated dataset.
         method: ``"random"`` (per-user ratio split, default), ``"temporal"``
-            (per-user leave-last-``leave_k`` for valid and for test) or
+            (per-user leave-last-``leave_k`` for valid and for test),
             ``"global_time"`` (everything after quantile ``time_cut`` of the
-            timestamps is test; valid is the last ``ratios[1]`` share before it).
+            timestamps is test; valid is the last ``ratios[1]`` share before it) or
+            ``"leave_one_out"`` (per user one random positive for test and one for
+            valid; users with fewer than 3 positives keep all in train: small data).
         ratios: train/valid/test shares for ``random`` (default: 8:1:1).
         threshold: positive threshold for explicit ratings (default: 3.0).
         kcore_k: k-core filter applied before splitting (default: 0, none).
@@ -139,9 +142,13 @@ def split(
 
     Returns:
         A :class:`SplitData`; no (user, item) pair of valid/test is in train.
+
+    Raises:
+        ValueError: for bad arguments, or when the valid or test part comes out
+            empty (the message says how many positives a user needs).
     """
-    if method not in {"random", "temporal", "global_time"}:
-        raise ValueError(f"unknown split method {method!r}; expected random, temporal or global_time")
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split method {method!r}; expected one of {', '.join(SPLIT_METHODS)}")
     if len(ratios) != 3 or any(r < 0 for r in ratios) or not np.isclose(sum(ratios), 1.0):
         raise ValueError(f"ratios must be three non-negative shares summing to 1 (got {ratios!r})")
     df = kcore(to_implicit(dataset.interactions, threshold), kcore_k)
@@ -155,11 +162,33 @@ def split(
         part = _random_parts(df, ratios, seed)
     elif method == "temporal":
         part = _temporal_parts(df, leave_k)
+    elif method == "leave_one_out":
+        part = _leave_one_out_parts(df, seed)
     else:
         part = _global_time_parts(df, ratios[1], 0.9 if time_cut is None else time_cut)
     cols = [U, I, W_RATING, W_RECENCY, TIMESTAMP]
     frames = [df.loc[part == p, cols].sort_values([U, I]).reset_index(drop=True) for p in range(3)]
+    _check_not_empty(frames, df, method, ratios)
     return SplitData(idmap, *frames)
+
+
+def _check_not_empty(frames: list[pd.DataFrame], df: pd.DataFrame, method: str, ratios: tuple) -> None:
+    """An empty valid or test part cannot be evaluated: say why and what works instead."""
+    empty = [name for name, frame in zip(("valid", "test"), frames[1:], strict=True) if frame.empty]
+    if not empty or method == "global_time":  # global_time: the cut, not per-user counts, decides
+        return
+    most = int(df.groupby(U).size().max())
+    if method == "random":
+        share = min(r for r in ratios[1:] if r > 0) if any(ratios[1:]) else 0.0
+        need = f"at least {int(np.ceil(1 / share - 1e-9))} positive interactions" if share else "a non-zero share"
+        why = f"the random split holds out {ratios[1]:g}/{ratios[2]:g} of each user's positives, so a user needs {need}"
+    else:
+        why = "a user needs at least 3 positive interactions (one each for train, valid and test)"
+    parts = " and ".join(empty) + (" parts" if len(empty) > 1 else " part")
+    raise ValueError(
+        f"split {method!r} left the {parts} empty: {why}, and the most any user has here is {most} "
+        "(positives are ratings >= the threshold, 3 by default); for small data use --split leave_one_out"
+    )
 
 
 def _natural(x: str) -> tuple[int, str]:
@@ -178,6 +207,19 @@ def _random_parts(df: pd.DataFrame, ratios: tuple[float, float, float], seed: in
     n_test = np.floor(size * ratios[2]).astype(int)
     n_train = size - n_valid - n_test
     part_shuffled = np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
+    part = np.empty(len(df), dtype=np.int64)
+    part[order] = part_shuffled
+    return part
+
+
+def _leave_one_out_parts(df: pd.DataFrame, seed: int) -> np.ndarray:
+    """Per user one random positive to test and one to valid; users with under 3 keep all in train."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(df))
+    shuffled = df.iloc[order]
+    rank = shuffled.groupby(U).cumcount().to_numpy()
+    size = shuffled.groupby(U)[I].transform("size").to_numpy()
+    part_shuffled = np.where(size < 3, 0, np.where(rank == 0, 2, np.where(rank == 1, 1, 0)))
     part = np.empty(len(df), dtype=np.int64)
     part[order] = part_shuffled
     return part

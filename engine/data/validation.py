@@ -151,7 +151,8 @@ def require_columns(
         if wanted in present:
             continue
         ok = False
-        guess = suggest_column(wanted, spare)
+        # A ;- or tab-separated header is one long "column": a mapping suggestion would mislead.
+        guess = None if hint else suggest_column(wanted, spare)
         if guess is not None:
             problems.add(
                 f"{table.name}, line 1: missing column {wanted!r} (found {guess!r}; did you mean "
@@ -400,11 +401,15 @@ def check_duplicate_rows(table: Table, key: pd.DataFrame, problems: Problems) ->
     shown = positions[: problems.per_check]
     lines = table.lines(shown)
     first_lines = table.lines(first_position[shown])
-    labels = [table.column_label(c) for c in key.columns]
+    # A key column the file lacks (no timestamp: a -1 stand-in) is not the user's to see.
+    columns = [c for c in key.columns if c in table.frame.columns]
+    labels = [table.column_label(c) for c in columns]
     messages = []
     for p, line, first in zip(shown, lines, first_lines, strict=True):
+        # The parsed key, not the raw cell: ids may differ from the file only by NFC normalisation.
         same = ", ".join(
-            f"{label} {clip(table.frame[c].iat[int(p)])!r}" for c, label in zip(key.columns, labels, strict=True)
+            f"{label} {clip(key[c].iat[int(p)] if c != TIMESTAMP else table.frame[c].iat[int(p)])!r}"
+            for c, label in zip(columns, labels, strict=True)
         )
         messages.append(
             f"{table.name}, line {int(line)}, columns {', '.join(map(repr, labels))}: got a "

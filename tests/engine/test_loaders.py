@@ -412,7 +412,16 @@ def test_offline_download_explains_the_manual_route(tmp_path: Path, monkeypatch:
     assert list(tmp_path.iterdir()) == []  # no partial download left behind
 
 
-def test_download_verifies_structure_and_extracts(tmp_path: Path) -> None:
+def test_download_verifies_structure_and_extracts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import hashlib
+
+    from engine.data import download
+
+    # The real archive's members are pinned by sha256; pin the fake's so the rest of the path runs.
+    pins = {m: hashlib.sha256(text.encode()).hexdigest() for m, text in LATEST_SMALL_ZIP.items()}
+    archive = dataclasses.replace(download.ARCHIVES["ml-latest-small"], member_sha256=pins)
+    monkeypatch.setitem(download.ARCHIVES, "ml-latest-small", archive)
     opener = FakeOpener(fake_zip("ml-latest-small", LATEST_SMALL_ZIP))
     folder = ensure_dataset("ml-latest-small", tmp_path, opener=opener)
     assert folder == tmp_path / "ml-latest-small"
@@ -422,6 +431,12 @@ def test_download_verifies_structure_and_extracts(tmp_path: Path) -> None:
     # A complete folder is used as is: no second request.
     assert ensure_dataset("ml-latest-small", tmp_path, opener=opener) == folder
     assert len(opener.urls) == 1
+
+
+def test_download_rejects_unpinned_ml_latest_small_content(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="ml-latest-small archive failed its integrity check"):
+        ensure_dataset("ml-latest-small", tmp_path, opener=FakeOpener(fake_zip("ml-latest-small", LATEST_SMALL_ZIP)))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_download_rejects_a_wrong_checksum(tmp_path: Path) -> None:
