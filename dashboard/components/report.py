@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.components import charts
+from engine import service
 
 _CSS = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2rem auto;
@@ -26,8 +27,34 @@ def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> str:
     return frame.to_html(index=False, escape=True, float_format=floats.format, border=0, na_rep="—")
 
 
-def _dict_table(values: dict[str, Any]) -> str:
-    return _table(pd.DataFrame({"metric": list(values), "value": list(values.values())}))
+def _metrics_table(values: dict[str, Any]) -> str:
+    """Registered metrics with plain names, formatted values, direction and definition (the registry's)."""
+    table = service.values_table(values)
+    shown = table[["label", "text", "direction", "definition"]]
+    return _table(shown.set_axis(["Metric", "Value", "Better", "What it means"], axis=1))
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Metric keys in a ``metric`` column and metric-named columns replaced by their plain labels."""
+    out = frame.copy()
+    if "metric" in out:
+        out["metric"] = out["metric"].map(service.metric_label)
+    return out.rename(columns={c: service.metric_label(c) for c in out.columns if c != "metric"})
+
+
+def _glossary(report: Any) -> str:
+    """Every metric in the report, defined in plain words, plus the report's own definitions."""
+    e = html.escape
+    keys = [*report.accuracy, *report.beyond_accuracy, *[f"{d}_gap" for d in getattr(report, "exposure_gap", {})]]
+    rows = service.metric_glossary(keys)
+    items = [
+        f"<li><b>{e(r.label)}</b> ({e(r.direction)}): {e(r.definition)} <i>{e(r.reference)}</i></li>"
+        for r in rows.itertuples()
+    ]
+    items.append(f"<li><b>Popularity tiers</b>: {e(service.TIERS_DEFINITION)}</li>")
+    defs = report.settings.get("definitions", {})
+    items += [f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in defs.items() if k != "popularity_tiers"]
+    return "<h2>Glossary</h2><ul>" + "".join(items) + "</ul>"
 
 
 def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
@@ -44,8 +71,8 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
     e = html.escape
     # (heading, tables, figures) in reading order; figures are rendered after the layout is known.
     sections: list[tuple[str, list[str], list[Any]]] = [
-        ("Accuracy", [_dict_table(report.accuracy)], []),
-        ("Beyond accuracy", [_dict_table(report.beyond_accuracy)], []),
+        ("Accuracy", [_metrics_table(report.accuracy)], []),
+        ("Beyond accuracy", [_metrics_table(report.beyond_accuracy)], []),
         ("Exposure concentration", [], [charts.lorenz(report.lorenz, gini=report.beyond_accuracy.get("gini_index"))]),
         (
             "Item exposure",
@@ -60,7 +87,7 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
     sections.append(
         (
             "User groups",
-            [_table(report.groups)] + ([_table(disparities)] if disparities is not None else []),
+            [_table(_labelled(report.groups))] + ([_table(_labelled(disparities))] if disparities is not None else []),
             [
                 charts.group_intervals(part, metric=str(metric), feature=str(feature))
                 for (feature, metric), part in report.groups.groupby(["feature", "metric"], sort=False)
@@ -72,7 +99,7 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
         figs = (
             [charts.tradeoff(report.tradeoff, x="aplt", y=first, title="Accuracy vs long-tail share")] if first else []
         )
-        sections.append(("Re-ranking trade-off", [_table(report.tradeoff)], figs))
+        sections.append(("Re-ranking trade-off", [_table(_labelled(report.tradeoff))], figs))
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
@@ -93,12 +120,6 @@ def audit_report_html(report: Any, *, title: str = "GATLens audit") -> str:
                 )
             )
             first_plot = False
-    defs = settings.get("definitions", {})
-    if defs:
-        parts.append(
-            "<h2>Definitions</h2><ul>"
-            + "".join(f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in defs.items())
-            + "</ul>"
-        )
+    parts.append(_glossary(report))
     parts.append("</body></html>")
     return "\n".join(parts)

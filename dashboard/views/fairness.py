@@ -13,6 +13,7 @@ from dashboard.components import charts
 from dashboard.components.html import badge, tiles
 from dashboard.components.report import audit_report_html
 from dashboard.components.widgets import bound_k
+from engine import service
 
 N_BOOT = 1000
 _SWEEPABLE = ("pop", "mmr", "calibrated")
@@ -68,8 +69,8 @@ def render() -> None:
         st.stop()
 
     _headline(report, plain, k)
-    tab_groups, tab_exposure, tab_trade, tab_models = st.tabs(
-        ["User groups", "Item exposure", "Re-ranking trade-off", "Model comparison"]
+    tab_groups, tab_exposure, tab_trade, tab_models, tab_all = st.tabs(
+        ["User groups", "Item exposure", "Re-ranking trade-off", "Model comparison", "All metrics"]
     )
     with tab_groups:
         _groups(report, k)
@@ -79,32 +80,45 @@ def render() -> None:
         _tradeoff(plain, k, strength)
     with tab_models:
         _models(cur, k)
+    with tab_all:
+        _all_metrics(report)
     _downloads(cur, report, k, reranker, strength)
     context.write_url("fairness", "k")
 
 
 def _headline(report: Any, plain: Any, k: int) -> None:
-    acc, beyond = report.accuracy, report.beyond_accuracy
+    """Tiles for NDCG@K and the registry's headline list metrics; deltas against the plain lists."""
+    values = {**report.accuracy, **report.beyond_accuracy}
+    base = {**plain.accuracy, **plain.beyond_accuracy}
+    keys = [f"ndcg@{k}", *[m for m in service.headline_metrics() if m in values]]
 
-    def delta(metric: str, source: str) -> str | None:
-        if report is plain:
+    def delta(key: str) -> str | None:
+        if report is plain or key not in base:
             return None
-        base = getattr(plain, source)[metric]
-        now = getattr(report, source)[metric]
-        return f"{now - base:+.4f} vs model"
+        return f"{values[key] - base[key]:+.4f} vs model"
 
-    st.html(
-        tiles(
-            [
-                (f"NDCG@{k}", f"{acc[f'ndcg@{k}']:.4f}", delta(f"ndcg@{k}", "accuracy")),
-                ("long-tail share (APLT)", f"{beyond['aplt']:.1%}", delta("aplt", "beyond_accuracy")),
-                ("exposure Gini", f"{beyond['gini_index']:.3f}", delta("gini_index", "beyond_accuracy")),
-                ("catalog coverage", f"{beyond['catalog_coverage']:.1%}", delta("catalog_coverage", "beyond_accuracy")),
-                ("intra-list diversity", f"{beyond['ild_categories']:.3f}", "category Jaccard distance"),
-                ("novelty", f"{beyond['novelty']:.2f}", "bits of self-information"),
-            ]
-        )
+    st.html(tiles([(service.metric_label(m), service.format_value(m, values[m], unit=True), delta(m)) for m in keys]))
+    glossary = service.metric_glossary(keys)
+    st.caption(" · ".join(f"**{r.label}**: {r.definition}" for r in glossary.itertuples()))
+
+
+def _all_metrics(report: Any) -> None:
+    """Every registered metric the audit measured, with its plain-words definition."""
+    table = service.values_table({**report.accuracy, **report.beyond_accuracy})
+    st.dataframe(
+        table[["label", "text", "direction", "definition", "reference"]],
+        hide_index=True,
+        width="stretch",
+        key="all_metrics",
+        column_config={
+            "label": st.column_config.TextColumn("Metric"),
+            "text": st.column_config.TextColumn("Value"),
+            "direction": st.column_config.TextColumn("Better"),
+            "definition": st.column_config.TextColumn("What it means", width="large"),
+            "reference": st.column_config.TextColumn("Reference"),
+        },
     )
+    st.caption(f"Popularity tiers: {service.TIERS_DEFINITION}")
 
 
 def _groups(report: Any, k: int) -> None:
@@ -116,7 +130,13 @@ def _groups(report: Any, k: int) -> None:
     with c_f:
         feature = st.selectbox("Group users by", list(dict.fromkeys(groups["feature"])), key="w_fair_feature")
     with c_m:
-        metric = st.selectbox("Metric", list(dict.fromkeys(groups["metric"])), key="w_fair_metric")
+        metric = st.selectbox(
+            "Metric",
+            list(dict.fromkeys(groups["metric"])),
+            format_func=service.metric_label,
+            key="w_fair_metric",
+            help="Hover a metric's column in the tables below for its definition.",
+        )
     part = groups[(groups["feature"] == feature) & (groups["metric"] == metric)]
     chart, table = st.columns([3, 2])
     with chart:
@@ -136,11 +156,23 @@ def _groups(report: Any, k: int) -> None:
                     title="95% bootstrap CI of the difference between the best and worst judged group",
                 )
             )
+        fmt = service.table_format(metric)
         st.dataframe(
             part[["group", "value", "ci_low", "ci_high", "size", "too_small"]],
             hide_index=True,
             width="stretch",
-            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("value", "ci_low", "ci_high")},
+            column_config={
+                "group": st.column_config.TextColumn("Group"),
+                "value": st.column_config.NumberColumn(
+                    service.metric_label(metric), format=fmt, help=service.metric_help(metric)
+                ),
+                "ci_low": st.column_config.NumberColumn("CI low", format=fmt, help="Lower end of the 95% bootstrap CI"),
+                "ci_high": st.column_config.NumberColumn(
+                    "CI high", format=fmt, help="Upper end of the 95% bootstrap CI"
+                ),
+                "size": st.column_config.NumberColumn("Users", format="%d"),
+                "too_small": st.column_config.CheckboxColumn("Too small to judge"),
+            },
         )
     st.caption(
         f"Confidence intervals: {report.settings['n_boot']} bootstrap resamples of users; groups under "
@@ -179,13 +211,34 @@ def _tradeoff(plain: Any, k: int, strength: float) -> None:
             key="trade_aplt",
         )
     with cols[1]:
-        x2 = "provider_gap" if "provider_gap" in table else "gini"
+        x2 = "provider_gap" if "provider_gap" in table else "gini_index"
         st.plotly_chart(
-            charts.tradeoff(table, x=x2, y=y, selected=strength, title=f"Accuracy vs {x2.replace('_', ' ')}"),
+            charts.tradeoff(
+                table, x=x2, y=y, selected=strength, title=f"Accuracy vs {service.metric_label(x2).lower()}"
+            ),
             width="stretch",
             key="trade_2",
         )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=_metric_columns(table.columns))
+
+
+def _metric_columns(columns: Any) -> dict[str, Any]:
+    """Plain column names, registry formats and definition tooltips for metric columns."""
+    config: dict[str, Any] = {}
+    for column in columns:
+        base, _, suffix = str(column).partition("_cost_per_aplt")
+        if _:
+            what = "from strength 0" if suffix else "since the previous strength"
+            config[column] = st.column_config.NumberColumn(
+                f"{service.metric_label(base)} lost per long-tail share ({what})",
+                format="%.4f",
+                help="Drop in accuracy per unit (100 percentage points) of long-tail share gained",
+            )
+        elif service.metric_help(column) is not None:
+            config[column] = st.column_config.NumberColumn(
+                service.metric_label(column), format=service.table_format(column), help=service.metric_help(column)
+            )
+    return config
 
 
 def _models(cur: context.Current, k: int) -> None:
@@ -226,24 +279,9 @@ def _models(cur: context.Current, k: int) -> None:
             }
         )
     frame = pd.DataFrame(rows).set_index("model")
-    keep = [
-        c
-        for c in (
-            f"ndcg@{k}",
-            f"recall@{k}",
-            "aplt",
-            "gini_index",
-            "catalog_coverage",
-            "novelty",
-            "ild_categories",
-            "popularity_gap",
-            "provider_gap",
-        )
-        if c in frame
-    ]
-    st.dataframe(
-        frame[keep], width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in keep}
-    )
+    wanted = [f"ndcg@{k}", f"recall@{k}", *service.headline_metrics(), "popularity_gap", "provider_gap"]
+    keep = [c for c in dict.fromkeys(wanted) if c in frame]
+    st.dataframe(frame[keep], width="stretch", column_config=_metric_columns(keep))
 
 
 def _downloads(cur: context.Current, report: Any, k: int, reranker: str, strength: float) -> None:
