@@ -172,7 +172,11 @@ def _print_groups(report: Any) -> None:
     metrics = s["metrics"]
     rows = []
     wide = report.groups.pivot_table(
-        index=["feature", "group"], columns="metric", values=["value", "ci_low", "ci_high"], sort=False
+        index=["feature", "group"],
+        columns="metric",
+        values=["value", "ci_low", "ci_high"],
+        sort=False,
+        dropna=False,  # --n-boot 0 leaves every CI NaN; keep the columns and print "-"
     )
     sizes = report.groups.drop_duplicates(["feature", "group"]).set_index(["feature", "group"])
     for feature, group in sizes.index:
