@@ -8,9 +8,10 @@ A metric whose required inputs are missing is skipped.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from engine.evaluation.lists import ListContext, nanmean
 from engine.evaluation.metrics import all_metrics
@@ -56,16 +57,7 @@ def list_metrics(ctx: ListContext, per_user: pd.DataFrame | None = None) -> dict
 
 
 def per_user_beyond(
-    topk: np.ndarray,
-    item_popularity: np.ndarray,
-    *,
-    n_users: int,
-    item_categories: sp.spmatrix | np.ndarray | None = None,
-    item_embeddings: np.ndarray | None = None,
-    history: sp.spmatrix | None = None,
-    relevant: sp.spmatrix | None = None,
-    users: np.ndarray | None = None,
-    alpha: float = 0.01,
+    topk: np.ndarray, item_popularity: np.ndarray, *, users: np.ndarray | None = None, **inputs: Any
 ) -> pd.DataFrame:
     """Per-user beyond-accuracy metrics, one row per row of ``topk``.
 
@@ -74,32 +66,20 @@ def per_user_beyond(
     categories; ``calibration_kl`` with categories and history;
     ``ild_embeddings`` with embeddings; ``serendipity`` with relevant items),
     ``u`` first when ``users`` is given. Undefined values are NaN (e.g. ILD of
-    a list with fewer than two items). Arguments as in :func:`beyond_accuracy`.
+    a list with fewer than two items).
+
+    Args:
+        topk: ``[n_users_eval, K]`` internal item indices, ``-1`` = padding.
+        item_popularity: training interaction count per item ``[n_items]``.
+        users: internal user index of each row (default: None, no ``u`` column).
+        **inputs: ``n_users`` (required) and the optional inputs of
+            :meth:`~engine.evaluation.lists.ListContext.build` (``item_categories``,
+            ``item_embeddings``, ``history``, ``relevant``, ``alpha``).
     """
-    ctx = ListContext.build(
-        topk,
-        item_popularity,
-        n_users=n_users,
-        item_categories=item_categories,
-        item_embeddings=item_embeddings,
-        history=history,
-        relevant=relevant,
-        alpha=alpha,
-    )
-    return user_metrics(ctx, users)
+    return user_metrics(ListContext.build(topk, item_popularity, **inputs), users)
 
 
-def beyond_accuracy(
-    topk: np.ndarray,
-    item_popularity: np.ndarray,
-    *,
-    n_users: int,
-    item_categories: sp.spmatrix | np.ndarray | None = None,
-    item_embeddings: np.ndarray | None = None,
-    history: sp.spmatrix | None = None,
-    relevant: sp.spmatrix | None = None,
-    alpha: float = 0.01,
-) -> dict[str, float]:
+def beyond_accuracy(topk: np.ndarray, item_popularity: np.ndarray, **inputs: Any) -> dict[str, float]:
     """Every beyond-accuracy metric the inputs allow, as one flat dict keyed by registry key.
 
     With the default registry: always ``catalog_coverage``,
@@ -114,23 +94,11 @@ def beyond_accuracy(
         topk: ``[n_users_eval, K]`` internal item indices, ``-1`` = padding.
         item_popularity: training interaction count per item ``[n_items]``
             (distinct users per item; defines ``n_items``).
-        n_users: users in the training data (novelty's denominator).
-        item_categories: multi-hot ``[n_items, C]`` or 1-D ids (default: None).
-        item_embeddings: ``[n_items, D]`` content embeddings (default: None).
-        history: ``[n_users_eval, n_items]`` training items, rows aligned with
-            ``topk`` (default: None).
-        relevant: ``[n_users_eval, n_items]`` held-out relevant items, rows
-            aligned with ``topk`` (default: None).
-        alpha: calibration smoothing (default: 0.01).
+        **inputs: ``n_users`` (training users, novelty's denominator; required)
+            and optionally ``item_categories`` (multi-hot ``[n_items, C]`` or 1-D
+            ids), ``item_embeddings`` (``[n_items, D]``), ``history`` and
+            ``relevant`` (``[n_users_eval, n_items]``, rows aligned with ``topk``)
+            and ``alpha`` (calibration smoothing, default 0.01), as in
+            :meth:`~engine.evaluation.lists.ListContext.build` (each default: None).
     """
-    ctx = ListContext.build(
-        topk,
-        item_popularity,
-        n_users=n_users,
-        item_categories=item_categories,
-        item_embeddings=item_embeddings,
-        history=history,
-        relevant=relevant,
-        alpha=alpha,
-    )
-    return list_metrics(ctx)
+    return list_metrics(ListContext.build(topk, item_popularity, **inputs))

@@ -102,6 +102,36 @@ def _baseline(inputs: AuditInputs, ks: tuple[int, ...]) -> dict[str, Any]:
     return {"accuracy": plain.accuracy, "beyond_accuracy": plain.beyond_accuracy, "exposure_gap": plain.exposure_gap}
 
 
+def _settings(
+    rec: Recommender,
+    inputs: AuditInputs,
+    *,
+    part: str,
+    k: int,
+    rerank: str | None,
+    sweep: tuple[str, tuple[float, ...]] | None,
+    metrics: list[str],
+    groups: pd.DataFrame,
+) -> dict[str, Any]:
+    """The audit's parameters and definitions, JSON-ready (run_audit adds the statistical options)."""
+    return {
+        "model": getattr(rec, "model_name", None),
+        "dataset": rec.dataset.name,
+        "part": part,
+        "k": int(k),
+        "candidates": int(inputs.candidates.shape[1]),
+        "rerank": rerank,
+        "sweep": None if sweep is None else {"reranker": sweep[0], "strengths": list(sweep[1])},
+        "metrics": metrics,
+        "groups": list(groups.columns),
+        "n_users_evaluated": len(inputs.users),
+        "n_users": inputs.n_users_total,
+        "n_items": inputs.n_items,
+        "mmr_vectors": inputs.mmr_vectors[1],
+        "definitions": dict(DEFINITIONS),
+    }
+
+
 def run_audit(
     rec: Recommender,
     *,
@@ -171,28 +201,11 @@ def run_audit(
     if sweep_parsed is not None:
         tradeoff = tradeoff_table(inputs, sweep_parsed[0], sweep_parsed[1], k, metric_names, ks)
 
-    settings = {
-        "model": getattr(rec, "model_name", None),
-        "dataset": rec.dataset.name,
-        "part": part,
-        "k": int(k),
-        "candidates": int(inputs.candidates.shape[1]),
-        "rerank": rerank,
-        "sweep": None if sweep_parsed is None else {"reranker": sweep_parsed[0], "strengths": list(sweep_parsed[1])},
-        "metrics": metric_names,
-        "groups": list(feature_frame.columns),
-        "skipped_attributes": skipped,
-        "n_users_evaluated": len(inputs.users),
-        "n_users": inputs.n_users_total,
-        "n_items": n_items,
-        "n_boot": int(n_boot),
-        "ci": float(ci),
-        "min_group_size": int(min_group_size),
-        "seed": int(seed),
-        "exposure_weighting": exposure_weighting,
-        "mmr_vectors": inputs.mmr_vectors[1],
-        "definitions": dict(DEFINITIONS),
-    }
+    settings = _settings(
+        rec, inputs, part=part, k=k, rerank=rerank, sweep=sweep_parsed, metrics=metric_names, groups=feature_frame
+    )
+    settings.update(skipped_attributes=skipped, n_boot=int(n_boot), ci=float(ci), min_group_size=int(min_group_size))
+    settings.update(seed=int(seed), exposure_weighting=exposure_weighting)
     seconds = time.perf_counter() - t0
     log.info("audit of %s on %s: %d users in %.2fs", settings["model"], settings["dataset"], len(inputs.users), seconds)
     return AuditReport(
