@@ -53,10 +53,9 @@ from engine.explain.evaluate import ExplainEval, demo_triggers
 from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
 from engine.fairness.audit import AuditReport, compare_models, run_audit
 from engine.fairness.rerank import apply_rerank
-from engine.pipeline import load_version, train_or_load
+from engine.pipeline import load_version, train_or_load, update_latest
 from engine.recommender import WHAT_CHANGED_COLUMNS, Recommendations, Recommender
 from engine.training.callbacks import FunctionCallback
-from engine.update.apply import update_model
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +368,9 @@ def update(
     cache_dir: str | Path = DEFAULT_CACHE,
     **options: Any,
 ) -> ServedModel:
-    """Fold new interactions into ``model`` and store a new version: see :func:`engine.update.apply.update_model`."""
-    rec = update_model(model._rec, new_interactions, new_items=new_items, cache_dir=Path(cache_dir), **options)
+    """Fold new interactions into the newest version of ``model`` (one writer at a time) and store a new
+    version: see :func:`engine.pipeline.update_latest` and :func:`engine.update.apply.update_model`."""
+    rec = update_latest(model._rec, new_interactions, new_items=new_items, cache_dir=Path(cache_dir), **options)
     return ServedModel(rec)
 
 

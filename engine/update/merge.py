@@ -166,13 +166,7 @@ def restore_prepared(prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path 
     doc = loaded.json_files.get(UPDATE_FILE)
     if not doc:
         return prep
-    interactions = pd.DataFrame.from_records(doc["interactions"], columns=[USER, ITEM, RATING, TIMESTAMP])
-    interactions = interactions.astype({USER: str, ITEM: str, RATING: "float64", TIMESTAMP: "int64"})
-    items = None
-    if doc["items"]:
-        items = pd.DataFrame.from_records(doc["items"])
-        items[CATEGORIES] = items[CATEGORIES].map(tuple)
-        items = items.astype({ITEM: str, TITLE: str, TEXT: str})
+    interactions, items = update_frames(doc)
     text_rows = None
     state = loaded.tensors.get("model", {})
     if items is not None and "text" in state:
@@ -184,3 +178,22 @@ def restore_prepared(prep: Prepared, loaded: LoadedArtifact, *, cache_dir: Path 
         if idmap != restored.split.idmap:
             raise ValueError(f"artifact {loaded.ref.path}: replaying its update does not give its id map")
     return restored
+
+
+def update_frames(doc: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The interactions and items of a stored ``update`` document, as the frames that were appended.
+
+    Args:
+        doc: ``{"interactions": [records], "items": [records]}`` as :func:`update_model` stores it.
+
+    Returns:
+        ``(interactions, items)``; ``items`` is None when the document lists none.
+    """
+    interactions = pd.DataFrame.from_records(doc["interactions"], columns=[USER, ITEM, RATING, TIMESTAMP])
+    interactions = interactions.astype({USER: str, ITEM: str, RATING: "float64", TIMESTAMP: "int64"})
+    items = None
+    if doc["items"]:
+        items = pd.DataFrame.from_records(doc["items"])
+        items[CATEGORIES] = items[CATEGORIES].map(tuple)
+        items = items.astype({ITEM: str, TITLE: str, TEXT: str})
+    return interactions, items
