@@ -28,13 +28,14 @@ from engine.data.graph import RecGraph, build_graph, category_matrix
 from engine.data.registry import load_configured
 from engine.data.schema import CATEGORIES, Dataset
 from engine.data.split import SplitData, split
+from engine.evaluation.validation import valid_fn_for
 from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel, FittedModel
 from engine.models.registry import build_model
 from engine.training.callbacks import Callback
-from engine.training.device import seed_everything
-from engine.training.loop import TrainResult
-from engine.training.minibatch import fit_auto
+from engine.training.device import resolve_device, seed_everything
+from engine.training.minibatch import choose_mode, fit_auto
+from engine.training.result import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,14 @@ def config_fingerprint(prep: Prepared) -> str:
 def train_model(
     prep: Prepared, *, callbacks: Sequence[Callback] = ()
 ) -> tuple[EmbeddingModel | FittedModel, TrainResult]:
-    """Fit a fresh model on ``prep`` (trained models through the BPR loop)."""
+    """Fit a fresh model on ``prep`` (trained models through the BPR loop, validated for early stopping)."""
     model = make_model(prep)
     if isinstance(model, EmbeddingModel):
-        result = fit_auto(
-            model, prep.graph, prep.split, prep.config.train, mode=prep.config.train.mode, callbacks=callbacks
-        )
+        cfg = prep.config.train
+        mode = choose_mode(prep.graph, mode=cfg.mode, model=model)
+        graph = prep.graph.to(resolve_device(cfg.device))  # validation runs where the model trains
+        valid_fn = valid_fn_for(model, prep.split, graph, mode=mode)
+        result = fit_auto(model, graph, prep.split, cfg, mode=mode, valid_fn=valid_fn, callbacks=callbacks)
         model.cpu()
         model.cache_embeddings(prep.graph.cpu())
         return model, result

@@ -42,6 +42,7 @@ from engine.config import RunConfig
 from engine.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
 from engine.data.split import W_RATING, W_RECENCY, I, SplitData, U
 from engine.evaluation.ranking import evaluate
+from engine.evaluation.validation import default_valid_fn, valid_fn_for
 from engine.pipeline import train_or_load
 from engine.training.loop import fit
 from engine.training.minibatch import choose_mode, fit_minibatch
@@ -68,7 +69,7 @@ def section_scale(args: argparse.Namespace) -> dict[str, Any]:
     fanout = FANOUT if args.mode == "minibatch" else None
     pairs = torch.as_tensor(prep.split.train[[U, I]].to_numpy(), dtype=torch.long)
     steps_per_epoch = -(-len(pairs) // cfg.train.batch_size)
-    valid_fn = None
+    valid_fn = valid_fn_for(model, prep.split, prep.graph, mode="minibatch")  # fit_minibatch validates layer-wise
     if args.steps:  # a bounded run: the first `steps` batches of a shuffled epoch, no validation
         pick = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0))
         pairs = pairs[pick[: args.steps * cfg.train.batch_size]]
@@ -141,7 +142,8 @@ def section_minibatch(args: argparse.Namespace) -> dict[str, Any]:
         }
         model = make_model(prep)  # seeded by cfg.train.seed: the same initial weights as the full run
         t0 = time.perf_counter()
-        result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=FANOUT)
+        valid_fn = valid_fn_for(model, prep.split, prep.graph, mode="minibatch")
+        result = fit_minibatch(model, prep.graph, prep.split, cfg.train, fanout=FANOUT, valid_fn=valid_fn)
         seconds = time.perf_counter() - t0
         test = evaluate(model, prep.split, "test", ks=(10,)).overall
         mini = {
@@ -201,7 +203,9 @@ def section_update(args: argparse.Namespace) -> dict[str, Any]:
     # Full retrain: the very same training data (the update's merged split), from scratch.
     fresh = make_model(new.prep)  # seeded by cfg.train.seed, like every model
     t0 = time.perf_counter()
-    result = fit(fresh, new.prep.graph, new.prep.split, cfg.train)
+    result = fit(
+        fresh, new.prep.graph, new.prep.split, cfg.train, valid_fn=default_valid_fn(new.prep.split, new.prep.graph)
+    )
     t_retrain = time.perf_counter() - t0
     threshold = cfg.data.threshold or 0.0
     eval_split = _temporal_test(new.prep.split, later, threshold)

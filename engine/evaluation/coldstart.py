@@ -22,6 +22,7 @@ import torch
 from engine.config import RunConfig
 from engine.data.graph import build_graph
 from engine.data.split import I, SplitData, U
+from engine.evaluation.validation import default_valid_fn
 
 
 def hide_items(split: SplitData, share: float, seed: int = 0) -> tuple[SplitData, np.ndarray, pd.DataFrame]:
@@ -57,7 +58,7 @@ def cold_start_eval(config: RunConfig, *, share: float = 0.05, k: int = 20, seed
     graph = build_graph(reduced)
     prep = replace(prep, split=reduced, graph=graph)
     model = make_model(prep)
-    result = fit(model, graph, reduced, config.train)
+    result = fit(model, graph, reduced, config.train, valid_fn=default_valid_fn(reduced, graph))
     model.cache_embeddings(graph)
     users = np.unique(held[U].to_numpy())
     with torch.no_grad():

@@ -1,145 +1,73 @@
-"""Data-parallel training across processes, GPUs and machines (DistributedDataParallel).
+"""Data-parallel pieces of the epoch loop (DistributedDataParallel); no argument parsing here.
 
-Every rank loads the same data and builds the same model; each BPR batch is cut into one
-share per rank, gradients are averaged by DDP after every backward pass, so the ranks hold
-identical weights throughout. Rank 0 validates (its score is broadcast, so all ranks stop
-together), then evaluates and saves the artifact to the same cache ``gatlens train`` reads.
-Backend: ``nccl`` on CUDA, ``gloo`` on CPU. The loop is :func:`engine.training.minibatch.fit_minibatch`:
-by default each rank samples the neighbourhood of its own share (``--fanout 15,10``), which
-is where the speed-up comes from; ``--fanout full`` runs the full graph on every rank.
-
-One machine, N GPUs (or N CPU processes)::
-
-    torchrun --nproc_per_node N -m engine.training.distributed --dataset ml-1m --epochs 100
-
-Several machines (run on each, with its own ``--node_rank``; HOST is node 0's address)::
-
-    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 \\
-        --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
-        -m engine.training.distributed --dataset ml-1m --data-dir /data/ml-1m
-
-Every node needs the dataset and the package; the artifact is written on node 0 only. From
-Python (tests, notebooks), :func:`spawn` starts local processes without torchrun.
+Every rank builds the same model and draws the same permutation and negatives; each BPR batch is
+cut into one share per rank (:class:`~engine.training.trainer.Shard`), DDP averages gradients
+after every backward pass, so the ranks hold identical weights throughout. Rank 0 validates and
+broadcasts its score, so every rank takes the same early-stopping decision. Backend: ``nccl`` on
+CUDA, ``gloo`` on CPU. The runner (prepare, train, save on rank 0) and its ``torchrun`` entry
+point are :mod:`engine.commands.ddp`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
+import inspect
 import os
-import sys
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from engine.config import RunConfig
-
-log = logging.getLogger(__name__)
-
-
-def parse_fanout(text: str) -> tuple[int, ...] | None:
-    """``"15,10"`` -> ``(15, 10)``; ``"full"`` -> None (full graph on every rank)."""
-    if text.strip().lower() == "full":
-        return None
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"fanout must be comma-separated integers or 'full' (got {text!r})") from None
-    if not values or any(v == 0 or v < -1 for v in values):
-        raise ValueError(f"fanout entries must be positive or -1 (got {text!r})")
-    return values
+from engine.models.base import EmbeddingModel
+from engine.training.trainer import Shard, ValidFn
 
 
-def run_training(
-    config: RunConfig,
-    *,
-    fanout: Sequence[int] | None = (15, 10),
-    cache_dir: Path = Path("data/cache"),
-    save: bool = True,
-    distributed: bool = True,
-) -> dict[str, Any] | None:
-    """Prepare, train, and on rank 0 evaluate and save; the body every rank runs.
+def process_shard() -> Shard:
+    """This process's rank and the world size of the initialised process group."""
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def wrap(forward: nn.Module, device: torch.device) -> nn.Module:
+    """``forward`` under DistributedDataParallel, without per-step buffer broadcasts."""
+    # Buffers (frozen text features) never change: synced once at construction, not every step.
+    # torch >= 2.13 spells this forward_sync_buffers; older releases broadcast_buffers.
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(forward, device_ids=device_ids, **{no_sync: False})
+
+
+def broadcast_score(valid_fn: ValidFn | None, device: torch.device) -> ValidFn:
+    """A valid_fn every rank calls: rank 0 validates, the others receive its score."""
+
+    def fn(model: EmbeddingModel) -> float:
+        value = torch.zeros(1, dtype=torch.float64, device=device)
+        if dist.get_rank() == 0:
+            if valid_fn is None:
+                raise ValueError("rank 0 needs a valid_fn to validate with")
+            value.fill_(float(valid_fn(model)))
+        dist.broadcast(value, src=0)
+        return float(value)
+
+    return fn
+
+
+def init_process_group(
+    backend: str | None = None,
+    init_method: str | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+) -> str:
+    """Join the process group (torchrun's environment, or an explicit rendezvous); returns the backend.
 
     Args:
-        config: the run configuration (the same on every rank).
-        fanout: per-hop neighbour sampling, or None for the full graph (default: ``(15, 10)``).
-        cache_dir: feature and artifact cache (default: ``data/cache``).
-        save: write the artifact on rank 0 (default: True).
-        distributed: inside an initialised process group (default: True); False runs
-            the same code in one process, the reference for the multi-process result.
-
-    Returns:
-        On rank 0 a summary (``world_size``, ``backend``, ``best_valid``, ``valid`` and
-        ``test`` metrics, ``artifact``, ...); None on the other ranks.
+        backend: ``"gloo"`` or ``"nccl"`` (default: nccl with CUDA, else gloo).
+        init_method: rendezvous URL, e.g. ``file://...`` (default: torchrun's environment variables).
+        rank: this process's rank, with ``init_method`` (default: None).
+        world_size: number of processes, with ``init_method`` (default: None).
     """
-    import torch.distributed as dist
-
-    from engine.artifacts.store import ArtifactStore
-    from engine.assembly import config_fingerprint, make_model, model_card, prepare
-    from engine.evaluation.ranking import evaluate
-    from engine.training.device import seed_everything
-    from engine.training.minibatch import fit_minibatch
-
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    # Rank 0 first: it may write the text-feature cache, which the others then only read.
-    if rank == 0:
-        prep = prepare(config, cache_dir=cache_dir)
-    if distributed:
-        dist.barrier()
-    if rank != 0:
-        prep = prepare(config, cache_dir=cache_dir)
-    seed_everything(config.train.seed)  # identical initial weights on every rank
-    model = make_model(prep)
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"distributed training needs a trained model, not {config.model.name!r}")
-    result = fit_minibatch(model, prep.graph, prep.split, config.train, fanout=fanout, distributed=distributed)
-    summary = None
-    if rank == 0:
-        model.cpu()
-        model.set_cached_embeddings(*(t.cpu() for t in model.cached_embeddings().values()))
-        valid = evaluate(model, prep.split, "valid").overall
-        test = evaluate(model, prep.split, "test").overall
-        meta = model_card(prep, model, result, test, valid)
-        meta["training"]["distributed"] = {
-            "world_size": world,
-            "backend": dist.get_backend() if distributed else None,
-            "fanout": None if fanout is None else list(fanout),
-        }
-        ref = None
-        if save:
-            ref = ArtifactStore(cache_dir / "models").save(
-                prep.dataset.name,
-                config_fingerprint(prep),
-                tensors={"model": model.state_dict(), "embeddings": model.cached_embeddings()},
-                json_files={"config": config.to_dict(), "idmap": prep.split.idmap.to_json(), "curve": result.curve},
-                meta=meta,
-            )
-        summary = {
-            "world_size": world,
-            "backend": meta["training"]["distributed"]["backend"],
-            "device": result.device,
-            "fanout": meta["training"]["distributed"]["fanout"],
-            "epochs": result.epochs,
-            "best_epoch": result.best_epoch,
-            "best_valid": result.best_valid,
-            "seconds": round(result.seconds, 3),
-            "valid": valid,
-            "test": test,
-            "artifact": str(ref.path) if ref else None,
-            "curve": result.curve,
-        }
-    if distributed:
-        dist.barrier()
-    return summary
-
-
-def _init(backend: str | None, init_method: str | None, rank: int | None, world_size: int | None) -> str:
-    import torch.distributed as dist
-
     local_rank = int(os.environ.get("LOCAL_RANK", rank or 0))
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
@@ -155,128 +83,8 @@ def _init(backend: str | None, init_method: str | None, rank: int | None, world_
     return backend
 
 
-def _device_config(config: RunConfig) -> RunConfig:
+def rank_device_config(config: RunConfig) -> RunConfig:
+    """``config`` with ``device="auto"`` pinned to this rank's current CUDA device (unchanged on CPU)."""
     if config.train.device == "auto" and torch.cuda.is_available():
         return config.with_overrides(train={"device": f"cuda:{torch.cuda.current_device()}"})
     return config
-
-
-def _spawn_entry(
-    rank: int,
-    world_size: int,
-    config: dict[str, Any],
-    fanout: list[int] | None,
-    cache_dir: str,
-    save: bool,
-    init_method: str,
-    out: str,
-    backend: str | None,
-) -> None:
-    import torch.distributed as dist
-
-    _init(backend, init_method, rank, world_size)
-    try:
-        summary = run_training(
-            _device_config(RunConfig.from_dict(config)), fanout=fanout, cache_dir=Path(cache_dir), save=save
-        )
-        if summary is not None:
-            Path(out).write_text(json.dumps(summary))
-    finally:
-        dist.destroy_process_group()
-
-
-def spawn(
-    config: RunConfig,
-    world_size: int,
-    *,
-    fanout: Sequence[int] | None = (15, 10),
-    cache_dir: Path = Path("data/cache"),
-    save: bool = False,
-    backend: str | None = None,
-) -> dict[str, Any]:
-    """Train with ``world_size`` local processes (``torch.multiprocessing``), no torchrun needed.
-
-    Args:
-        config: the run configuration.
-        world_size: number of processes.
-        fanout: per-hop neighbour sampling, or None for the full graph (default: ``(15, 10)``).
-        cache_dir: feature and artifact cache (default: ``data/cache``).
-        save: write the artifact from rank 0 (default: False).
-        backend: ``"gloo"`` or ``"nccl"`` (default: nccl with CUDA, else gloo).
-
-    Returns:
-        Rank 0's summary (see :func:`run_training`).
-    """
-    import torch.multiprocessing as mp
-
-    if world_size < 1:
-        raise ValueError(f"world_size must be >= 1 (got {world_size!r})")
-    with tempfile.TemporaryDirectory(prefix="gatlens-ddp-") as tmp:
-        out = Path(tmp) / "summary.json"
-        init_method = f"file://{Path(tmp) / 'rendezvous'}"
-        args = (
-            world_size,
-            config.to_dict(),
-            None if fanout is None else list(fanout),
-            str(cache_dir),
-            save,
-            init_method,
-            str(out),
-            backend,
-        )
-        mp.spawn(_spawn_entry, args=args, nprocs=world_size, join=True)
-        return json.loads(out.read_text())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from engine.commands.common import add_data_args, add_model_args
-
-    p = argparse.ArgumentParser(
-        prog="python -m engine.training.distributed",
-        description="Data-parallel training; launch with torchrun --nproc_per_node N -m engine.training.distributed",
-    )
-    add_data_args(p)
-    add_model_args(p)
-    p.add_argument(
-        "--fanout",
-        default="15,10",
-        help="neighbours sampled per node per hop, or 'full' for the full graph on every rank (default: 15,10)",
-    )
-    p.add_argument("--backend", default=None, choices=("gloo", "nccl"), help="default: nccl on CUDA, else gloo")
-    p.add_argument("--no-save", action="store_true", help="do not write the artifact")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """torchrun entry point: every rank runs this; rank 0 prints the summary as JSON."""
-    import torch.distributed as dist
-
-    from engine.commands.common import config_from_args
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    if "RANK" not in os.environ:
-        print("error: launch with torchrun (RANK is not set); see the module docstring", file=sys.stderr)
-        return 2
-    _init(args.backend, None, None, None)
-    try:
-        summary = run_training(
-            _device_config(config_from_args(args)),
-            fanout=parse_fanout(args.fanout),
-            cache_dir=Path(args.cache_dir),
-            save=not args.no_save,
-        )
-    finally:
-        dist.destroy_process_group()
-    if summary is not None:
-        summary = {k: v for k, v in summary.items() if k != "curve"}
-        json.dump(summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,11 +20,12 @@ from engine.assembly import (
     make_model,
 )
 from engine.data.split import I, U
+from engine.evaluation.validation import default_valid_fn, layerwise_valid_fn
 from engine.models.base import EmbeddingModel
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device
-from engine.training.loop import TrainResult, default_valid_fn
-from engine.training.minibatch import LayerwiseInference, fit_auto, layerwise_valid_fn, supports_minibatch
+from engine.training.loop import TrainResult
+from engine.training.minibatch import LayerwiseInference, fit_auto, supports_minibatch
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.commands.ddp import parse_fanout, run_training, spawn
 from engine.config import RunConfig
-from engine.training.distributed import parse_fanout, run_training, spawn
 
 TOLERANCE = 1e-3
 

@@ -11,6 +11,7 @@ from engine.assembly import Prepared, make_model, prepare
 from engine.config import RunConfig, TrainConfig
 from engine.data.synthetic import generate_demo_world
 from engine.evaluation.ranking import evaluate
+from engine.evaluation.validation import default_valid_fn, layerwise_valid_fn, valid_fn_for
 from engine.models.gat import GraphRecommender
 from engine.models.lightgcn import LightGCN
 from engine.training.loop import fit
@@ -86,8 +87,8 @@ def test_full_graph_mode_reproduces_fit_exactly(small: Small) -> None:
     prep = small.prep
     cfg = TrainConfig(epochs=2, seed=0)
     a, b = _model(prep), _model(prep)
-    ra = fit(a, prep.graph, prep.split, cfg)
-    rb = fit_minibatch(b, prep.graph, prep.split, cfg, fanout=None)
+    ra = fit(a, prep.graph, prep.split, cfg, valid_fn=default_valid_fn(prep.split, prep.graph))
+    rb = fit_minibatch(b, prep.graph, prep.split, cfg, fanout=None, valid_fn=layerwise_valid_fn(prep.split, prep.graph))
     assert [c["loss"] for c in rb.curve] == pytest.approx([c["loss"] for c in ra.curve], rel=1e-6)
     assert [c["valid_ndcg@10"] for c in rb.curve] == pytest.approx([c["valid_ndcg@10"] for c in ra.curve], abs=1e-9)
     assert (rb.best_epoch, rb.epochs) == (ra.best_epoch, ra.epochs)
@@ -98,7 +99,10 @@ def test_sampled_training_learns_and_reports_its_subgraphs(small: Small) -> None
     model = _model(prep)
     model.cache_embeddings(prep.graph)
     untrained = evaluate(model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
-    result = fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=3, seed=0), fanout=(5, 3))
+    valid_fn = layerwise_valid_fn(prep.split, prep.graph)
+    result = fit_minibatch(
+        model, prep.graph, prep.split, TrainConfig(epochs=3, seed=0), fanout=(5, 3), valid_fn=valid_fn
+    )
     assert result.epochs == 3 and len(result.curve) == 3
     assert result.best_valid > untrained + 0.05
     first = result.curve[0]
@@ -114,16 +118,35 @@ def test_fanout_follows_the_model_depth(small: Small, caplog: pytest.LogCaptureF
     prep = small.prep
     model = _model(prep)
     with caplog.at_level("INFO", logger="engine.training.minibatch"):
-        fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4,))
+        fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4,), valid_fn=lambda m: 0.5)
     assert "fanout (4,) adjusted to the model's 2 layers" in caplog.text
     with pytest.raises(ValueError, match="graph recommender"):
-        fit_minibatch(LightGCN(10, 10), prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4, 4))
+        fit_minibatch(
+            LightGCN(10, 10), prep.graph, prep.split, TrainConfig(epochs=1), fanout=(4, 4), valid_fn=lambda m: 0.5
+        )
+    with pytest.raises(ValueError, match="needs a valid_fn"):
+        fit_minibatch(model, prep.graph, prep.split, TrainConfig(epochs=1), valid_fn=None)
 
 
 def test_fit_auto_dispatches(small: Small, caplog: pytest.LogCaptureFixture) -> None:
     prep = small.prep
     with caplog.at_level("INFO", logger="engine.training.minibatch"):
-        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1))
-        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1), mode="minibatch")
+        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1), valid_fn=lambda m: 0.5)
+        fit_auto(_model(prep), prep.graph, prep.split, TrainConfig(epochs=1), mode="minibatch", valid_fn=lambda m: 0.5)
     assert "8008 directed edges: full" in caplog.text
     assert "8008 directed edges: minibatch" in caplog.text
+
+
+def test_valid_fn_for_follows_the_training_mode(small: Small) -> None:
+    """Full-batch validates on model(graph), mini-batch layer-wise: each mode keeps its historical numbers."""
+    prep = small.prep
+    model = _model(prep)
+    lightgcn = LightGCN(prep.split.n_users, prep.split.n_items)
+    full = valid_fn_for(model, prep.split, prep.graph, mode="full")
+    sampled = valid_fn_for(model, prep.split, prep.graph, mode="minibatch")
+    assert full.__qualname__.startswith("default_valid_fn")
+    assert sampled.__qualname__.startswith("layerwise_valid_fn")
+    assert valid_fn_for(lightgcn, prep.split, prep.graph, mode="minibatch").__qualname__.startswith("default_valid_fn")
+    # Both score the same untrained model alike (layer-wise equals the full forward up to rounding).
+    assert sampled(model) == pytest.approx(full(model), abs=1e-6)
+    assert 0.0 < full(model) < 1.0
