@@ -1,6 +1,7 @@
 """GATLens dashboard entry point: page setup, sidebar, and the ``st.navigation`` router.
 
-Start it with ``gatlens dashboard`` (or ``streamlit run dashboard/app.py``). Pages live
+Start it with ``gatlens dashboard`` (or ``streamlit run dashboard/app.py`` from any directory: the
+settings beside it in ``.streamlit/`` bind 127.0.0.1 and turn usage statistics off). Pages live
 in ``views/``, one file each; this file only wires them together. (Not ``pages/``: a folder
 of that name beside the main script puts Streamlit in its legacy multipage mode, where a
 fresh deep link such as ``/why`` runs that file alone, without this router and sidebar.)
@@ -8,15 +9,25 @@ fresh deep link such as ``/why`` runs that file alone, without this router and s
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
-from dashboard import context
+from dashboard import context, settings
 from dashboard.components.widgets import render_sidebar
 from dashboard.settings import asset
 
 st.set_page_config(
     page_title="GATLens", page_icon=str(asset("icon.svg")), layout="wide", initial_sidebar_state="expanded"
 )
+# The server binds before any script runs, so the app cannot choose its own address: its config
+# (dashboard/.streamlit/config.toml, read from any working directory) does. This is the backstop
+# for a server that bound every interface anyway: it shows no data there unless asked to.
+_problem = settings.exposure_problem(settings.listening_addresses(), st.get_option("server.address"))
+if _problem:
+    logging.getLogger("gatlens.dashboard").warning(_problem.replace("`", "").replace("**", ""))
+    st.error(_problem, icon=":material/lock:")
+    st.stop()
 st.logo(str(asset("logo.svg")), size="large", icon_image=str(asset("icon.svg")))
 _css = asset("style.css")
 if _css.is_file():

@@ -8,12 +8,14 @@ screen: ``/why?model=gat-02a36f00-v1&user=u0042&item=i0007&k=10``.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from dashboard import state
+from dashboard.components.text import md, md_code
 from dashboard.settings import Settings, load_settings, model_key
 
 URL_KEYS = ("dataset", "model", "user", "item", "k")
@@ -55,13 +57,19 @@ def _parse_k(raw: Any) -> int:
 
 
 def notice(text: str) -> None:
-    """Queue a one-time friendly message (e.g. about a bad deep link) for the page to show."""
+    """Queue a one-time friendly message (e.g. about a bad deep link) for the page to show.
+
+    Args:
+        text: plain text, never Markdown: it usually quotes a value from the URL, so
+            :func:`show_notices` escapes all of it (a ``[link](...)`` shows as typed).
+    """
     st.session_state.setdefault(_NOTICES, []).append(text)
 
 
 def show_notices() -> None:
+    """Show the queued notices as warnings, each escaped whole (see :func:`notice`)."""
     for text in st.session_state.pop(_NOTICES, []):
-        st.warning(text, icon=":material/link_off:")
+        st.warning(md(text), icon=":material/link_off:")
 
 
 def write_url(page: str, *keys: str) -> None:
@@ -112,12 +120,12 @@ def require_model() -> Current:
     try:
         rec = state.load_recommender(str(cfg.cache_dir), row["path"])
     except state.ModelNotReadyError as exc:
-        st.error(str(exc), icon=":material/build:")
+        st.error(md(exc), icon=":material/build:")
         _train_button(cfg)
         st.stop()
     except Exception as exc:  # a damaged cache or missing data folder must not show a traceback
         st.error(
-            f"The model {row['key']} could not be loaded: {exc}. Check that its data is still where it was "
+            f"The model {md(row['key'])} could not be loaded: {md(exc)}. Check that its data is still where it was "
             "trained from, or retrain it with the button below.",
             icon=":material/error:",
         )
@@ -128,16 +136,16 @@ def require_model() -> Current:
 
 def _no_model(cfg: Settings, dataset: str) -> None:
     st.info(
-        f"No trained model for the dataset **{dataset}** is in the cache ({cfg.cache_dir}). "
+        f"No trained model for the dataset **{md(dataset)}** is in the cache ({md(cfg.cache_dir)}). "
         "Train one here (a few minutes on a laptop CPU for the demo world), or from a terminal: "
-        f"`gatlens train --dataset {cfg.dataset}`.",
+        f"{md_code(f'gatlens train --dataset {shlex.quote(cfg.dataset)}')}.",
         icon=":material/model_training:",
     )
     _train_button(cfg)
 
 
 def _train_button(cfg: Settings) -> None:
-    if not st.button(f"Train the {cfg.dataset} model", type="primary", icon=":material/play_arrow:"):
+    if not st.button(f"Train the {md(cfg.dataset)} model", type="primary", icon=":material/play_arrow:"):
         return
     bar = st.progress(0.0, text="Preparing data and text features…")
 

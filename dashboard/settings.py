@@ -13,11 +13,21 @@ from environment variables that the command (or a test) sets:
 - ``GATLENS_MODEL``: artifact key selected when the URL names none (default: newest GAT).
 - ``GATLENS_LIST_REASONS``: reasons computed when a top-K list opens (default: 3; each is one
   explanation, memoised, so the "Why this item?" page then opens instantly for those items).
+- ``GATLENS_ALLOW_REMOTE``: ``1`` serves the app even when Streamlit listens on every network
+  interface without an address having been chosen (default: refuse; see :func:`exposure_problem`).
+
+The Streamlit settings (127.0.0.1, no usage statistics, theme, limits) are in
+``dashboard/.streamlit/config.toml``: Streamlit reads a ``.streamlit/`` folder beside the main
+script whatever the working directory, where a project-level one is read only when the server
+starts in that folder.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +54,7 @@ def model_key(model: str | None, fingerprint: str, version: int) -> str:
 
 
 def project_root() -> Path:
-    """The folder holding ``assets/`` and ``.streamlit/`` (the repository root in a checkout)."""
+    """The folder holding ``assets/`` (the repository root in a checkout)."""
     for candidate in (PACKAGE_DIR.parent, PACKAGE_DIR):
         if (candidate / "assets").is_dir():
             return candidate
@@ -126,4 +136,70 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         text=env.get("GATLENS_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
         model=env.get("GATLENS_MODEL") or None,
         list_reasons=number("GATLENS_LIST_REASONS", int, 3),
+    )
+
+
+ALLOW_REMOTE_ENV = "GATLENS_ALLOW_REMOTE"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a listening address only accepts connections from this machine (``0.0.0.0`` and ``::`` do not)."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0].strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def listening_addresses() -> tuple[str, ...]:
+    """The local addresses this process accepts TCP connections on (its listening sockets).
+
+    The socket the Streamlit server really opened, not the configuration that should have
+    opened it. Cached: a server binds before it runs any script and keeps its sockets.
+    Empty where none is listening (under ``AppTest``) or the system does not tell.
+    """
+    import psutil
+
+    proc = psutil.Process()
+    try:
+        conns = proc.net_connections(kind="inet") if hasattr(proc, "net_connections") else proc.connections("inet")
+    except (psutil.Error, OSError):
+        return ()
+    return tuple(sorted({c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}))
+
+
+def exposure_problem(
+    listening: Iterable[str], address_option: str | None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """Why the app must not serve this request, or None when its binding is fine.
+
+    A bare ``streamlit run .../dashboard/app.py`` that does not read the app's config
+    (an old Streamlit, a packaging that lost the file) listens on every interface. The app
+    serves when every listening address is loopback, or when someone chose the address (a
+    ``--server.address`` flag, ``STREAMLIT_SERVER_ADDRESS``, a config file, ``gatlens
+    dashboard --host``), or when ``GATLENS_ALLOW_REMOTE`` is set; otherwise it refuses.
+
+    Args:
+        listening: the addresses the server listens on (:func:`listening_addresses`).
+        address_option: Streamlit's ``server.address`` (empty or None when nobody set one).
+        env: the environment to read ``GATLENS_ALLOW_REMOTE`` from (default: ``os.environ``).
+
+    Returns:
+        A message for the page (Markdown), or None.
+    """
+    env = os.environ if env is None else env
+    exposed = sorted(a for a in listening if not is_loopback(a))
+    if not exposed or (address_option or "").strip():
+        return None
+    if env.get(ALLOW_REMOTE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    shown = ", ".join(f"`{a}`" for a in exposed)
+    return (
+        f"**Not serving:** this server listens on {shown}, every network interface, although no address "
+        "was chosen, so anyone who can reach this machine could open the dashboard (the app's "
+        "`dashboard/.streamlit/config.toml` was not read). Start it with `gatlens dashboard`, or add "
+        "`--server.address 127.0.0.1` to `streamlit run`. To share it on a network on purpose: "
+        "`gatlens dashboard --host 0.0.0.0`, or set `GATLENS_ALLOW_REMOTE=1`."
     )

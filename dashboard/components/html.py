@@ -2,22 +2,23 @@
 
 Item titles, categories and ids come from data files, so each one passes through
 :func:`esc` before it touches markup; only the fixed markup below is trusted. The
-fragments are shown with ``st.html``, which sanitises once more in the browser.
+fragments are shown with ``st.html``, which sanitises once more in the browser. (Text shown
+through Markdown, such as ``st.warning``, needs :func:`dashboard.components.text.md` instead.)
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
 
+from dashboard.components.text import html_text
 
-def esc(value: Any) -> str:
-    """HTML-escape any value (quotes included), so it renders as text."""
-    return html.escape("" if value is None else str(value), quote=True)
+# The short name the fragments below (and the pages) use; the escaping itself lives with the
+# Markdown escaping in ``components/text.py``, one function per renderer.
+esc = html_text
 
 
 def deep_link(page: str, params: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, state
-from dashboard.components.html import esc
+from dashboard.components.text import md, md_code
 
 PRESETS = ("heavy", "light", "history-less", "minority group", "random")
 
@@ -98,8 +98,8 @@ def user_picker(cur: context.Current, *, key_prefix: str = "") -> str | None:
     if wanted is not None and str(wanted) not in set(ids):
         example = ids[0] if ids else "?"
         st.warning(
-            f"There is no user **{esc(wanted)}** in *{esc(cur.rec.dataset_name)}* "
-            f"(user ids look like `{esc(example)}`). Pick one below.",
+            f"There is no user **{md(wanted)}** in *{md(cur.rec.dataset_name)}* "
+            f"(user ids look like {md_code(example)}). Pick one below.",
             icon=":material/person_off:",
         )
         sel["user"] = None
@@ -183,7 +183,7 @@ def render_sidebar() -> None:
         row = next(r for r in ds_rows if r["key"] == sel["model"])
         ndcg = row["metrics"].get("test_ndcg@10")
         st.caption(
-            f"Trained {row['created'][:16].replace('T', ' ')} UTC"
+            f"Trained {md(str(row['created'])[:16].replace('T', ' '))} UTC"
             + (f" · test NDCG@10 **{ndcg:.3f}**" if isinstance(ndcg, float) else "")
         )
         st.caption("The address bar is a deep link to the view on screen: copy it to share.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ import streamlit as st
 from dashboard import context, state
 from dashboard.components import charts
 from dashboard.components.html import headline, note, rec_cards
+from dashboard.components.text import md, md_code
 from dashboard.components.widgets import bound_k, user_picker
 
 _METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
@@ -21,9 +23,10 @@ def render() -> None:
     st.header("Compare models", anchor=False)
     others = [r for r in cur.rows if r["key"] != cur.key]
     if not others:
+        command = f"gatlens train --dataset {shlex.quote(str(cur.row['dataset']))} --model lightgcn"
         st.info(
-            "Only one model is trained on this dataset. Train another to compare, e.g. "
-            f"`gatlens train --dataset {cur.row['dataset']} --model lightgcn` (it appears here within seconds).",
+            f"Only one model is trained on this dataset. Train another to compare, e.g. {md_code(command)} "
+            "(it appears here within seconds).",
             icon=":material/info:",
         )
         context.write_url("compare")
@@ -49,7 +52,7 @@ def render() -> None:
     try:
         other = state.load_recommender(str(cur.settings.cache_dir), other_row["path"])
     except state.ModelNotReadyError as exc:
-        st.error(f"{other_key}: {exc}", icon=":material/build:")
+        st.error(f"{md(other_key)}: {md(exc)}", icon=":material/build:")
         st.stop()
 
     a = cur.rec.recommend(user, k)

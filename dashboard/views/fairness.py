@@ -12,6 +12,7 @@ from dashboard import adapters, context, state
 from dashboard.components import charts
 from dashboard.components.html import badge, tiles
 from dashboard.components.report import audit_report_html
+from dashboard.components.text import md
 from dashboard.components.widgets import bound_k
 from engine import service
 
@@ -31,10 +32,10 @@ def run_audit(
     try:
         return state.audit(cur.rec, cur.key, json.dumps(options, sort_keys=True))
     except adapters.UNAVAILABLE as exc:
-        st.info(f"The fairness audit is not available yet ({type(exc).__name__}: {exc}).", icon=":material/info:")
+        st.info(f"The fairness audit is not available yet ({type(exc).__name__}: {md(exc)}).", icon=":material/info:")
         return None
     except ValueError as exc:  # e.g. no test users, or K larger than the catalog
-        st.warning(f"This audit cannot run on this model and dataset: {exc}", icon=":material/warning:")
+        st.warning(f"This audit cannot run on this model and dataset: {md(exc)}", icon=":material/warning:")
         return None
 
 
@@ -264,7 +265,7 @@ def _models(cur: context.Current, k: int) -> None:
         try:
             rec = state.load_recommender(str(cur.settings.cache_dir), row["path"])
         except state.ModelNotReadyError as exc:
-            st.warning(f"{name}: {exc}")
+            st.warning(f"{md(name)}: {md(exc)}")
             continue
         other = context.Current(cur.settings, row, rec, cur.rows)
         report = run_audit(other, k, n_boot=0)

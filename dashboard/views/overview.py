@@ -4,6 +4,7 @@ test metrics against baselines), a guided tour."""
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,8 @@ import streamlit as st
 
 from dashboard import context, state
 from dashboard.components import charts
-from dashboard.components.html import esc, tiles
+from dashboard.components.html import tiles
+from dashboard.components.text import md, md_code
 from dashboard.components.widgets import preset_users
 
 _HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
@@ -75,7 +77,7 @@ def _dataset_card(cur: context.Current) -> None:
     rec = cur.rec
     summary = state.dataset_summary(rec, cur.key)
     split = rec.meta.get("data", {})
-    st.subheader(f"Dataset · {summary['dataset']}", anchor=False)
+    st.subheader(f"Dataset · {md(summary['dataset'])}", anchor=False)
     st.html(
         tiles(
             [
@@ -95,14 +97,14 @@ def _dataset_card(cur: context.Current) -> None:
     attrs = ", ".join(summary["user_attributes"]) or "none"
     st.caption(
         f"Interactions per user: median {per_user['median']:g}, max {per_user['max']:,}. "
-        f"User attributes: {esc(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol)."
+        f"User attributes: {md(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol)."
     )
 
 
 def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     training = meta.get("training", {})
     lm = meta.get("language_model", {})
-    st.subheader(f"Model · {meta.get('model', '?')}", anchor=False)
+    st.subheader(f"Model · {md(meta.get('model', '?'))}", anchor=False)
     lineage = cur.rec.lineage()
     _lineage_line(lineage)
     params = meta.get("parameters")
@@ -131,12 +133,12 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     sha = lm.get("weights_sha256")
     with st.expander("Configuration and language model", expanded=False):
         st.markdown(
-            f"**Language model:** {esc(lm.get('model_id') or 'none (text features off or no encoder installed)')}"
-            + (f" · weights sha256 `{sha[:16]}…`" if sha else "")
+            f"**Language model:** {md(lm.get('model_id') or 'none (text features off or no encoder installed)')}"
+            + (f" · weights sha256 {md_code(str(sha)[:16] + '…')}" if sha else "")
         )
         if lm.get("note"):
-            st.caption(lm["note"])
-        st.markdown(f"**Artifact:** `{cur.key}` · engine {meta.get('engine_version', '?')}")
+            st.caption(md(lm["note"]))
+        st.markdown(f"**Artifact:** {md_code(cur.key)} · engine {md(meta.get('engine_version', '?'))}")
         st.json(meta.get("config", {}), expanded=False)
 
 
@@ -145,7 +147,7 @@ def _lineage_line(lineage: list[dict[str, Any]]) -> None:
     current = lineage[0]["version"]
     label = f"version v{current}" if current is not None else "not stored"
     chain = " ← ".join(_version_label(entry) for entry in lineage)
-    st.caption(f"**{esc(label)}** · lineage: {esc(chain)}")
+    st.caption(f"**{md(label)}** · lineage: {md(chain)}")
 
 
 def _version_label(entry: dict[str, Any]) -> str:
@@ -178,7 +180,7 @@ def _what_changed(cur: context.Current, update: dict[str, Any]) -> None:
         before, after = update.get("valid_ndcg@10_before"), update.get("valid_ndcg@10_after")
         seconds = update.get("seconds")
         st.caption(
-            f"Update of {esc(update.get('parent') or 'an unsaved model')}: "
+            f"Update of {md(update.get('parent') or 'an unsaved model')}: "
             f"+{_count(update.get('rows'), 'interaction')} ({_count(update.get('positives'))} positive), "
             f"{_count(update.get('new_users'), 'new user')}, {_count(update.get('new_items'), 'new item')}, "
             f"{_count(update.get('epochs'), 'warm-start epoch')}"
@@ -237,9 +239,10 @@ def _metrics_vs_baselines(cur: context.Current) -> None:
         return
     current = str(cur.row.get("model"))
     if len(latest) == 1:
+        command = f"gatlens benchmark --dataset {shlex.quote(str(cur.row['dataset']))}"
         st.caption(
-            "Only this model is trained on this dataset. Train baselines to compare: "
-            f"`gatlens benchmark --dataset {cur.row['dataset']}` or `gatlens train --model lightgcn`."
+            f"Only this model is trained on this dataset. Train baselines to compare: {md_code(command)} "
+            "or `gatlens train --model lightgcn`."
         )
     chart, table = st.columns([3, 2])
     with chart:

@@ -9,7 +9,8 @@ import streamlit as st
 from dashboard import adapters, context, state
 from dashboard.components import charts
 from dashboard.components.graph_view import network_html
-from dashboard.components.html import badge, esc, headline, note, rec_cards, table, tiles
+from dashboard.components.html import badge, headline, note, rec_cards, table, tiles
+from dashboard.components.text import md, md_code
 from dashboard.components.widgets import bound_selectbox, user_picker
 from dashboard.settings import asset
 
@@ -24,7 +25,7 @@ def render() -> None:
     st.header("Why this item?", anchor=False)
     if not cur.is_gat:
         st.info(
-            f"Explanations need the graph attention model; **{cur.row.get('model')}** has no attention to "
+            f"Explanations need the graph attention model; **{md(cur.row.get('model'))}** has no attention to "
             "show. Pick a *gat* model in the sidebar.",
             icon=":material/hub:",
         )
@@ -44,16 +45,16 @@ def render() -> None:
         with st.spinner("Explaining: attention, Integrated Gradients, counterfactual…"):
             exp = adapters.explain(rec, user, item, k=int(context.selection().get("k") or context.DEFAULT_K))
     except adapters.FeatureUnavailableError as exc:
-        st.info(str(exc), icon=":material/hourglass_empty:")
+        st.info(md(exc), icon=":material/hourglass_empty:")
         st.stop()
     except (KeyError, ValueError) as exc:  # unknown ids, or a user the model cannot explain
-        st.warning(f"This pair cannot be explained: {exc}", icon=":material/help:")
+        st.warning(f"This pair cannot be explained: {md(exc)}", icon=":material/help:")
         st.stop()
 
     st.html(headline("Why ", exp.item_title, f" for {user}?"))
     if exp.fallback:
         st.html(note(exp.reason, "warn"))
-        st.caption(f"Not personalised: {exp.fallback}.")
+        st.caption(f"Not personalised: {md(exp.fallback)}.")
         context.write_url("why", "user", "item")
         return
 
@@ -80,7 +81,7 @@ def _item_picker(cur: context.Current, user: str) -> str | None:
     ids = rec.items["item_id"].astype(str)
     if wanted is not None and not rec.has_item(str(wanted)):
         st.warning(
-            f"There is no item **{esc(wanted)}** in this catalog (item ids look like `{esc(ids.iloc[0])}`); "
+            f"There is no item **{md(wanted)}** in this catalog (item ids look like {md_code(ids.iloc[0])}); "
             "showing the user's top recommendation instead.",
             icon=":material/search_off:",
         )
@@ -121,7 +122,7 @@ def _summary(exp: Any) -> None:
     st.html(note(exp.reason))
     label, tone, detail = adapters.faithfulness_badge(exp)
     st.html(f"<div>{badge(label, tone, title=detail)}</div>")
-    st.caption(detail)
+    st.caption(md(detail))
     if cf is not None and cf.found and len(cf.removed):
         st.markdown(
             "**Counterfactual** — without these interactions it leaves the top "
@@ -208,7 +209,7 @@ def _attributions(exp: Any) -> None:
             )
             missing = groups.loc[~groups["available"].astype(bool), "label"].tolist()
             if missing:
-                st.caption("Not in this model: " + ", ".join(missing) + ".")
+                st.caption(md("Not in this model: " + ", ".join(missing) + "."))
 
 
 def _history(exp: Any) -> None:
@@ -271,10 +272,10 @@ def _what_if(cur: context.Current, user: str, exp: Any) -> None:
         try:
             st.session_state[key] = rec.what_if(user, add=add, remove=remove, k=k)
         except adapters.UNAVAILABLE as exc:
-            st.info(f"What-if is not available yet ({exc}).", icon=":material/hourglass_empty:")
+            st.info(f"What-if is not available yet ({md(exc)}).", icon=":material/hourglass_empty:")
             return
         except (KeyError, ValueError) as exc:
-            st.warning(f"That edit cannot be scored: {exc}", icon=":material/warning:")
+            st.warning(f"That edit cannot be scored: {md(exc)}", icon=":material/warning:")
             return
     result = st.session_state.get(key)
     if result is None:

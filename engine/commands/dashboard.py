@@ -26,7 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(p)
     add_model_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 shares it on every network "
+        "interface, deliberately: anyone who can reach this machine can then open it)",
+    )
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     p.add_argument("--no-train", action="store_true", help="start even if no model is cached (train in the app)")
     p.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
@@ -74,7 +79,7 @@ def dashboard_env(args: argparse.Namespace, model: str | None) -> dict[str, str]
 def run_dashboard(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535 (got {args.port!r})")
-    from dashboard.settings import APP_PATH, model_key, project_root
+    from dashboard.settings import APP_PATH, is_loopback, model_key, project_root
 
     if not APP_PATH.is_file():
         raise FileNotFoundError(f"dashboard app not found at {APP_PATH}; reinstall gatlens")
@@ -93,11 +98,19 @@ def run_dashboard(args: argparse.Namespace) -> int:
     env = dashboard_env(args, key)
     argv = streamlit_command(APP_PATH, args.host, args.port)
     print(f"GATLens dashboard: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    if not is_loopback(args.host):
+        print(
+            f"Note: --host {args.host} makes the dashboard reachable from other machines on the network; "
+            "the default 127.0.0.1 keeps it on this one.",
+            file=sys.stderr,
+            flush=True,
+        )
     if args.dry_run:
         print(" ".join(f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("GATLENS_")))
         print(" ".join(argv))
         return 0
-    # Streamlit reads .streamlit/config.toml (theme, limits) from its working directory.
+    # The app's Streamlit settings (dashboard/.streamlit/config.toml) are read beside the script from any
+    # directory; starting in the project root keeps a .streamlit/ of the caller's directory out of the mix.
     os.chdir(project_root())
     os.execve(sys.executable, argv, env)
     return 0  # not reached

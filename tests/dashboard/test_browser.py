@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from dashboard_support import APP, XSS_TITLE, app_recommender
+from server_support import free_port, running_server
 
 from dashboard.settings import CHROMIUM_ARGS
 from engine.commands.dashboard import streamlit_command
@@ -47,43 +46,19 @@ def _requirements() -> None:
         pytest.skip("playwright is not installed (pip install playwright; never `playwright install`)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tiny_world, tmp_path_factory) -> Iterator[str]:
     _requirements()
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {**os.environ, **tiny_world.env, "GATLENS_LIST_REASONS": "1"}
     cmd = streamlit_command(APP, "127.0.0.1", port)  # what `gatlens dashboard` runs
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
+    with running_server(cmd, port=port, cwd=ROOT, env=env, log=log) as (url, _):
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if TIMINGS:
-            print("\nrender times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in TIMINGS.items()))
+            yield url
+        finally:
+            if TIMINGS:
+                print("\nrender times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +261,32 @@ def test_downloads_and_dark_mode(server, browser, tiny_world) -> None:
         _shot(pg, "fairness-dark")
     finally:
         context.close()
+
+
+# Deep links whose values are Markdown: a link, an image (fetched by the browser if rendered) and a
+# bare URL (GitHub-flavoured Markdown links those by itself). Each lands in a warning on its page.
+HOSTILE_LINKS = [
+    ("recommendations", "user", "[CLICK HERE TO LOG IN](http://evil)", "There is no user"),
+    ("", "k", "![x](http://evil/p.png)", "is not a number"),
+    ("why", "item", "![x](http://evil.example/i.png) http://evil.example/go", "There is no item"),
+    ("", "model", "[model](http://evil/m) www.evil.example", "from the link is not in the cache"),
+    ("", "dataset", "<img src=http://evil/d.png> me@evil.example", "No trained model for the dataset"),
+    ("", "page", "![p](http://evil/p.png)", "unknown page"),
+]
+
+
+def test_hostile_url_values_show_as_text_and_fetch_nothing(server, page) -> None:
+    hosts: list[str] = []
+    page.on("request", lambda request: hosts.append(urlsplit(request.url).hostname or request.url))
+    for path, key, value, marker in HOSTILE_LINKS:
+        _visit(page, f"{server}/{path}?{urlencode({key: value})}", f"text={marker}", f"hostile {key}")
+        alert = page.locator('[data-testid="stAlert"]', has_text=marker).first
+        # The literal value is on screen (the word joiners that stop autolinks are invisible).
+        assert value in alert.inner_text().replace("\u2060", "")
+        anchors = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        images = page.evaluate("() => [...document.querySelectorAll('img')].map(i => i.src)")
+        assert [a for a in anchors if "evil" in a] == [], (key, anchors)
+        assert [i for i in images if "evil" in i] == [], (key, images)
+        assert alert.locator("a, img").count() == 0
+    assert hosts and set(hosts) == {"127.0.0.1"}  # nothing left this machine (no image, no link prefetch)
+    assert page.dialogs == []

@@ -10,12 +10,14 @@ from urllib.parse import parse_qsl
 import pytest
 from dashboard_support import APP, TinyWorld, charts_of, html_of
 
+from dashboard.components.text import md
+
 
 def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     at = open_app()
     summary = tiny_world.gat.dataset_summary()
     page = html_of(at)
-    assert [s.value for s in at.subheader][:2] == ["Dataset · tiny-demo", "Model · gat"]
+    assert [s.value for s in at.subheader][:2] == [f"Dataset · {md('tiny-demo')}", "Model · gat"]
     assert f'<div class="gl-tile-value">{summary["users"]:,}</div>' in page
     assert f'<div class="gl-tile-value">{summary["interactions"]:,}</div>' in page
     ndcg = tiny_world.gat.meta["metrics"]["test_ndcg@10"]
@@ -35,7 +37,7 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     assert query == {"dataset": "tiny-demo", "model": tiny_world.gat_key, "user": heavy, "item": top1, "page": "why"}
     # A model trained from scratch: version v1, no "what changed" table, a hint how to update it.
     captions = [c.value for c in at.caption]
-    assert "**version v1** · lineage: v1 (trained)" in captions
+    assert f"**{md('version v1')}** · lineage: {md('v1 (trained)')}" in captions
     assert any(c.startswith("Trained from scratch (no updates yet). `gatlens update --dataset csv") for c in captions)
     assert not [e for e in at.expander if e.label == "What changed in the last update"]
 
@@ -65,7 +67,7 @@ def test_empty_cache_offers_training_and_trains_with_progress(tiny_world, tmp_pa
     assert at.button[0].label == "Train the csv model"
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [s.value for s in at.subheader][:2] == ["Dataset · tiny-demo", "Model · gat"]
+    assert [s.value for s in at.subheader][:2] == [f"Dataset · {md('tiny-demo')}", "Model · gat"]
     assert list((tmp_path / "empty" / "models" / "tiny-demo").glob("*/v1/manifest.json"))
 
 
@@ -157,10 +159,11 @@ def test_updated_model_shows_its_lineage_and_what_changed(tiny_world, updated_wo
     assert not at.exception, [e.value for e in at.exception]
     assert [s.value for s in at.subheader][1] == "Model · gat"
     captions = [c.value for c in at.caption]
-    assert "**version v2** · lineage: v2 (update: +12 interactions, 1 new user) ← v1 (trained)" in captions
+    lineage = md("v2 (update: +12 interactions, 1 new user) ← v1 (trained)")
+    assert f"**{md('version v2')}** · lineage: {lineage}" in captions
     assert not any(c.startswith("Trained from scratch") for c in captions)
     [expander] = [e for e in at.expander if e.label == "What changed in the last update"]
-    summary = next(c.value for c in expander.caption if c.value.startswith("Update of tiny-demo/"))
+    summary = next(c.value for c in expander.caption if c.value.startswith(f"Update of {md('tiny-demo/')}"))
     assert "+12 interactions (12 positive), 1 new user, 0 new items, 1 warm-start epoch" in summary
     [table] = [d.value for d in expander.dataframe]
     assert list(table.columns) == ["user_id", "changed", "overlap", "new_interactions", "left_titles", "entered_titles"]

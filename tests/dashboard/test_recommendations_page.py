@@ -8,6 +8,7 @@ from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, html
 
 from dashboard import adapters
 from dashboard.components.html import esc
+from dashboard.components.text import md
 
 
 def _cards(at) -> list[tuple[str, str]]:
@@ -85,7 +86,7 @@ def test_reranker_marks_rank_changes(open_app, tiny_world) -> None:
 
 def test_unknown_user_in_the_url_is_a_friendly_message(open_app) -> None:
     at = open_app(page="recommendations", user="nobody-42")
-    assert "There is no user **nobody-42**" in at.warning[0].value
+    assert f"There is no user **{md('nobody-42')}**" in at.warning[0].value
     assert at.selectbox(key="w_user").value is not None  # a real user is shown instead
 
 

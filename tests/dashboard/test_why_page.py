@@ -10,6 +10,7 @@ from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, char
 from dashboard import adapters
 from dashboard.components.graph_view import node_count
 from dashboard.components.html import esc, table
+from dashboard.components.text import md
 
 
 def _pair(rec) -> tuple[str, str]:
@@ -123,7 +124,7 @@ def test_errors_are_friendly(open_app, tiny_world) -> None:
     rec = app_recommender(tiny_world)
     user, _ = _pair(rec)
     at = open_app(page="why", user=user, item="no-such-item")
-    assert "There is no item **no-such-item**" in at.warning[0].value
+    assert f"There is no item **{md('no-such-item')}**" in at.warning[0].value
     at = open_app(page="why", model=tiny_world.pop_key)
     assert "Explanations need the graph attention model" in at.info[0].value
     at = open_app(page="why", user=HISTORYLESS_USER)
