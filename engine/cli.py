@@ -9,6 +9,7 @@ import os
 import sys
 
 _PERMISSION_FIX = "make it readable (or writable) for this user or choose a folder you own"
+QUIET_HELP = "no progress output (training progress is shown on stderr by default)"
 # Subcommand modules under engine.commands; each adds its parser and a ``func``.
 COMMANDS = ("data", "train", "benchmark", "explain", "audit", "update", "dashboard")
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Typical use: gatlens train --dataset ml-100k --data-dir PATH; gatlens recommend --user 42 ...",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and list every data problem")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -29,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(sub)
+    for command in set(sub.choices.values()):
+        # Also after the command (`gatlens train -q`); SUPPRESS keeps a `gatlens -q train` from being reset.
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     return parser
 
 

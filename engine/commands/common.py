@@ -115,7 +115,8 @@ def load_recommender(args: argparse.Namespace, *, progress: bool = True) -> Serv
     return service.train(
         config_from_args(args),
         force=getattr(args, "force", False),
-        progress=progress and sys.stderr.isatty(),
+        # On by default, on stderr (a bar on a terminal, a line per evaluation in a log); -q silences it.
+        progress=progress and not getattr(args, "quiet", False),
         cache_dir=Path(args.cache_dir),
     )
 
