@@ -222,10 +222,9 @@ def recommender_from_artifact(
             else:
                 model.set_cached_embeddings(*LayerwiseInference(prep.graph)(model))
         except (RuntimeError, KeyError, ValueError) as err:
-            # torch says "size mismatch for ..." / "Missing key(s)": the first line names the tensor.
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ArtifactMismatchError(
-                f"its tensors do not fit the {prep.config.model.name} model this configuration builds ({first})"
+                f"its tensors do not fit the {prep.config.model.name} model this configuration builds "
+                f"({_first_detail(err)})"
             ) from err
     else:
         model.fit(prep.split)
@@ -239,6 +238,13 @@ def _tensors(model: Any) -> dict[str, Any]:
     if isinstance(model, EmbeddingModel):
         return {"model": model.state_dict(), "embeddings": model.cached_embeddings()}
     return {}
+
+
+def _first_detail(err: Exception) -> str:
+    # torch writes "Error(s) in loading state_dict for X:" then "size mismatch for <tensor>: ..." lines.
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.endswith(":")), lines[0] if lines else type(err).__name__)
+    return detail if len(detail) <= 300 else detail[:297] + "..."
 
 
 def _check_embeddings(emb: dict[str, Any], prep: Prepared) -> None:
