@@ -101,7 +101,8 @@ class Current:
 
     @property
     def is_gat(self) -> bool:
-        return self.row.get("model") == "gat"
+        """Whether the Why page's graph explanation (Integrated Gradients) supports this model (registry)."""
+        return "ig" in state.explain_methods(str(self.row.get("model")))
 
 
 def models_for(dataset: str | None) -> list[dict[str, Any]]:

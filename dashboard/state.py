@@ -95,6 +95,13 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
     return rec
 
 
+def explain_methods(model: str) -> tuple[str, ...]:
+    """The registered explanation methods that support ``model`` (none for an unregistered name)."""
+    from engine import service
+
+    return service.explain_methods(model)
+
+
 def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:
     """Train (or load) ``config`` with a per-epoch progress hook, then refresh the model list."""
     from engine import service

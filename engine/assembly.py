@@ -31,7 +31,7 @@ from engine.data.split import SplitData, split
 from engine.evaluation.validation import valid_fn_for
 from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel, FittedModel
-from engine.models.registry import build_model
+from engine.models.registry import build_model, model_spec
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device, seed_everything
 from engine.training.minibatch import choose_mode, fit_auto
@@ -73,6 +73,7 @@ def prepare(
     config: RunConfig, *, dataset: Dataset | None = None, cache_dir: Path = DEFAULT_CACHE, progress: bool = False
 ) -> Prepared:
     """Load, split, encode item text and build the training graph."""
+    spec = model_spec(config.model.name)  # an unregistered name fails here, before any data work
     ds = dataset if dataset is not None else load_data(config)
     d = config.data
     sp = split(
@@ -85,7 +86,7 @@ def prepare(
         time_cut=d.time_cut,
     )
     items = ds.items.set_index("item_id").loc[list(sp.idmap.items)].reset_index()
-    needs_text = config.features.text and config.model.name in ("gat", "gcn", "sage")
+    needs_text = config.features.text and spec.capabilities.text_features
     text = encode_items(
         items,
         model=config.features.text_model,

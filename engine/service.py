@@ -23,6 +23,7 @@ import pandas as pd
 
 from engine.artifacts.store import ArtifactStore
 from engine.assembly import DEFAULT_CACHE, artifact_ref_str
+from engine.config import ATTENTIONS as ATTENTIONS
 from engine.config import RunConfig
 from engine.data.schema import USER
 from engine.errors import (
@@ -48,11 +49,16 @@ from engine.evaluation.metrics import label as _label
 from engine.evaluation.metrics import table_format as table_format
 from engine.evaluation.metrics import values_table as values_table
 from engine.evaluation.popularity import TIERS_DEFINITION as TIERS_DEFINITION
+from engine.evaluation.popularity import popularity_tiers as popularity_tiers
 from engine.explain import Explanation, WhatIf, explain_pair, what_if
+from engine.explain.algorithms import get_algorithm, method_names, methods_for
 from engine.explain.evaluate import ExplainEval, demo_triggers
 from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
 from engine.fairness.audit import AuditReport, compare_models, run_audit
+from engine.fairness.findings import audit_findings as _audit_findings
 from engine.fairness.rerank import apply_rerank
+from engine.models.registry import model_names as _model_names
+from engine.models.registry import model_spec
 from engine.pipeline import load_version, train_or_load, update_latest
 from engine.recommender import WHAT_CHANGED_COLUMNS, Recommendations, Recommender
 from engine.training.callbacks import FunctionCallback
@@ -60,6 +66,7 @@ from engine.training.callbacks import FunctionCallback
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ATTENTIONS",
     "HIGHER",
     "KNOWN",
     "LOWER",
@@ -80,17 +87,23 @@ __all__ = [
     "UnknownUserError",
     "UnsupportedModelError",
     "WhatIf",
+    "audit_findings",
     "compare",
     "evaluate_explanations",
+    "explain_methods",
     "format_value",
     "headline_metrics",
     "list_metric_keys",
     "list_models",
     "load_latest",
     "load_model",
+    "method_description",
     "metric_glossary",
     "metric_help",
     "metric_label",
+    "model_info",
+    "model_names",
+    "popularity_tiers",
     "table_format",
     "train",
     "update",
@@ -382,6 +395,13 @@ def evaluate_explanations(model: ServedModel, **options: Any) -> ExplainEval:
     return _evaluate_explanations(model._rec, triggers=demo_triggers(model._rec), **options)
 
 
+def audit_findings(report: AuditReport) -> pd.DataFrame:
+    """What an audit found, most important first: significant group gaps (with CIs, by relative size)
+    and plain verdicts with stated thresholds on exposure concentration and long-tail share.
+    See :func:`engine.fairness.findings.audit_findings`."""
+    return _audit_findings(report)
+
+
 def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
     """Audit several models on the same data side by side: see :func:`engine.fairness.audit.compare_models`.
 
@@ -395,7 +415,8 @@ def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
 # -- metric registry (for the dashboard and the CLI) -------------------------------------------
 # Labels, definitions and formats come from engine.evaluation.metrics, defined there once:
 # format_value(key, value), table_format(key), values_table(values), HIGHER / LOWER / NEUTRAL
-# and TIERS_DEFINITION (head / mid / long tail) are re-exported at the top of this file.
+# and TIERS_DEFINITION with popularity_tiers(item_popularity) (head / mid / long tail, the one
+# definition) are re-exported at the top of this file.
 
 
 def metric_label(key: str) -> str:
@@ -433,3 +454,35 @@ def list_metric_keys() -> list[str]:
 
 
 # -- end metric registry --
+
+
+# -- model and explanation-method registries (for the dashboard's pickers and the CLI) --------
+def model_names() -> tuple[str, ...]:
+    """Every registered model name (built-ins and plug-ins), in registration order."""
+    return _model_names()
+
+
+def explain_methods(model: str | None = None) -> tuple[str, ...]:
+    """The registered explanation methods; with ``model``, those that support that model (none if unknown)."""
+    return method_names() if model is None else methods_for(model)
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """A registered model in plain data: ``name``, ``description``, ``trained``, ``text_features``,
+    ``minibatch``, ``explain_methods`` and ``knobs`` (ValueError for an unknown name)."""
+    spec = model_spec(name)
+    caps = spec.capabilities
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "trained": caps.trained,
+        "text_features": caps.text_features,
+        "minibatch": caps.minibatch,
+        "explain_methods": methods_for(name),
+        "knobs": list(spec.knobs),
+    }
+
+
+def method_description(method: str) -> str:
+    """One line on an explanation method, for a picker's help (ValueError for an unknown one)."""
+    return get_algorithm(method).description

@@ -68,12 +68,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from engine import service
 
     if args.compare:
-        from engine.config import MODEL_NAMES
-
         names = [n.strip() for n in args.compare.split(",") if n.strip()]
-        unknown = [n for n in names if n not in MODEL_NAMES]
+        unknown = [n for n in names if n not in service.model_names()]
         if unknown or not names:
-            raise ValueError(f"--compare takes model names from {list(MODEL_NAMES)} (got {args.compare!r})")
+            raise ValueError(f"--compare takes model names from {list(service.model_names())} (got {args.compare!r})")
         base = config_from_args(args)
         recs = {
             name: service.train(

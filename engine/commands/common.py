@@ -6,10 +6,11 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import MODEL_NAMES, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.config import ATTENTIONS, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 if TYPE_CHECKING:  # the service imports torch: `gatlens --help` stays fast without it
     from engine.service import ServedModel
@@ -64,9 +65,43 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     )
 
 
+class RegistryChoices:
+    """argparse ``choices`` read from an engine registry when an argument is checked.
+
+    The registries hold the models (torch): reading them only when a value is checked keeps
+    ``gatlens --help`` fast. Give the argument a ``metavar`` so that help never lists them.
+
+    Args:
+        registry: ``"models"`` (:func:`engine.service.model_names`) or ``"methods"``
+            (:func:`engine.service.explain_methods`).
+    """
+
+    def __init__(self, registry: str) -> None:
+        if registry not in ("models", "methods"):
+            raise ValueError(f"registry must be 'models' or 'methods' (got {registry!r})")
+        self.registry = registry
+
+    def names(self) -> tuple[str, ...]:
+        from engine import service  # lazy: torch loads only once a value is checked
+
+        return service.model_names() if self.registry == "models" else service.explain_methods()
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="gat", choices=MODEL_NAMES, help="model to train or load (default: gat)")
-    p.add_argument("--attention", default=None, choices=("edge", "dot", "gat"), help="attention form (default: edge)")
+    p.add_argument(
+        "--model",
+        default="gat",
+        choices=RegistryChoices("models"),
+        metavar="MODEL",
+        help="a registered model to train or load, e.g. gat, lightgcn, ease (default: gat)",
+    )
+    p.add_argument("--attention", default=None, choices=ATTENTIONS, help="attention form (default: edge)")
     p.add_argument("--layers", type=int, default=None, help="message-passing layers (default: 2)")
     p.add_argument(
         "--item-item-dim",

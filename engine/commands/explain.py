@@ -8,7 +8,7 @@ import math
 import time
 from typing import Any
 
-from engine.commands.common import add_data_args, add_model_args, echo, emit_json, load_recommender
+from engine.commands.common import RegistryChoices, add_data_args, add_model_args, echo, emit_json, load_recommender
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", required=True, help="external user id, e.g. 42 (ml-100k) or u0042 (demo)")
     p.add_argument("--item", default=None, help="external item id (default: the user's top-1 recommendation)")
     p.add_argument(
-        "--method", default="ig", choices=("ig", "saliency", "ablation"), help="attribution method (default: ig)"
+        "--method",
+        default="ig",
+        choices=RegistryChoices("methods"),
+        metavar="METHOD",
+        help="explanation method: ig, saliency, ablation, attention, rollout, leave-one-out, ... (default: ig)",
     )
     p.add_argument("--steps", type=int, default=16, help="Integrated Gradients steps (default: 16)")
     p.add_argument("-k", type=int, default=10, help="top-K for the counterfactual (default: 10)")

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands.common import add_csv_args, data_config_from_args, emit_json
-from engine.config import MODEL_NAMES, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.commands.common import RegistryChoices, add_csv_args, data_config_from_args, emit_json
+from engine.config import ATTENTIONS, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="demo world size multiplier (default: 1.0)")
     p.add_argument("--cache-dir", default="data/cache", help="artifact and feature cache (default: data/cache)")
     add_csv_args(p)  # --columns, --encoding, --name: as for train
-    p.add_argument("--model", default="gat", choices=MODEL_NAMES, help="the cached model to update (default: gat)")
-    p.add_argument("--attention", default=None, choices=("edge", "dot", "gat"), help="as for train (default: edge)")
+    p.add_argument(
+        "--model",
+        default="gat",
+        choices=RegistryChoices("models"),
+        metavar="MODEL",
+        help="the cached model to update (default: gat)",
+    )
+    p.add_argument("--attention", default=None, choices=ATTENTIONS, help="as for train (default: edge)")
     p.add_argument("--layers", type=int, default=None, help="as for train (default: 2)")
     p.add_argument("--no-text", action="store_true", help="as for train: the model without text features")
     p.add_argument("--train-epochs", type=int, default=None, help="--epochs the model was trained with, if set")

@@ -7,6 +7,7 @@ Nothing heavy is imported until a function runs.
 """
 
 from engine.explain.counterfactual import Counterfactual, WhatIf, what_if
-from engine.explain.explainer import Explanation, explain_pair
+from engine.explain.explainer import explain_pair
+from engine.explain.explanation import Explanation
 
 __all__ = ["Counterfactual", "Explanation", "WhatIf", "explain_pair", "what_if"]

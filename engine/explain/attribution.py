@@ -17,6 +17,7 @@ Faithfulness to actual removal is measured separately (:mod:`engine.explain.fait
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,6 +167,19 @@ class GroupAttribution:
     delta: float
 
 
+def available_groups(model: Any) -> np.ndarray:
+    """Which of :data:`FEATURE_GROUPS` the attention model has at all, as a bool array."""
+    return np.array(
+        [
+            model.cat_proj is not None,
+            model.text_proj is not None,
+            True,
+            any(getattr(c, "lin_edge", None) is not None for c in model.convs),
+        ],
+        dtype=bool,
+    )
+
+
 def group_attributions(scorer: SubgraphScorer, *, method: str = "ig", steps: int = 16) -> GroupAttribution:
     """Attribute the pair's score to categories, LM text, id embeddings and edge weights.
 
@@ -179,16 +193,7 @@ def group_attributions(scorer: SubgraphScorer, *, method: str = "ig", steps: int
         A :class:`GroupAttribution`; the groups' baseline is "absent" (scale 0).
     """
     _check_method(method)
-    model = scorer.model
-    available = np.array(
-        [
-            model.cat_proj is not None,
-            model.text_proj is not None,
-            True,
-            any(getattr(c, "lin_edge", None) is not None for c in model.convs),
-        ],
-        dtype=bool,
-    )
+    available = available_groups(scorer.model)
     k = len(FEATURE_GROUPS)
     inputs, baselines = torch.ones(1, k), torch.zeros(1, k)
     with torch.no_grad():

@@ -50,7 +50,7 @@ def layer_states(rec: Recommender) -> LayerStates:
         ei = torch.from_numpy(index.edge_index)
         states = [x]
         for conv in model.convs:
-            x, _ = conv(x, ei, index.edge_attr, None, None)
+            x, _ = conv(x, ei, edge_attr=index.edge_attr)
             states.append(x)
         cache["layers"] = LayerStates(torch.stack(states), model.layer_weights().detach())
     return cache["layers"]
@@ -136,7 +136,7 @@ def rescore_user(rec: Recommender, edit: Edit) -> tuple[np.ndarray, int]:
         d_l = torch.from_numpy(recompute[layer])
         if src.size:
             ei = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
-            out, _ = conv(x, ei, attr, None, deg_t)
+            out, _ = conv(x, ei, edge_attr=attr, node_degree=deg_t)
         else:  # no edge left into the recomputed nodes: no messages
             out = torch.zeros_like(x)
         x = cached[layer].clone()

@@ -1,30 +1,33 @@
 """The orchestrator: why does the model recommend item ``i`` to user ``u``?
 
-One call assembles the pieces, each a module of its own: the computation subgraph
-(:mod:`~engine.explain.subgraph`), attention and its rollout
-(:mod:`~engine.explain.attention`), Captum attributions over edges and feature groups
-(:mod:`~engine.explain.attribution`), a verified counterfactual
-(:mod:`~engine.explain.counterfactual`) and the plain-language reason
-(:mod:`~engine.explain.text`). The result is an :class:`Explanation` of tidy frames.
+:func:`explain_pair` is PyG's ``Explainer``: it checks that the requested method
+(:mod:`~engine.explain.algorithms`) supports the model, runs it and assembles an
+:class:`~engine.explain.explanation.Explanation` of tidy frames. For the attention model the
+pieces are modules of their own: the computation subgraph (:mod:`~engine.explain.subgraph`),
+attention and its rollout (:mod:`~engine.explain.attention`), the method's attributions over
+edges and feature groups, a verified counterfactual (:mod:`~engine.explain.counterfactual`)
+and the plain-language reason (:mod:`~engine.explain.text`). Models that re-score an edited
+history are explained by :mod:`~engine.explain.history`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from engine.data.schema import CATEGORIES, ITEM, TITLE
-from engine.data.split import W_RATING, I, U
+from engine.data.schema import CATEGORIES, TITLE
 from engine.errors import NO_HISTORY, UnknownItemError
+from engine.explain.algorithms import ExplainerAlgorithm, GraphTarget, require_support
 from engine.explain.attention import AttentionResult, interaction_sum, pair_attention, rollout
-from engine.explain.attribution import EdgeAttribution, edge_attributions, group_attributions
-from engine.explain.counterfactual import Counterfactual, find_counterfactual, layer_states, ranks
-from engine.explain.resolve import require_attention_model
+from engine.explain.attribution import EdgeAttribution, GroupAttribution, available_groups
+from engine.explain.counterfactual import find_counterfactual, layer_states, ranks
+from engine.explain.explanation import Explanation
+from engine.explain.history import explain_history, high_rating, history_frame
+from engine.explain.resolve import require_attention_model as require_attention_model  # re-exported
 from engine.explain.subgraph import (
     FEATURE_GROUPS,
     ComputationSubgraph,
@@ -35,6 +38,7 @@ from engine.explain.subgraph import (
     single_thread,
 )
 from engine.explain.text import reason_fallback, reason_for
+from engine.models.registry import ATTENTION_GRAPH
 from engine.recommender import Recommender
 
 GROUP_LABELS = {
@@ -43,115 +47,6 @@ GROUP_LABELS = {
     "id": "id embeddings (collaborative)",
     "edge_weight": "edge weights (rating, recency)",
 }
-
-
-@dataclass
-class Explanation:
-    """Why an item is recommended to a user; every table is a tidy DataFrame.
-
-    Attributes:
-        user_id / item_id / item_title: the pair (external ids, plain-text title).
-        method: the attribution method (``ig``, ``saliency`` or ``ablation``).
-        score: the model's score for the pair.
-        rank: the item's rank in the user's list (items they have not seen); None if
-            the item is in their training history.
-        reason: one or two plain-language sentences built from the numbers below.
-        subgraph_nodes: the computation subgraph's nodes: ``node``, ``type``
-            (``user``/``item``), ``id``, ``title``, ``hop`` (to the nearer end of the
-            pair), ``hop_user``, ``hop_item``, ``influence_user``, ``influence_item``
-            (attention rollout of the node's input on each embedding, each summing to 1),
-            ``influence`` (their mean), ``in_display`` (the pruned top-N view).
-        edges: one row per directed edge of the subgraph: ``src``, ``dst`` (node ids),
-            ``src_id``/``dst_id``/``src_title``/``dst_title``, ``direction``, ``interaction``,
-            ``att_l{l}_h{h}`` (softmax attention per layer and head; NaN where that layer
-            does not read the edge for this score), ``coef_l{l}`` (effective propagation
-            weight, mean over heads), ``attention`` (mean over the layers that read it and
-            over heads),
-            ``self_loop`` (always False: the model has no self-loops; a node's own input
-            enters through the layer mean), ``influence_user``/``influence_item``/
-            ``influence`` (attention flow), ``attribution`` (this edge's attribution),
-            ``interaction_attribution``, ``rank`` (of the interaction), ``in_display``.
-        interactions: one row per interaction (user-item pair) in the subgraph: ``user_id``,
-            ``item_id``, ``title``, ``kind`` (``history``: the user's own; ``audience``:
-            another user's interaction with the item; ``context``: deeper), ``attention``
-            (raw softmax attention on the direction towards the pair, e.g. the attention the
-            user pays to a history item), ``influence`` (attention flow, both directions),
-            ``attribution`` (sum over its directed edges), ``share`` (of the total absolute
-            edge attribution), ``rank``.
-        feature_groups: ``group``, ``label``, ``available``, ``attribution``, ``share``.
-        history_influence: each training interaction of the user: ``item_id``, ``title``,
-            ``rating``, ``attention``, ``influence`` (rollout flow into the user's
-            embedding), ``attribution``, ``share``, ``share_of_history``, ``rank``.
-        counterfactual: the verified smallest removal set (None for a fallback).
-        timings: seconds per stage.
-        completeness: IG check, ``sum(attributions) - (score - baseline score)``.
-        fallback: None, or why no personalised explanation exists.
-    """
-
-    user_id: str
-    item_id: str
-    item_title: str
-    method: str
-    score: float
-    rank: int | None
-    reason: str
-    subgraph_nodes: pd.DataFrame
-    edges: pd.DataFrame
-    interactions: pd.DataFrame
-    feature_groups: pd.DataFrame
-    history_influence: pd.DataFrame
-    counterfactual: Counterfactual | None
-    timings: dict[str, float] = field(default_factory=dict)
-    completeness: float = float("nan")
-    baseline_score: float = float("nan")
-    fallback: str | None = None
-
-    @property
-    def self_influence(self) -> dict[str, float] | None:
-        """Rollout share of the user's / item's embedding that comes from its own input.
-
-        The model has no self-loop edges; this is where a node's own layer-0 input goes
-        (the layer mean and return paths), reported apart from the edges.
-        """
-        nodes = self.subgraph_nodes
-        if nodes.empty or "influence_user" not in nodes:
-            return None
-        user = nodes.loc[(nodes["type"] == "user") & (nodes["id"] == self.user_id), "influence_user"]
-        item = nodes.loc[(nodes["type"] == "item") & (nodes["id"] == self.item_id), "influence_item"]
-        return {"user": float(user.iloc[0]), "item": float(item.iloc[0])}
-
-    def to_dict(self, *, top_edges: int = 15) -> dict[str, Any]:
-        """A JSON-ready summary: reason, top interactions, feature groups, history, counterfactual."""
-        top = self.interactions.head(top_edges) if len(self.interactions) else self.interactions
-        return {
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "item_title": self.item_title,
-            "method": self.method,
-            "score": self.score,
-            "rank": self.rank,
-            "reason": self.reason,
-            "fallback": self.fallback,
-            "top_edges": _records(top),
-            "feature_groups": _records(self.feature_groups),
-            "history": _records(self.history_influence.head(top_edges)),
-            "counterfactual": None if self.counterfactual is None else self.counterfactual.to_dict(),
-            "self_influence": self.self_influence,
-            "subgraph": {
-                "nodes": len(self.subgraph_nodes),
-                "edges": len(self.edges),
-                "interactions": len(self.interactions),
-                "display_nodes": int(self.subgraph_nodes["in_display"].sum()) if len(self.subgraph_nodes) else 0,
-            },
-            "baseline_score": self.baseline_score,
-            "completeness_gap": self.completeness,
-            "timings": self.timings,
-        }
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = frame.astype(object).where(frame.notna(), None)
-    return out.to_dict("records")
 
 
 # -- the orchestrator ---------------------------------------------------------------------------
@@ -170,11 +65,13 @@ def explain_pair(
     """Explain why ``item_id`` scores as it does for ``user_id``.
 
     Args:
-        rec: a :class:`~engine.recommender.Recommender` holding the ``gat`` model.
+        rec: a :class:`~engine.recommender.Recommender` whose model the method supports.
         user_id: external user id.
         item_id: external item id.
-        method: ``"ig"`` (Integrated Gradients), ``"saliency"`` or ``"ablation"``
-            (default: ``"ig"``).
+        method: a registered explanation method that supports the model: ``"ig"``
+            (Integrated Gradients), ``"saliency"``, ``"ablation"``, ``"attention"``,
+            ``"rollout"`` or ``"leave-one-out"`` for the attention model
+            (:func:`~engine.explain.algorithms.methods_for`) (default: ``"ig"``).
         steps: IG integration points over the edges (default: 16); the feature groups use
             a quarter as many (at least 4): their path is smooth (Gauss-Legendre with 4
             points closes completeness to <0.5% of the score on ml-100k) and each of their
@@ -189,14 +86,15 @@ def explain_pair(
 
     Raises:
         UnknownUserError / UnknownItemError: for ids not in the dataset.
-        ValueError: for a model other than ``gat``, or a bad option.
+        UnsupportedModelError: for a method that does not support the model (a ValueError).
+        ValueError: for an unknown method or a bad option.
     """
     t_start = time.perf_counter()
     user_id, item_id = str(user_id), str(item_id)
     if not rec.idmap.has_item(item_id):
         raise UnknownItemError(item_id)
     status = rec._require_user(user_id)
-    require_attention_model(rec)
+    spec, algo = require_support(method, rec.model_name)
     if top_n_display < 2:
         raise ValueError(f"top_n_display must be >= 2 (got {top_n_display!r})")
     if k < 1:
@@ -205,7 +103,28 @@ def explain_pair(
     title = str(rec.items[TITLE].iloc[item])
     if status == NO_HISTORY:
         return _fallback(rec, user_id, item_id, item, title, method)
+    if not (ATTENTION_GRAPH in spec.capabilities.explain and ATTENTION_GRAPH in algo.interfaces):
+        return explain_history(rec, algo, user_id, item_id, k=k, t_start=t_start)
+    options = {"steps": steps, "top_n_display": top_n_display, "k": k, "counterfactual": counterfactual}
+    return _explain_graph(rec, algo, user_id, item_id, t_start=t_start, **options)
 
+
+def _explain_graph(
+    rec: Recommender,
+    algo: ExplainerAlgorithm,
+    user_id: str,
+    item_id: str,
+    *,
+    t_start: float,
+    steps: int,
+    top_n_display: int,
+    k: int,
+    counterfactual: bool,
+) -> Explanation:
+    """:func:`explain_pair` for an attention-graph model (a user with history)."""
+    method = algo.name
+    item = rec.idmap.item_index(item_id)
+    title = str(rec.items[TITLE].iloc[item])
     timings: dict[str, float] = {}
     model = rec.model
     model.eval()
@@ -223,11 +142,12 @@ def explain_pair(
     timings["attention"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    edge_attr = edge_attributions(scorer, method=method, steps=steps)
+    target = GraphTarget(scorer, att, steps)
+    edge_attr = algo.attribute_edges(target)
     timings["edge_attribution"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    groups = group_attributions(scorer, method=method, steps=max(4, steps // 4))
+    groups = algo.attribute_groups(target)
     timings["feature_attribution"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -237,8 +157,8 @@ def explain_pair(
     rank = int(ranks(all_scores, history)[item]) or None
     nodes = _node_frame(rec, sub, att, top_n_display)
     edges, inter = _edge_frames(rec, sub, att, edge_attr, nodes)
-    hist = _history_frame(rec, u, sub, inter)
-    feat = _group_frame(groups)
+    hist = history_frame(rec, u, inter)
+    feat = _group_frame(scorer, groups)
     timings["tables"] = time.perf_counter() - t
 
     cf = None
@@ -256,7 +176,7 @@ def explain_pair(
         interactions=inter,
         feature_groups=feat,
         rated=rec.dataset.rating_scale is not None,
-        high_rating=_high_rating(rec),
+        high_rating=high_rating(rec),
         counterfactual=cf,
         in_history=rank is None,
     )
@@ -279,15 +199,6 @@ def explain_pair(
         completeness=edge_attr.delta,
         baseline_score=edge_attr.baseline_score,
     )
-
-
-def _high_rating(rec: Recommender) -> float:
-    """What counts as rating an item "highly": 4 on a 1-5 scale, the top fifth in general."""
-    scale = rec.dataset.rating_scale
-    if scale is None:
-        return float("inf")
-    lo, hi = scale
-    return lo + 0.75 * (hi - lo)
 
 
 def _fallback(rec: Recommender, user_id: str, item_id: str, item: int, title: str, method: str) -> Explanation:
@@ -440,35 +351,19 @@ def _edge_frames(
     return edges, inter
 
 
-def _history_frame(rec: Recommender, u: int, sub: ComputationSubgraph, inter: pd.DataFrame) -> pd.DataFrame:
-    train = rec.prep.split.train
-    rows = train[train[U] == u]
-    scale = rec.dataset.rating_scale
-    if scale is None:
-        rating = np.full(len(rows), np.nan)
-    else:
-        lo, hi = scale
-        rating = np.round((lo + rows[W_RATING].to_numpy(np.float64) * (hi - lo)) * 2) / 2
-    items = rows[I].to_numpy()
-    frame = pd.DataFrame(
-        {
-            "i": items,
-            ITEM: np.asarray(rec.idmap.items, dtype=object)[items],
-            TITLE: rec.items[TITLE].to_numpy(dtype=object)[items],
-            CATEGORIES: rec.items[CATEGORIES].to_numpy(dtype=object)[items],
-            "rating": rating,
-        }
-    )
-    own = inter[inter["kind"] == "history"].set_index("item_id")
-    frame = frame.join(own[["attention", "influence", "attribution", "share"]], on=ITEM)
-    total = float(np.abs(frame["attribution"].fillna(0.0)).sum())
-    frame["share_of_history"] = frame["attribution"] / total if total > 0 else 0.0
-    frame = frame.sort_values("attribution", ascending=False, kind="stable").reset_index(drop=True)
-    frame["rank"] = np.arange(1, len(frame) + 1)
-    return frame
-
-
-def _group_frame(groups: Any) -> pd.DataFrame:
+def _group_frame(scorer: SubgraphScorer, groups: GroupAttribution | None) -> pd.DataFrame:
+    """One row per feature group; NaN attributions for a method that does not attribute groups."""
+    if groups is None:
+        values = np.full(len(FEATURE_GROUPS), np.nan)
+        return pd.DataFrame(
+            {
+                "group": list(FEATURE_GROUPS),
+                "label": [GROUP_LABELS[g] for g in FEATURE_GROUPS],
+                "available": available_groups(scorer.model),
+                "attribution": values,
+                "share": values,
+            }
+        )
     total = float(np.abs(groups.values).sum())
     return pd.DataFrame(
         {

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from engine.errors import NO_HISTORY, UnknownUserError
+from engine.errors import NO_HISTORY, UnknownUserError, UnsupportedModelError
+from engine.models.registry import ATTENTION_GRAPH, model_names, model_spec
 from engine.recommender import Recommender
 
 
 def require_attention_model(rec: Recommender) -> None:
-    """Raise a clear ValueError unless the recommender holds the graph attention model."""
-    model = rec.model
-    if rec.model_name != "gat" or getattr(model, "encoder", None) != "gat":
-        raise ValueError(
-            f"explanations need the attention model 'gat' (got {rec.model_name!r}); train or load it with --model gat"
+    """Raise :class:`UnsupportedModelError` (a ValueError) unless the model offers the attention graph.
+
+    What-if edits, counterfactuals and the faithfulness evaluation run on the attention model's
+    computation subgraph; which models offer it is their registry capability.
+    """
+    name = rec.model_name
+    if name not in model_names() or ATTENTION_GRAPH not in model_spec(name).capabilities.explain:
+        raise UnsupportedModelError(
+            f"explanations need the attention model 'gat' (got {name!r}); train or load it with --model gat"
         )
 
 

@@ -435,19 +435,12 @@ class SubgraphScorer:
         offsets = (torch.arange(b) * n).view(b, 1, 1)
         ei_b = (ei.unsqueeze(0) + offsets).permute(1, 0, 2).reshape(2, -1)
         attr_b = attr[:, idx].reshape(-1, attr.size(-1))
-        x_new, att = self.model.convs[layer](x, ei_b, attr_b, mask, node_degree.reshape(-1))
-        if gate is not None:
-            # Re-aggregate the conv's own messages (its coef, i.e. attention x degree
-            # correction, stays the model's single code path) with each one gated.
-            g = (gate if gate.size(0) == b else gate.expand(b, -1))[:, idx].reshape(-1, 1)
-            heads = att.coef.size(1)
-            h_src = x.view(b * n, heads, -1).index_select(0, ei_b[0])
-            x_new = (
-                torch.zeros(b * n, heads, h_src.size(-1), dtype=x.dtype)
-                .index_add_(0, ei_b[1], h_src * (att.coef * g).unsqueeze(-1))
-                .view(b * n, -1)
-            )
-        return x_new, att
+        # Gates go through the model's own layer: its attention and degree correction stay the
+        # single code path, and each message is scaled there (see WeightedAttentionConv.forward).
+        g = None if gate is None else (gate if gate.size(0) == b else gate.expand(b, -1))[:, idx].reshape(-1)
+        return self.model.convs[layer](
+            x, ei_b, edge_attr=attr_b, edge_mask=mask, node_degree=node_degree.reshape(-1), gate=g
+        )
 
     @cached_property
     def first_layer(self) -> tuple[Tensor, Tensor]:
@@ -518,7 +511,7 @@ class SubgraphScorer:
             if e_glob.numel() == 0:  # nothing kept at this layer: no messages
                 x = torch.zeros_like(x)
             else:
-                x, _ = conv(x, sub.edge_index[:, e_glob] + bb * n, sub.edge_attr[e_glob], None, deg_new)
+                x, _ = conv(x, sub.edge_index[:, e_glob] + bb * n, edge_attr=sub.edge_attr[e_glob], node_degree=deg_new)
             layers.append(x)
         final = self.model.readout(layers).view(m, n, -1)
         eu, ei_ = final[:, sub.local_user], final[:, sub.local_item]
@@ -559,7 +552,7 @@ class SubgraphScorer:
             if into.numel():
                 ei, mk = sub.edge_index[:, into], emask[into]
                 nd = self._degree_arg(ei[1], mk.unsqueeze(0), deg_new[b : b + 1])[0]
-                out, _ = self.model.convs[0](x0, ei, attr_all[into], mk, nd)
+                out, _ = self.model.convs[0](x0, ei, edge_attr=attr_all[into], edge_mask=mk, node_degree=nd)
                 x1[b, ends] = out[ends]
             touched = torch.nonzero(changed[src] & ~ends[dst] & (emask > 0)).squeeze(1)
             if touched.numel():

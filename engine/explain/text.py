@@ -135,7 +135,8 @@ def _category_clause(
     high_rating: float,
 ) -> str | None:
     groups = feature_groups.set_index("group") if len(feature_groups) else None
-    if groups is None or "categories" not in groups.index or float(groups.loc["categories", "attribution"]) <= 0:
+    # ``not > 0`` rather than ``<= 0``: a method that does not attribute groups leaves NaN there.
+    if groups is None or "categories" not in groups.index or not float(groups.loc["categories", "attribution"]) > 0:
         return None
     if not len(item_categories) or history.empty:
         return None

@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.config import ATTENTIONS
 from engine.data.graph import RecGraph
 from engine.models.base import EmbeddingModel
 from engine.models.losses import bpr_loss
@@ -67,7 +68,6 @@ from engine.models.mf import init_embeddings
 from engine.models.spmm import CSRPlan, csr_plan, head_sddmm, head_spmm
 
 ENCODERS = ("gat", "gcn", "sage")
-ATTENTIONS = ("edge", "dot", "gat")
 
 
 @dataclass
@@ -136,6 +136,7 @@ class WeightedAttentionConv(nn.Module):
         edge_mask: Tensor | None = None,
         node_degree: Tensor | None = None,
         plan: CSRPlan | None = None,
+        gate: Tensor | None = None,
     ) -> tuple[Tensor, LayerAttention]:
         """Propagate once.
 
@@ -146,6 +147,12 @@ class WeightedAttentionConv(nn.Module):
             edge_mask: [E] soft mask in [0, 1]; 0 is exactly "edge absent" (it leaves
                 the softmax and the degrees), which is what edge attributions need
                 (default: None, all present).
+            node_degree: full-graph in-degrees [N] when ``edge_index`` holds only some of the
+                graph's edges (default: None: the degrees of ``edge_index``).
+            plan: the CSR plan of ``edge_index`` for the fast kernels (default: None).
+            gate: [E] message gates in [0, 1]: each edge's *message* is scaled, its attention
+                and the degrees are not (PyG's explanation semantics; smooth at 0, unlike
+                ``edge_mask``) (default: None, all 1).
 
         Returns:
             The new features [N, channels] and the layer's :class:`LayerAttention`.
@@ -157,7 +164,7 @@ class WeightedAttentionConv(nn.Module):
         hb = h if h.size(-1) == c else h[..., :c].contiguous()  # what the node terms read
         # index_select (backward: index_add_) is several times faster on CPU than h[src]
         # (backward: index_put_ with accumulate); this layer is gather/scatter bound.
-        fast = plan is not None and edge_mask is None
+        fast = plan is not None and edge_mask is None and gate is None
         h_src = None if fast else h.index_select(0, src)
         if self.attention == "dot":
             # SDDMM on the CSR plan when there is one: no [E, C] tensor is ever formed.
@@ -187,10 +194,11 @@ class WeightedAttentionConv(nn.Module):
             deg = deg + (node_degree.to(x.dtype) - _degree(dst, n, None, x))
         ratio = deg.index_select(0, dst) / deg.index_select(0, src).clamp_min(1e-16)
         coef = alpha * ratio.sqrt().unsqueeze(-1)
-        if plan is not None and edge_mask is None:
+        if fast:
             out = head_spmm(plan, coef, h)
         else:
-            out = x.new_zeros(n, self.heads, h.size(-1)).index_add_(0, dst, h_src * coef.unsqueeze(-1))
+            weight = coef if gate is None else coef * gate.to(coef.dtype).unsqueeze(-1)
+            out = x.new_zeros(n, self.heads, h.size(-1)).index_add_(0, dst, h_src * weight.unsqueeze(-1))
         return out.view(n, -1), LayerAttention(edge_index, alpha, coef)
 
     def __repr__(self) -> str:
@@ -291,6 +299,10 @@ class GraphRecommender(EmbeddingModel):
             self.cat_proj = nn.Linear(category_features.size(1), embedding_dim, bias=False)
             nn.init.normal_(self.cat_proj.weight, std=0.01)
         self.convs = nn.ModuleList(self._make_conv() for _ in range(num_layers))
+        # Layer 1's attention in the latest *training* forward with the item-item term (None
+        # otherwise): loss() takes each positive's own edge out of z_u with it. The training loop
+        # calls forward then loss on the same batch, so this is the forward the loss belongs to.
+        self.train_attention: LayerAttention | None = None
 
     def _make_conv(self) -> nn.Module:
         if self.encoder == "gat":
@@ -415,18 +427,18 @@ class GraphRecommender(EmbeddingModel):
         Without that, ``c_ui <p_i, p_i>`` (the positive in its own history) would be the
         easiest way to score training pairs, and it is never there when recommending.
         """
-        if not self.item_item_dim or self.__dict__.get("_first_layer") is None:
+        if not self.item_item_dim or self.train_attention is None:
             return super().loss(user_emb, item_emb, users, pos, neg, weight_decay=weight_decay)
-        coef = self._own_edge_coef(users, pos)  # [B, heads]
+        coef = self._own_edge_coef(self.train_attention, users, pos)  # [B, heads]
         ctx = self.context(pos).view(len(pos), self.heads, -1) * coef.unsqueeze(-1)
         own = self.join(user_emb.new_zeros(len(pos), self.embedding_dim), ctx.reshape(len(pos), -1))
         reg = self.ego_embeddings(users, torch.cat([pos, neg]))
         u = user_emb[users]
         return bpr_loss(u, item_emb[pos], item_emb[neg], reg, weight_decay=weight_decay, pos_user=u - own)
 
-    def _own_edge_coef(self, users: Tensor, items: Tensor) -> Tensor:
+    def _own_edge_coef(self, att: LayerAttention, users: Tensor, items: Tensor) -> Tensor:
         """Layer-1 weight ``c_ui`` of the edge item -> user per pair ``[B, heads]`` (0 where absent)."""
-        edge_index, coef = self.__dict__["_first_layer"]
+        edge_index, coef = att.edge_index, att.coef
         if edge_index.size(1) == 0:
             return coef.new_zeros(len(users), self.heads)
         n = self.n_users + self.n_items
@@ -500,15 +512,14 @@ class GraphRecommender(EmbeddingModel):
                 edge_index, attr = torch.stack([plan.col, plan.row]), attr[plan.perm]
         layers, atts = [x0], []
         x = x0
-        if self.item_item_dim:
-            self.__dict__["_first_layer"] = None  # set below in training; read by loss()
+        self.train_attention = None
         for k, conv in enumerate(self.convs):
             if self.encoder == "gat":
-                x, att = conv(x, edge_index, attr, edge_mask, node_degree, plan)
+                x, att = conv(x, edge_index, edge_attr=attr, edge_mask=edge_mask, node_degree=node_degree, plan=plan)
                 if return_attention:
                     atts.append(att)
                 if k == 0 and self.item_item_dim and self.training:
-                    self.__dict__["_first_layer"] = (edge_index, att.coef)  # for loss(): own edges
+                    self.train_attention = att  # for loss(): each positive's own edge
             elif self.encoder == "gcn":
                 x = conv(x, edge_index, edge_weight=edge_mask)
             else:

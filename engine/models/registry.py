@@ -1,14 +1,260 @@
-"""Model names -> constructed models; the one place that knows every model class."""
+"""The model registry: name -> how to build the model, what it can do, and where to tune it.
+
+A model plugs into training, benchmark, recommend, explain, audit, update, tune and the
+dashboard by registering one :class:`ModelSpec`; nothing else names models. Built-in models
+register at the end of this file, a plug-in from its own module::
+
+    @register_model("cooc", knobs=("knn_k",), capabilities=Capabilities(trained=False))
+    def build_cooc(cfg: ModelConfig, inputs: ModelInputs) -> CoOccurrence:
+        return CoOccurrence(k=cfg.knn_k)
+
+A model's configuration is a *view* on :class:`~engine.config.ModelConfig`: ``knobs`` names
+the fields it reads, so one frozen config (and its fingerprint) serves every model and a
+stored artifact of any model rebuilds from its ``config.json`` alone. Its tuning search space
+is a small declarative dict from ``"section.field"`` (``model.embedding_dim``, ``train.lr``)
+to a :class:`IntRange`, :class:`FloatRange` or :class:`Choice`, defined beside the model.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
 import torch
 
-from engine.config import ModelConfig
+from engine.config import DataConfig, FeatureConfig, ModelConfig, TrainConfig
 from engine.models.base import EmbeddingModel, FittedModel
+from engine.models.ease import EASE
+from engine.models.gat import GraphRecommender
+from engine.models.itemknn import ItemKNN
+from engine.models.lightgcn import LightGCN
+from engine.models.mf import BPRMF
+from engine.models.pop import MostPop
 
-TRAINED = ("gat", "gcn", "sage", "lightgcn", "bprmf")
-CLOSED_FORM = ("ease", "itemknn", "pop")
+# Explanation interfaces a model can offer (see engine.explain.algorithms): each algorithm
+# declares which of them it works with, each model which of them it provides.
+ATTENTION_GRAPH = "attention-graph"  # GraphRecommender with the attention encoder: subgraph, gates, attention
+HISTORY_SCORES = "history-scores"  # score_history(histories): the score as a function of the user's history
+EXPLAIN_INTERFACES = (ATTENTION_GRAPH, HISTORY_SCORES)
+
+_SECTIONS: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+# -- search space ------------------------------------------------------------------------------
+class Trial(Protocol):
+    """What a search space needs of a tuner's trial (Optuna's ``Trial`` fits; no import here)."""
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Integers in ``[low, high]`` (inclusive), on a ``step`` grid or log-uniform."""
+
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low > self.high or self.step < 1 or (self.log and self.low < 1):
+            raise ValueError(f"IntRange needs 1 <= step, low <= high and low >= 1 when log (got {self!r})")
+
+    def suggest(self, trial: Trial, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """Floats in ``[low, high]``, uniform or log-uniform (``log=True``, for rates and penalties)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high or (self.log and self.low <= 0):
+            raise ValueError(f"FloatRange needs low <= high and low > 0 when log (got {self!r})")
+
+    def suggest(self, trial: Trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values."""
+
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError("Choice needs at least one value (got none)")
+
+    def suggest(self, trial: Trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.values))
+
+
+Distribution = IntRange | FloatRange | Choice
+
+
+# -- specs -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model offers the rest of the engine.
+
+    Attributes:
+        trained: trained by the BPR loop (an :class:`EmbeddingModel`) rather than fitted in
+            closed form (a :class:`FittedModel`).
+        text_features: reads the frozen language-model item features, so ``prepare`` encodes
+            item text for it (default: False).
+        minibatch: can train on neighbour-sampled subgraphs with full-graph degrees (default: False).
+        explain: the explanation interfaces it provides (:data:`EXPLAIN_INTERFACES`), which
+            decide the explanation methods that support it (default: none).
+    """
+
+    trained: bool
+    text_features: bool = False
+    minibatch: bool = False
+    explain: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [x for x in self.explain if x not in EXPLAIN_INTERFACES]
+        if unknown:
+            raise ValueError(f"unknown explanation interface(s) {unknown}; expected from {EXPLAIN_INTERFACES}")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What the data gives a model at construction (all internal-order tensors on CPU).
+
+    Attributes:
+        n_users / n_items: node counts of the training split.
+        text_features: frozen language-model item embeddings ``[n_items, D]`` (None without an encoder).
+        category_features: multi-hot categories ``[n_items, C]`` (None when off or absent).
+        item_degree: training interactions per item ``[n_items]``.
+    """
+
+    n_users: int
+    n_items: int
+    text_features: torch.Tensor | None = None
+    category_features: torch.Tensor | None = None
+    item_degree: torch.Tensor | None = None
+
+
+Builder = Callable[[ModelConfig, ModelInputs], EmbeddingModel | FittedModel]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Attributes:
+        name: the name configs, the CLI and the dashboard use.
+        build: ``build(cfg, inputs)`` -> an untrained model (its initial weights may depend
+            only on the global seed, which the caller sets).
+        capabilities: see :class:`Capabilities`.
+        knobs: the :class:`ModelConfig` fields the model reads (its view of the config).
+        search_space: ``"section.field"`` -> distribution, for ``gatlens tune``.
+        description: one line for pickers and ``--help``.
+    """
+
+    name: str
+    build: Builder
+    capabilities: Capabilities
+    knobs: tuple[str, ...] = ()
+    search_space: Mapping[str, Distribution] = field(default_factory=dict)
+    description: str = ""
+
+    def options(self, cfg: ModelConfig) -> dict[str, Any]:
+        """The knobs of ``cfg`` this model reads, by name (its view of the config)."""
+        return {k: getattr(cfg, k) for k in self.knobs}
+
+    def suggest(self, trial: Trial) -> dict[str, dict[str, Any]]:
+        """One point of the search space as ``RunConfig.with_overrides`` sections."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, dist in self.search_space.items():
+            section, name = key.split(".")
+            out.setdefault(section, {})[name] = dist.suggest(trial, key)
+        return out
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def _check_spec(spec: ModelSpec) -> None:
+    if not spec.name or not spec.name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"a model name is letters, digits, '-' and '_' (got {spec.name!r})")
+    known = {f.name for f in fields(ModelConfig)}
+    bad = [k for k in spec.knobs if k not in known]
+    if bad:
+        raise ValueError(f"model {spec.name!r}: knobs {bad} are not ModelConfig fields")
+    for key in spec.search_space:
+        section, _, name = key.partition(".")
+        kind = _SECTIONS.get(section)
+        if kind is None or name not in {f.name for f in fields(kind)}:
+            raise ValueError(f"model {spec.name!r}: search-space key {key!r} is not 'section.field' of RunConfig")
+
+
+def register_model(
+    name: str,
+    *,
+    capabilities: Capabilities,
+    knobs: Sequence[str] = (),
+    search_space: Mapping[str, Distribution] | None = None,
+    description: str = "",
+    replace: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Register a model builder under ``name`` (a decorator; returns the builder unchanged).
+
+    Args:
+        name: the model's name in configs, the CLI and the dashboard.
+        capabilities: what it offers (:class:`Capabilities`).
+        knobs: the :class:`ModelConfig` fields it reads (default: none).
+        search_space: ``"section.field"`` -> distribution for tuning (default: empty).
+        description: one line for pickers and help texts (default: "").
+        replace: allow replacing a registered name (default: False: a clash is an error).
+
+    Raises:
+        ValueError: for a taken name (unless ``replace``), a knob that is no ModelConfig
+            field, or a search-space key that names no RunConfig field.
+    """
+
+    def decorate(build: Builder) -> Builder:
+        spec = ModelSpec(name, build, capabilities, tuple(knobs), dict(search_space or {}), description)
+        _check_spec(spec)
+        if name in _REGISTRY and not replace:
+            raise ValueError(f"model {name!r} is already registered (pass replace=True to override it)")
+        _REGISTRY[name] = spec
+        return build
+
+    return decorate
+
+
+def unregister_model(name: str) -> ModelSpec:
+    """Remove ``name`` from the registry and return its spec (KeyError names the known models)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"model {name!r} is not registered; registered: {', '.join(_REGISTRY)}")
+    return _REGISTRY.pop(name)
+
+
+def model_names() -> tuple[str, ...]:
+    """Every registered model name, built-ins first, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registered :class:`ModelSpec` of ``name``.
+
+    Raises:
+        ValueError: for a name nobody registered (the message lists the known ones).
+    """
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(_REGISTRY)}")
+    return spec
 
 
 def build_model(
@@ -22,50 +268,130 @@ def build_model(
 ) -> EmbeddingModel | FittedModel:
     """Construct the model named by ``cfg.name`` (untrained / unfitted).
 
-    Content features (text, categories) feed the graph recommender and its GCN /
-    GraphSAGE ablations; the classic baselines use ids only, as published. ``item_degree``
-    (training interactions per item) scales the graph recommender's item-item term.
+    Raises:
+        ValueError: for an unregistered name, or a builder whose model is not the kind its
+            capabilities declare (trained models must be :class:`EmbeddingModel` s).
     """
-    if cfg.name in ("gat", "gcn", "sage"):
-        from engine.models.gat import GraphRecommender
+    spec = model_spec(cfg.name)
+    inputs = ModelInputs(n_users, n_items, text_features, category_features, item_degree)
+    model = spec.build(cfg, inputs)
+    if spec.capabilities.trained != isinstance(model, EmbeddingModel):
+        kind = "an EmbeddingModel" if spec.capabilities.trained else "a closed-form model (fit/score)"
+        raise ValueError(f"model {cfg.name!r} is registered as {kind} but built {type(model).__name__}")
+    return model
 
+
+# -- built-in models ---------------------------------------------------------------------------
+# The BPR recipe's shared knobs, searched for every trained model alike (a fair comparison).
+_BPR_SPACE: dict[str, Distribution] = {
+    "train.lr": FloatRange(1e-4, 1e-2, log=True),
+    "train.weight_decay": FloatRange(1e-6, 1e-3, log=True),
+    "train.batch_size": Choice((1024, 2048, 4096)),
+}
+_GRAPH_KNOBS = (
+    "embedding_dim",
+    "num_layers",
+    "heads",
+    "attention",
+    "edge_weight",
+    "text_dim",
+    "edge_dropout",
+    "init",
+    "attention_lr",
+)
+
+
+def _graph_builder(encoder: str) -> Builder:
+    def build(cfg: ModelConfig, inputs: ModelInputs) -> GraphRecommender:
         return GraphRecommender(
-            n_users,
-            n_items,
+            inputs.n_users,
+            inputs.n_items,
             embedding_dim=cfg.embedding_dim,
             num_layers=cfg.num_layers,
-            encoder=cfg.name,
+            encoder=encoder,
             heads=cfg.heads,
             attention=cfg.attention,
             edge_weight=cfg.edge_weight,
-            text_features=text_features,
+            text_features=inputs.text_features,
             text_dim=cfg.text_dim,
-            category_features=category_features,
+            category_features=inputs.category_features,
             edge_dropout=cfg.edge_dropout,
             init=cfg.init,
             attention_lr=cfg.attention_lr,
             # Like ``attention``, a knob of the gat model that its GCN/SAGE ablations ignore.
-            item_item_dim=cfg.item_item_dim if cfg.name == "gat" else 0,
-            item_degree=item_degree,
+            item_item_dim=cfg.item_item_dim if encoder == "gat" else 0,
+            item_degree=inputs.item_degree,
         )
-    if cfg.name == "lightgcn":
-        from engine.models.lightgcn import LightGCN
 
-        return LightGCN(n_users, n_items, embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers)
-    if cfg.name == "bprmf":
-        from engine.models.mf import BPRMF
+    return build
 
-        return BPRMF(n_users, n_items, embedding_dim=cfg.embedding_dim)
-    if cfg.name == "ease":
-        from engine.models.ease import EASE
 
-        return EASE(l2=cfg.ease_l2)
-    if cfg.name == "itemknn":
-        from engine.models.itemknn import ItemKNN
+register_model(
+    "gat",
+    capabilities=Capabilities(trained=True, text_features=True, minibatch=True, explain=(ATTENTION_GRAPH,)),
+    knobs=(*_GRAPH_KNOBS, "item_item_dim"),
+    search_space={
+        **_BPR_SPACE,
+        "model.num_layers": IntRange(1, 3),
+        "model.attention_lr": FloatRange(0.01, 1.0, log=True),
+        "model.edge_dropout": FloatRange(0.0, 0.3),
+    },
+    description="graph attention recommender (rating- and recency-aware attention, language-model item features)",
+)(_graph_builder("gat"))
+for _encoder, _label in (("gcn", "GCNConv"), ("sage", "SAGEConv")):
+    register_model(
+        _encoder,
+        capabilities=Capabilities(trained=True, text_features=True, minibatch=True),
+        knobs=_GRAPH_KNOBS,
+        search_space={**_BPR_SPACE, "model.num_layers": IntRange(1, 3)},
+        description=f"ablation of gat with PyG's {_label} in place of attention",
+    )(_graph_builder(_encoder))
 
-        return ItemKNN(k=cfg.knn_k)
-    if cfg.name == "pop":
-        from engine.models.pop import MostPop
 
-        return MostPop()
-    raise ValueError(f"unknown model {cfg.name!r}; expected one of {', '.join(TRAINED + CLOSED_FORM)}")
+@register_model(
+    "lightgcn",
+    capabilities=Capabilities(trained=True),
+    knobs=("embedding_dim", "num_layers"),
+    search_space={**_BPR_SPACE, "model.num_layers": IntRange(1, 4)},
+    description="LightGCN (He et al. 2020): linear propagation, layer mean",
+)
+def _build_lightgcn(cfg: ModelConfig, inputs: ModelInputs) -> LightGCN:
+    return LightGCN(inputs.n_users, inputs.n_items, embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers)
+
+
+@register_model(
+    "bprmf",
+    capabilities=Capabilities(trained=True),
+    knobs=("embedding_dim",),
+    search_space=dict(_BPR_SPACE),
+    description="matrix factorisation trained with BPR (Rendle et al. 2009)",
+)
+def _build_bprmf(cfg: ModelConfig, inputs: ModelInputs) -> BPRMF:
+    return BPRMF(inputs.n_users, inputs.n_items, embedding_dim=cfg.embedding_dim)
+
+
+@register_model(
+    "ease",
+    capabilities=Capabilities(trained=False),
+    knobs=("ease_l2",),
+    search_space={"model.ease_l2": FloatRange(10.0, 5000.0, log=True)},
+    description="EASE (Steck 2019): closed-form item-item regression",
+)
+def _build_ease(cfg: ModelConfig, inputs: ModelInputs) -> EASE:
+    return EASE(l2=cfg.ease_l2)
+
+
+@register_model(
+    "itemknn",
+    capabilities=Capabilities(trained=False),
+    knobs=("knn_k",),
+    search_space={"model.knn_k": IntRange(10, 500, log=True)},
+    description="item k-nearest neighbours on cosine similarity",
+)
+def _build_itemknn(cfg: ModelConfig, inputs: ModelInputs) -> ItemKNN:
+    return ItemKNN(k=cfg.knn_k)
+
+
+@register_model("pop", capabilities=Capabilities(trained=False), description="most popular items")
+def _build_pop(cfg: ModelConfig, inputs: ModelInputs) -> MostPop:
+    return MostPop()
