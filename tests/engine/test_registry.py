@@ -56,7 +56,8 @@ def test_builtins_and_their_capabilities() -> None:
 
 def test_build_model_reads_the_config_view() -> None:
     model = build_model(ModelConfig(name="lightgcn", embedding_dim=8, heads=4, num_layers=3), 5, 7)
-    assert isinstance(model, LightGCN) and (model.n_users, model.n_items, model.embedding_dim, model.num_layers) == (5, 7, 8, 3)
+    assert isinstance(model, LightGCN)
+    assert (model.n_users, model.n_items, model.embedding_dim, model.num_layers) == (5, 7, 8, 3)
     assert model_spec("ease").options(ModelConfig(ease_l2=12.5)) == {"ease_l2": 12.5}
     assert isinstance(build_model(ModelConfig(name="pop"), 2, 3), MostPop)
 
