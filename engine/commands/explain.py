@@ -74,9 +74,13 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def _fmt(x: Any, spec: str = ".3f") -> str:
+    """``format(x, spec)``, "-" for a missing value, and never a negative zero ("-0", "-0.0 %")."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
-    return format(x, spec)
+    text = format(x, spec)
+    if isinstance(x, float) and text.startswith("-") and float(text) == 0:  # e.g. -0.0004 at ".0f"
+        text = format(0.0, spec)
+    return text
 
 
 def _report(ex: Any, top: int, seconds: float) -> str:
@@ -95,18 +99,23 @@ def _report(ex: Any, top: int, seconds: float) -> str:
             f"  {row.rank:>2}. {row.title}{rating}: attribution {_fmt(row.attribution, '+.4f')} "
             f"({_fmt(row.share * 100, '.1f')}%), attention {_fmt(row.attention)}, rollout {_fmt(row.influence)}"
         )
+    # The user's own interactions are listed above; the subgraph's other edges are the rest (each edge once).
+    others = ex.interactions[ex.interactions["kind"] != "history"] if len(ex.interactions) else ex.interactions
     lines.append("")
-    lines.append("Top edges of the computation subgraph (any user-item interaction):")
-    for row in ex.interactions.head(top).itertuples():
-        lines.append(
-            f"  {row.rank:>2}. user {row.user_id} - {row.title} [{row.kind}]: attribution "
-            f"{_fmt(row.attribution, '+.4f')}, attention {_fmt(row.attention)}"
-        )
+    if len(others):
+        lines.append("Other users' interactions in the computation subgraph (rank among all its interactions):")
+        for row in others.head(top).itertuples():
+            lines.append(
+                f"  {row.rank:>2}. user {row.user_id} - {row.title} [{row.kind}]: attribution "
+                f"{_fmt(row.attribution, '+.4f')}, attention {_fmt(row.attention)}"
+            )
+    else:
+        lines.append("The computation subgraph holds no other user's interaction.")
     lines.append("")
     lines.append("Input feature groups:")
     for row in ex.feature_groups.itertuples():
         if row.available:
-            lines.append(f"  {row.label:<32} {row.attribution:+.4f} ({row.share * 100:.0f}%)")
+            lines.append(f"  {row.label:<32} {_fmt(row.attribution, '+.4f')} ({_fmt(row.share * 100, '.0f')}%)")
         else:
             lines.append(f"  {row.label:<32} not used by this model")
     cf = ex.counterfactual
@@ -124,7 +133,8 @@ def _report(ex: Any, top: int, seconds: float) -> str:
         lines.append("")
         lines.append(
             f"Own inputs (the model has no self-loops; a node's own embedding enters through the layer mean): "
-            f"{own['user'] * 100:.0f}% of the user's embedding, {own['item'] * 100:.0f}% of the item's (rollout)"
+            f"{_fmt(own['user'] * 100, '.0f')}% of the user's embedding, {_fmt(own['item'] * 100, '.0f')}% of the "
+            "item's (rollout)"
         )
     lines.append("")
     lines.append(
