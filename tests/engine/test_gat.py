@@ -26,7 +26,8 @@ def graph_and_split():
     ]
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
     items = pd.DataFrame({"item_id": [f"i{i}" for i in range(25)], "title": "t", "categories": [()] * 25, "text": ""})
-    sp = split(Dataset("toy", inter, items, None, (1.0, 5.0)), threshold=None, seed=0)
+    # 8 interactions a user: the random 8:1:1 split would hold out nothing, leave-one-out holds out 2.
+    sp = split(Dataset("toy", inter, items, None, (1.0, 5.0)), method="leave_one_out", threshold=None, seed=0)
     return build_graph(sp), sp
 
 
