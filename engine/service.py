@@ -56,11 +56,15 @@ from engine.explain.evaluate import ExplainEval, demo_triggers
 from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
 from engine.fairness.audit import AuditReport, compare_models, run_audit
 from engine.fairness.findings import audit_findings as _audit_findings
+from engine.fairness.findings import difference_text as _difference_text
 from engine.fairness.rerank import apply_rerank
 from engine.models.registry import model_names as _model_names
 from engine.models.registry import model_spec
 from engine.pipeline import load_version, train_or_load, update_latest
 from engine.recommender import WHAT_CHANGED_COLUMNS, Recommendations, Recommender
+from engine.recs import export as _export
+from engine.recs import stored as _stored
+from engine.recs.truth import Truth, read_truth
 from engine.training.callbacks import FunctionCallback
 
 log = logging.getLogger(__name__)
@@ -89,13 +93,20 @@ __all__ = [
     "WhatIf",
     "audit_findings",
     "compare",
+    "difference_text",
     "evaluate_explanations",
     "explain_methods",
+    "export_lists",
     "format_value",
     "headline_metrics",
+    "import_lists",
+    "is_lists_path",
+    "list_lists",
     "list_metric_keys",
     "list_models",
     "load_latest",
+    "load_lists",
+    "load_lists_at",
     "load_model",
     "method_description",
     "metric_glossary",
@@ -173,6 +184,11 @@ class ServedModel:
     @property
     def dataset_name(self) -> str:
         return self._rec.dataset.name
+
+    @property
+    def imported(self) -> bool:
+        """True for another system's imported lists (no model behind them: nothing to explain)."""
+        return self._rec.meta.get("kind") == _stored.KIND
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -312,8 +328,18 @@ class ServedModel:
         """Beyond-accuracy, group and exposure audit: see :func:`engine.fairness.audit.run_audit` (memoised)."""
         key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         if key not in self._audits:
-            self._audits[key] = run_audit(self._rec, **options)
+            truth = _truth(self._rec, options.pop("truth", None))
+            self._audits[key] = run_audit(self._rec, truth=truth, **options)
         return self._audits[key]
+
+
+def _truth(rec: Recommender, truth: Truth | str | Path | None) -> Truth | None:
+    """A ``truth`` audit option given as a file path, read and validated against ``rec``'s data."""
+    if truth is None or isinstance(truth, Truth):
+        return truth
+    return read_truth(
+        truth, idmap=rec.idmap, known_users=_stored.known_users(rec.dataset), threshold=rec.prep.config.data.threshold
+    )
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -402,6 +428,11 @@ def audit_findings(report: AuditReport) -> pd.DataFrame:
     return _audit_findings(report)
 
 
+def difference_text(metric: str, value: Any) -> str:
+    """A difference between two values of ``metric`` as text (percentage points for a percent metric)."""
+    return _difference_text(metric, value)
+
+
 def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
     """Audit several models on the same data side by side: see :func:`engine.fairness.audit.compare_models`.
 
@@ -409,7 +440,58 @@ def compare(models: dict[str, ServedModel], **options: Any) -> pd.DataFrame:
         models: display name -> served model, all on the same data.
         **options: passed to the audit of every model.
     """
+    if options.get("truth") is not None and models:  # one file for all: they share the data
+        options["truth"] = _truth(next(iter(models.values()))._rec, options["truth"])
     return compare_models({name: m._rec for name, m in models.items()}, **options)
+
+
+# -- recommendation lists: export ours, import another system's ----------------------------------
+def export_lists(
+    model: ServedModel, out: str | Path, *, k: int = 10, on_progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Every user's top-``k`` of ``model`` to a CSV or Parquet file: see :func:`engine.recs.export.export_lists`."""
+    return _export.export_lists(model._rec, out, k=k, on_progress=on_progress)
+
+
+def import_lists(
+    config: RunConfig,
+    recs: str | Path,
+    label: str,
+    *,
+    columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+    cache_dir: str | Path = DEFAULT_CACHE,
+) -> dict[str, Any]:
+    """Validate another system's lists file and store it as ``label``: see :func:`engine.recs.stored.import_lists`.
+
+    Returns:
+        The stored card with ``path`` (the version folder) and ``version`` added.
+    """
+    ref, card = _stored.import_lists(config, recs, label, columns=columns, encoding=encoding, cache_dir=cache_dir)
+    return {**card, "path": str(ref.path), "version": ref.version}
+
+
+def load_lists(
+    config: RunConfig, label: str, *, version: int | None = None, cache_dir: str | Path = DEFAULT_CACHE
+) -> ServedModel:
+    """Imported lists ``label`` for the data ``config`` names, served like a model (ValueError if none)."""
+    return ServedModel(_stored.load_imported(config, label, cache_dir=cache_dir, version=version))
+
+
+def load_lists_at(path: str | Path) -> ServedModel:
+    """The imported lists stored in a :func:`list_lists` row's ``path``, served like a model."""
+    return ServedModel(_stored.load_imported_at(path))
+
+
+def list_lists(cache_dir: str | Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
+    """Every stored version of imported lists (manifests only), newest first; rows as :func:`list_models`'
+    with ``model`` = the label and ``imported`` = True."""
+    return _stored.list_imported(cache_dir)[::-1]
+
+
+def is_lists_path(path: str | Path) -> bool:
+    """Whether a stored version folder holds imported lists rather than a model."""
+    return _stored.is_imported_at(path)
 
 
 # -- metric registry (for the dashboard and the CLI) -------------------------------------------

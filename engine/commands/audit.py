@@ -20,6 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(p)
     add_model_args(p)
+    _accept_list_labels(p)
+    p.add_argument(
+        "--truth",
+        default=None,
+        help="held-out interactions file (user_id,item_id[,rating]; CSV or Parquet) to score the lists against "
+        "instead of the dataset's test part",
+    )
     p.add_argument(
         "--groups",
         default=None,
@@ -37,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compare",
         default=None,
-        help="comma-separated models to audit side by side, e.g. gat,lightgcn,pop (each trained or loaded)",
+        help="comma-separated models or imported lists to audit side by side, e.g. gat,vendor,pop "
+        "(models are trained or loaded)",
     )
     p.add_argument("-k", type=int, default=10, help="list length (default: 10)")
     p.add_argument("--metrics", default=None, help="per-user metrics broken down by group (default: ndcg@K,recall@K)")
@@ -47,6 +55,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-group-size", type=int, default=30, help="smaller groups are flagged (default: 30)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_audit_command, force=False)
+
+
+def _accept_list_labels(p: argparse.ArgumentParser) -> None:
+    """``--model`` also takes the label of imported lists, so its registry choices are checked in the command."""
+    for action in p._actions:
+        if action.dest == "model":
+            action.choices = None
+            action.help = "a registered model (trained or loaded), or imported lists' label (default: gat)"
+
+
+def _served(args: argparse.Namespace, name: str) -> Any:
+    """The model ``name`` (trained or loaded) or, for a name no model has, the imported lists of that label."""
+    from engine import service
+
+    if name in service.model_names():
+        config = config_from_args(args).with_overrides(model={"name": name})
+        return service.train(config, progress=sys.stderr.isatty(), cache_dir=Path(args.cache_dir))
+    base = config_from_args(args).with_overrides(model={"name": "pop"})
+    return service.load_lists(base, name, cache_dir=Path(args.cache_dir))
 
 
 def _audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,6 +88,7 @@ def _audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "part": args.part,
         "min_group_size": args.min_group_size,
         "seed": args.seed,
+        **({"truth": str(Path(args.truth).resolve())} if args.truth else {}),
     }
 
 
@@ -69,18 +97,12 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
     if args.compare:
         names = [n.strip() for n in args.compare.split(",") if n.strip()]
-        unknown = [n for n in names if n not in service.model_names()]
-        if unknown or not names:
-            raise ValueError(f"--compare takes model names from {list(service.model_names())} (got {args.compare!r})")
-        base = config_from_args(args)
-        recs = {
-            name: service.train(
-                base.with_overrides(model={"name": name}),
-                progress=sys.stderr.isatty(),
-                cache_dir=Path(args.cache_dir),
+        if not names:
+            raise ValueError(
+                f"--compare takes model names from {list(service.model_names())} or imported lists' labels "
+                f"(got {args.compare!r})"
             )
-            for name in names
-        }
+        recs = {name: _served(args, name) for name in names}
         table = service.compare(recs, **_audit_kwargs(args))
         if args.json:
             from engine.fairness.audit import jsonable
@@ -90,7 +112,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
             _print_compare(table, args)
         return 0
 
-    rec = load_recommender(args)
+    rec = load_recommender(args) if args.model in service.model_names() else _served(args, args.model)
     report = rec.audit(**_audit_kwargs(args))
     if args.json:
         emit_json(report.to_dict())
@@ -237,13 +259,42 @@ def _print_tradeoff(report: Any) -> None:
     print(_table(rows, [_label(c) for c in cols]))
 
 
+def _print_coverage(report: Any) -> None:
+    """What the audit was scored against, and for imported lists which users they cover."""
+    s = report.settings
+    truth, lists = s.get("truth"), s.get("lists")
+    if truth:
+        print(
+            f"Scored against {truth['file']}: {truth['relevant_rows']:,} of {truth['rows']:,} rows relevant, "
+            f"{truth['users']:,} users"
+            + (
+                f" ({truth['users_without_history']:,} without history left out)"
+                if truth["users_without_history"]
+                else ""
+            )
+        )
+    if lists:
+        held = "the truth file" if truth else f"the {s['part']} part"
+        print(
+            f"Imported lists: cover {lists['users_covered']:,} of the {lists['users_held_out']:,} users with items in "
+            f"{held} ({lists['users_listed']:,} users listed, {lists['length']} items each); only covered users "
+            "are audited"
+        )
+        if lists["scores"] == "rank-derived":
+            print("  The file has no scores: the re-rankers use rank-derived scores ((L + 1 - rank) / L).")
+        if lists["seen_items_listed"]:
+            print(f"  {lists['seen_items_listed']:,} listed items were already in the users' training data (misses).")
+
+
 def _print_report(report: Any) -> None:
     s = report.settings
     rerank = f", re-ranked {s['rerank']}" if s["rerank"] else ""
+    kind = " (imported lists)" if s.get("lists") else ""
     print(
-        f"Audit of {s['model']} on {s['dataset']}: {s['part']} part, {s['n_users_evaluated']} users, "
+        f"Audit of {s['model']}{kind} on {s['dataset']}: {s['part']} part, {s['n_users_evaluated']} users, "
         f"K={s['k']}{rerank} ({report.seconds:.2f}s)"
     )
+    _print_coverage(report)
     _print_metrics(report)
     _print_groups(report)
     _print_exposure(report)
@@ -259,7 +310,10 @@ def _print_compare(table: Any, args: argparse.Namespace) -> None:
     cols += [c for c in table.columns if c.startswith("max_gap_")]
     cols = [c for c in dict.fromkeys(cols) if c in table.columns]
     rows = [
-        [name, *[_v(c, row[c]) if c != "max_gap_feature" else str(row[c]) for c in cols]]
+        [
+            f"{name} (imported, {int(row['users_audited']):,} users)" if row.get("imported") else str(name),
+            *[_v(c, row[c]) if c != "max_gap_feature" else str(row[c]) for c in cols],
+        ]
         for name, row in table.iterrows()
     ]
     print(f"Models compared on {args.dataset} (K={k}, {args.part} part)")

@@ -29,8 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(r)
     add_model_args(r)
-    r.add_argument("--user", required=True, help="external user id, e.g. 42 (ml-100k) or u0042 (demo)")
+    r.add_argument("--user", default=None, help="external user id, e.g. 42 (ml-100k) or u0042 (demo)")
     r.add_argument("-k", type=int, default=10, help="list length (default: 10)")
+    r.add_argument(
+        "--all",
+        action="store_true",
+        help="every user's top-K to --out (user_id,item_id,rank,score; training and validation items excluded, "
+        "as in the audit), for gatlens import-recs or another tool",
+    )
+    r.add_argument("--out", default=None, help="with --all: the file to write, .csv or .parquet")
     r.add_argument("--include-seen", action="store_true", help="do not drop the user's training items")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=run_recommend, force=False)
@@ -73,7 +80,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    if args.all != (args.user is None) or (args.out is not None) != args.all:
+        raise ValueError("give --user ID for one user, or --all --out FILE for every user")
     rec = load_recommender(args)
+    if args.all:
+        from engine.commands.export_progress import export_with_progress
+
+        return export_with_progress(rec, args.out, args.k)
     recs = rec.recommend(args.user, args.k, exclude_seen=not args.include_seen)
     if args.json:
         emit_json(recs.to_dict())

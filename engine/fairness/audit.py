@@ -47,6 +47,8 @@ from engine.fairness.audit_lists import (
 from engine.fairness.audit_report import AuditReport, disparity_table, group_tables, jsonable
 from engine.fairness.rerank import parse_audit_rerank, provider_rerank
 from engine.recommender import Recommender
+from engine.recs.model import ListModel
+from engine.recs.truth import Truth
 
 __all__ = [
     "AuditReport",
@@ -84,6 +86,8 @@ def _check_options(rec: Recommender, *, k: Any, candidates: Any, part: str, rera
         raise ValueError(f"candidates must be an integer >= k={k} (got {candidates!r})")
     if rerank is not None:
         parse_audit_rerank(rerank)
+    if isinstance(rec.model, ListModel) and k > rec.model.length:
+        raise ValueError(f"k must be at most the imported lists' length {rec.model.length} (got {k!r})")
     return n_items
 
 
@@ -129,6 +133,7 @@ def _settings(
         "n_items": inputs.n_items,
         "mmr_vectors": inputs.mmr_vectors[1],
         "definitions": dict(DEFINITIONS),
+        "lists": inputs.lists,
     }
 
 
@@ -147,6 +152,7 @@ def run_audit(
     min_group_size: int = 30,
     ci: float = 0.95,
     exposure_weighting: str = "log",
+    truth: Truth | None = None,
 ) -> AuditReport:
     """Audit a trained recommender: accuracy, beyond-accuracy, user groups, item exposure, trade-offs.
 
@@ -176,6 +182,13 @@ def run_audit(
         ci: confidence level (default: 0.95).
         exposure_weighting: ``"log"`` (DCG position discount) or ``"uniform"``
             for item-group exposure (default: ``"log"``).
+        truth: held-out interactions read from a file (:func:`engine.recs.truth.read_truth`)
+            to score the lists against instead of ``part``'s items; the lists still exclude
+            what ``part`` excludes (default: None).
+
+    Imported lists (a :class:`~engine.recs.model.ListModel` as ``rec.model``) are audited as
+    given, for the users they cover (``settings["lists"]`` says how many); the re-rankers
+    choose among the list's items, by its scores or, without scores, rank-derived ones.
 
     Returns:
         An :class:`AuditReport`.
@@ -187,7 +200,12 @@ def run_audit(
     feature_frame, skipped = user_groups(rec, groups)
 
     inputs = build_inputs(
-        rec, part=part, n_candidates=min(int(candidates), n_items), k=int(k), weighting=exposure_weighting
+        rec,
+        part=part,
+        n_candidates=min(int(candidates), n_items),
+        k=int(k),
+        weighting=exposure_weighting,
+        truth=None if truth is None else truth.matrix,
     )
     reranked = rerank is not None and rerank != "none"
     topk = rerank_lists(inputs, rerank, k) if reranked else inputs.plain
@@ -206,6 +224,7 @@ def run_audit(
     )
     settings.update(skipped_attributes=skipped, n_boot=int(n_boot), ci=float(ci), min_group_size=int(min_group_size))
     settings.update(seed=int(seed), exposure_weighting=exposure_weighting)
+    settings.update(truth=None if truth is None else truth.summary())
     seconds = time.perf_counter() - t0
     log.info("audit of %s on %s: %d users in %.2fs", settings["model"], settings["dataset"], len(inputs.users), seconds)
     return AuditReport(
@@ -232,7 +251,8 @@ def compare_models(recs: Mapping[str, Recommender], **audit_kw: Any) -> pd.DataF
         **audit_kw: passed to :func:`run_audit` for every model.
 
     Returns:
-        One row per model (index ``model``): accuracy metrics, beyond-accuracy
+        One row per model (index ``model``): ``imported`` (imported lists rather than a model),
+        ``users_audited`` (imported lists are audited on the users they cover), accuracy metrics, beyond-accuracy
         metrics, exposure gaps (``<dimension>_gap``), and ``max_gap_<metric>``
         with ``max_gap_feature``: the largest gap between judged groups of the
         first group metric, over all group variables.
@@ -242,7 +262,8 @@ def compare_models(recs: Mapping[str, Recommender], **audit_kw: Any) -> pd.DataF
     rows = []
     for name, rec in recs.items():
         report = run_audit(rec, **audit_kw)
-        row: dict[str, Any] = {"model": str(name)}
+        lists = report.settings.get("lists")
+        row: dict[str, Any] = {"model": str(name), "imported": bool(lists), "users_audited": len(report.per_user)}
         row.update(report.accuracy)
         row.update(report.beyond_accuracy)
         row.update({f"{dim}_gap": gap for dim, gap in report.exposure_gap.items()})

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from engine.evaluation.lists import hit_mask
 from engine.evaluation.topk import held_out, top_k
 from engine.fairness.exposure import exposure_by_group
 from engine.fairness.groups import AGE_BAND, activity_groups, attribute_groups, mainstreamness_groups
 from engine.fairness.rerank import PROVIDER
 from engine.models.base import ScoreModel
 from engine.recommender import Recommender
+from engine.recs.model import RANK, ListModel
 
 ACTIVITY, MAINSTREAMNESS = "activity", "mainstreamness"
 # Attributes with more distinct values than this are identifiers (ml-100k's zip
@@ -45,6 +47,7 @@ class AuditInputs:
     scores: np.ndarray  # [n, C] model scores, -inf padding
     k: int  # list length
     weighting: str  # position weighting of exposure
+    lists: dict[str, object] | None = None  # imported lists: coverage and score source (None for a model)
 
     @property
     def n_items(self) -> int:
@@ -117,9 +120,19 @@ def _providers(items: pd.DataFrame) -> pd.Series | None:
 
 
 def build_inputs(
-    rec: Recommender, *, part: str, n_candidates: int, k: int, weighting: str, batch_size: int = 1024
+    rec: Recommender,
+    *,
+    part: str,
+    n_candidates: int,
+    k: int,
+    weighting: str,
+    batch_size: int = 1024,
+    truth: sp.csr_matrix | None = None,
 ) -> AuditInputs:
     """Candidate lists of every user with a held-out item in ``part``, and the item data metrics need.
+
+    For imported lists (a :class:`~engine.recs.model.ListModel`) the candidates are the lists
+    themselves, for the users they cover.
 
     Args:
         rec: the trained recommender.
@@ -128,12 +141,22 @@ def build_inputs(
         k: list length.
         weighting: position weighting of exposure (``"log"`` or ``"uniform"``).
         batch_size: users scored at once (default: 1024).
+        truth: ``[n_users, n_items]`` held-out interactions to score against instead of
+            ``part``'s (default: None).
     """
     split = rec.prep.split
     users, relevant_all, exclude = held_out(split, part)
+    where = f"the {part!r} part"
+    if truth is not None:  # another held-out set; exclusions stay the part's (what the model has seen)
+        relevant_all, where = truth, "the truth file"
+        users = np.flatnonzero(np.diff(truth.indptr) > 0)
     if users.size == 0:
-        raise ValueError(f"no user has an item in the {part!r} part; nothing to audit")
-    cands, scores = candidate_lists(rec.model, users, exclude, n_candidates, batch_size=batch_size)
+        raise ValueError(f"no user has an item in {where}; nothing to audit")
+    lists = None
+    if isinstance(rec.model, ListModel):
+        users, cands, scores, lists = _imported_candidates(rec.model, users, exclude, n_candidates, where)
+    else:
+        cands, scores = candidate_lists(rec.model, users, exclude, n_candidates, batch_size=batch_size)
     text = rec.prep.text.embeddings
     return AuditInputs(
         users=users,
@@ -151,7 +174,36 @@ def build_inputs(
         scores=scores,
         k=k,
         weighting=weighting,
+        lists=lists,
     )
+
+
+def _imported_candidates(
+    model: ListModel, users: np.ndarray, exclude: sp.csr_matrix, n: int, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, object]]:
+    """Imported lists as the candidates of the users they cover, and what to say about coverage.
+
+    The lists are taken as given: not re-ranked by score (equal scores must not reorder them)
+    and not filtered (items the user has already seen stay in, counted, and simply miss).
+    """
+    held = len(users)
+    covered, cands, scores = model.lists_for(users, min(n, model.length))
+    if covered.size == 0:
+        raise ValueError(
+            f"the imported lists cover none of the {held} users with an item in {where} "
+            f"({len(model.users)} users have a list); nothing to audit"
+        )
+    seen = int(hit_mask(cands, exclude[covered]).sum())
+    info: dict[str, object] = {
+        "imported": True,
+        "users_listed": len(model.users),
+        "users_held_out": held,
+        "users_covered": len(covered),
+        "length": model.length,
+        "scores": "rank-derived" if model.score_source == RANK else "file",
+        "seen_items_listed": seen,
+    }
+    return covered, cands, scores, info
 
 
 def _group_names(rec: Recommender, groups: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
