@@ -29,45 +29,86 @@ def _e(value: Any) -> str:
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = _HEIGHT, **kw: Any) -> go.Figure:
+    """Title top left, legend in its own row under the title (never on an axis title), axis titles
+    and tick labels given the room they need (``automargin``), so nothing overlaps or is clipped
+    in the app or in the standalone HTML report."""
+    legend = sum(1 for t in fig.data if t.showlegend is not False) > 1
+    top = (34 if title else 8) + (30 if legend else 0)
     fig.update_layout(
-        title={"text": _e(title), "x": 0, "font": {"size": 14}} if title else None,
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
+        title={
+            "text": _e(title),
+            "x": 0,
+            "xanchor": "left",
+            "y": 1,
+            "yanchor": "top",
+            "pad": {"t": 8},
+            "font": {"size": 14},
+        }
+        if title
+        else None,
+        height=height + (30 if legend else 0),
+        margin={"l": 10, "r": 10, "t": top, "b": 10},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "title": None},
+        showlegend=legend,
         **kw,
     )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
-def long_tail(item_popularity: Sequence[float] | np.ndarray, head_share: float = 0.2) -> go.Figure:
-    """Interactions per item, most popular first, with the head that holds ``head_share`` of the catalog.
+def long_tail(item_popularity: Sequence[float] | np.ndarray, tiers: Sequence[str] | None = None) -> go.Figure:
+    """Interactions per item, most popular first, coloured by popularity tier (head / mid / long tail).
 
     Args:
         item_popularity: interactions per item (any order).
-        head_share: share of items counted as the head (default: 0.2).
+        tiers: each item's tier (``"head"``, ``"mid"``, ``"tail"``), aligned with ``item_popularity``:
+            the engine's one definition (``service.popularity_tiers``); without it the whole
+            curve is drawn in one colour (default: None).
     """
-    pop = np.sort(np.asarray(item_popularity, dtype=float))[::-1]
-    n = len(pop)
-    n_head = max(1, round(head_share * n)) if n else 0
-    held = pop[:n_head].sum() / pop.sum() if pop.sum() > 0 else 0.0
-    x = np.arange(1, n + 1)
+    pop = np.asarray(item_popularity, dtype=float)
+    labels = np.asarray(tiers if tiers is not None else ["all"] * len(pop), dtype=object)
+    order = np.argsort(-pop, kind="stable")
+    pop, labels = pop[order], labels[order]
+    x = np.arange(1, len(pop) + 1)
+    total = pop.sum() or 1.0
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(x=x[:n_head], y=pop[:n_head], fill="tozeroy", mode="lines", name="head", line={"color": ACCENT})
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x[n_head - 1 :],
-            y=pop[n_head - 1 :],
-            fill="tozeroy",
-            mode="lines",
-            name="long tail",
-            line={"color": ACCENT_2},
+    parts = []
+    for tier, name, color in (("head", "head", ACCENT), ("mid", "mid", "#a5b4fc"), ("tail", "long tail", ACCENT_2),
+                              ("all", "items", ACCENT)):  # fmt: skip
+        mask = labels == tier
+        if not mask.any():
+            continue
+        idx = np.flatnonzero(mask)
+        lo, hi = idx[0], idx[-1] + 1
+        share_items, share_inter = mask.mean(), pop[mask].sum() / total
+        fig.add_trace(
+            go.Scatter(
+                x=x[max(lo - 1, 0) : hi] if tier != "head" else x[lo:hi],
+                y=pop[max(lo - 1, 0) : hi] if tier != "head" else pop[lo:hi],
+                fill="tozeroy",
+                mode="lines",
+                name=name,
+                line={"color": color},
+                hovertemplate=(
+                    f"{name} ({share_items:.0%} of items, {share_inter:.0%} of interactions)<br>"
+                    "item #%{x}: %{y:,.0f} interactions<extra></extra>"
+                ),
+            )
         )
-    )
-    fig.update_xaxes(title="items, most popular first")
-    fig.update_yaxes(title="training interactions")
-    return _layout(fig, f"Long tail: the top {head_share:.0%} of items hold {held:.0%} of interactions")
+        parts.append((name, share_items, share_inter))
+    fig.update_xaxes(title="items, most popular first", rangemode="tozero")
+    fig.update_yaxes(title="training interactions", rangemode="tozero", tickformat=",d")
+    shares = {p[0]: p for p in parts}
+    if "head" in shares and "long tail" in shares:
+        head, tail = shares["head"], shares["long tail"]
+        title = (
+            f"Head: {_pct(head[1])} of items hold {_pct(head[2])} of interactions; "
+            f"long tail: {_pct(tail[1])} of items hold {_pct(tail[2])}"
+        )
+    else:
+        title = "Interactions per item"
+    return _layout(fig, title)
 
 
 def rating_histogram(histogram: dict[str, int]) -> go.Figure:
@@ -97,36 +138,57 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> go.Figure:
             )
         )
     fig.update_layout(
-        xaxis={"title": "epoch"},
-        yaxis={"title": "loss"},
-        yaxis2={"title": "NDCG@10", "overlaying": "y", "side": "right", "showgrid": False},
+        xaxis={"title": "epoch", "tickformat": "d"},
+        yaxis={"title": "loss", "tickformat": ".2f", "nticks": 6},
+        yaxis2={
+            "title": "validation NDCG@10",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "tickformat": ".2f",
+            "nticks": 6,
+            "automargin": True,
+        },
     )
     return _layout(fig, "Training curve")
 
 
-def metric_bars(frame: pd.DataFrame, *, current: str | None = None, title: str = "Test metrics") -> go.Figure:
+def metric_bars(
+    frame: pd.DataFrame,
+    *,
+    current: str | None = None,
+    title: str = "Test metrics",
+    colors: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> go.Figure:
     """Grouped bars of ``metric`` values per ``model`` (columns ``model``, ``metric``, ``value``).
 
     Args:
         frame: long frame, one row per (model, metric).
-        current: the model label to draw in the accent colour (default: none).
+        current: the selected model, drawn with an outline and named "(selected)" (default: none).
         title: chart title (default: "Test metrics").
+        colors: model -> colour, the one mapping of :mod:`dashboard.components.colors` (default: grey).
+        labels: metric key -> plain label for the x axis (default: the keys).
     """
+    colors, labels = colors or {}, labels or {}
     fig = go.Figure()
-    palette = [MUTED, "#64748b", "#a78bfa", "#f472b6", "#22d3ee", "#84cc16", "#fb923c"]
-    for n, (model, part) in enumerate(frame.groupby("model", sort=False)):
-        color = ACCENT if model == current else palette[n % len(palette)]
+    for model, part in frame.groupby("model", sort=False):
+        selected = model == current
         fig.add_trace(
             go.Bar(
-                x=[_e(m) for m in part["metric"]],
+                x=[_e(labels.get(m, m)) for m in part["metric"]],
                 y=part["value"],
                 name=_e(model),
-                marker_color=color,
+                marker={"color": colors.get(model, MUTED), "line": {"width": 2 if selected else 0, "color": "#1f2430"}},
                 texttemplate="%{y:.3f}",
                 textposition="outside",
+                cliponaxis=False,
+                hovertemplate=f"{_e(model)}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
             )
         )
-    fig.update_layout(barmode="group")
+    top = float(frame["value"].max()) if len(frame) else 1.0
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_yaxes(title="test value (higher is better)", tickformat=".2f", nticks=6, range=[0, top * 1.18])
     return _layout(fig, title)
 
 
@@ -159,10 +221,18 @@ def attribution_bars(
     return _layout(fig, title, height=max(220, 28 * len(top) + 60))
 
 
-def group_intervals(frame: pd.DataFrame, *, metric: str, feature: str) -> go.Figure:
+def group_intervals(frame: pd.DataFrame, *, metric: str, feature: str, percent: bool = False) -> go.Figure:
     """Group means with 95% confidence intervals (columns ``group``, ``value``, ``ci_low``,
-    ``ci_high``, ``size``, ``too_small``); groups too small to judge are drawn hollow in grey."""
+    ``ci_high``, ``size``, ``too_small``); groups too small to judge are drawn hollow in grey.
+
+    Args:
+        frame: one row per group, in the groups' own order.
+        metric: the metric's plain label (axis title and chart title).
+        feature: the grouping's name.
+        percent: the metric is a share shown in percent (default: False).
+    """
     small = frame["too_small"].fillna(False).astype(bool) if "too_small" in frame else pd.Series(False, frame.index)
+    value_fmt = ".1%" if percent else ".4f"
     fig = go.Figure()
     for flag, name, color in ((False, "group", ACCENT), (True, "too small to judge", MUTED)):
         part = frame[small == flag]
@@ -182,12 +252,16 @@ def group_intervals(frame: pd.DataFrame, *, metric: str, feature: str) -> go.Fig
                     "arrayminus": part["value"] - part["ci_low"],
                     "color": color,
                 },
-                customdata=part[["size"]].to_numpy(),
-                hovertemplate="%{y}: %{x:.4f} (n=%{customdata[0]})<extra></extra>",
+                customdata=part[["size", "ci_low", "ci_high"]].to_numpy(),
+                hovertemplate=(
+                    f"%{{y}}: %{{x:{value_fmt}}} (95% CI %{{customdata[1]:{value_fmt}}} to "
+                    f"%{{customdata[2]:{value_fmt}}}, %{{customdata[0]}} users)<extra></extra>"
+                ),
             )
         )
-    fig.update_xaxes(title=_e(metric))
-    # Keep the groups' own order (age bands, activity levels), first group on top.
+    fig.update_xaxes(title=_e(f"{metric} (dot: group mean; bar: 95% confidence interval)"),
+                     tickformat=".0%" if percent else None, nticks=8)  # fmt: skip
+    # Keep the groups' own order (age bands, activity levels), first group on top; full names.
     order = [_e(g) for g in frame["group"]][::-1]
     fig.update_yaxes(type="category", automargin=True, categoryorder="array", categoryarray=order)
     return _layout(fig, f"{metric} by {feature} (95% CI)", height=max(200, 50 * len(frame) + 80))
@@ -242,6 +316,10 @@ def tradeoff(
     strength: str = "strength",
     selected: float | None = None,
     title: str = "Re-ranking trade-off",
+    x_title: str | None = None,
+    y_title: str | None = None,
+    x_percent: bool = False,
+    names: dict[str, str] | None = None,
 ) -> go.Figure:
     """Accuracy against a beyond-accuracy metric along a re-ranker strength sweep.
 
@@ -252,19 +330,30 @@ def tradeoff(
         strength: the strength column (default: ``"strength"``).
         selected: strength to mark (default: none).
         title: chart title.
+        x_title: x axis title, e.g. the metric's plain label (default: ``x``).
+        y_title: y axis title (default: ``y``).
+        x_percent: the x metric is a share shown in percent, as everywhere else (default: False).
+        names: re-ranker key -> the name the picker shows, used in the legend (default: the keys).
     """
+    names = names or {}
+    x_title, y_title = x_title or x, y_title or y
+    x_fmt = ".1%" if x_percent else ".4f"
     fig = go.Figure()
     groups = frame.groupby("reranker", sort=False) if "reranker" in frame else [("", frame)]
     for name, part in groups:
         part = part.sort_values(strength)
+        shown = names.get(str(name), str(name))
         fig.add_trace(
             go.Scatter(
                 x=part[x],
                 y=part[y],
                 mode="lines+markers",
-                name=_e(name) or "sweep",
+                name=_e(shown) or "sweep",
                 text=[f"{s:g}" for s in part[strength]],
-                hovertemplate=f"strength %{{text}}<br>{_e(x)} %{{x:.4f}}<br>{_e(y)} %{{y:.4f}}<extra></extra>",
+                hovertemplate=(
+                    f"{_e(shown)} at strength %{{text}}<br>{_e(x_title)} %{{x:{x_fmt}}}<br>"
+                    f"{_e(y_title)} %{{y:.4f}}<extra></extra>"
+                ),
             )
         )
     if selected is not None:
@@ -278,34 +367,82 @@ def tradeoff(
                 marker={"size": 16, "color": WARN, "symbol": "star"},
             )
         )
-    fig.update_xaxes(title=_e(x))
-    fig.update_yaxes(title=_e(y))
+    fig.update_xaxes(title=_e(x_title), tickformat=".0%" if x_percent else None, nticks=7)
+    fig.update_yaxes(title=_e(y_title), tickformat=".3f", nticks=6)
     return _layout(fig, title)
 
 
-def overlap_venn(n_a: int, n_b: int, n_both: int, labels: tuple[str, str]) -> go.Figure:
-    """Stacked bar: items only in A, in both, only in B."""
+def rank_overlap(
+    ranks_a: Sequence[Any],
+    ranks_b: Sequence[Any],
+    labels: tuple[str, str],
+    *,
+    titles: dict[str, str] | None = None,
+    colors: tuple[str, str] = (ACCENT, ACCENT_2),
+) -> go.Figure:
+    """Two top-K lists side by side as ranks, with a line joining each item both recommend.
+
+    Reads without a legend: model A's list is the left column, model B's the right one, rank 1
+    on top; a line means "both recommend it" and its slope shows how differently they rank it;
+    items only one model recommends are hollow grey. No scores: the two models' raw scores are
+    on different scales and are never compared.
+
+    Args:
+        ranks_a: model A's item ids, best first.
+        ranks_b: model B's item ids, best first.
+        labels: the two models' names.
+        titles: item id -> title for the labels (default: the ids).
+        colors: the two models' colours (:mod:`dashboard.components.colors`).
+    """
+    titles = titles or {}
+    a, b = [str(i) for i in ranks_a], [str(i) for i in ranks_b]
+    pos_b = {item: n + 1 for n, item in enumerate(b)}
+    pos_a = {item: n + 1 for n, item in enumerate(a)}
     fig = go.Figure()
-    for value, name, color in (
-        (n_a - n_both, f"only {labels[0]}", ACCENT),
-        (n_both, "both", ACCENT_2),
-        (n_b - n_both, f"only {labels[1]}", WARN),
+    for item, ra in pos_a.items():
+        if item in pos_b:
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, 1], y=[ra, pos_b[item]], mode="lines", line={"color": MUTED, "width": 2},
+                    hoverinfo="skip", showlegend=False,
+                )
+            )  # fmt: skip
+    for side, items, other, color, name in (
+        (0, a, pos_b, colors[0], labels[0]),
+        (1, b, pos_a, colors[1], labels[1]),
     ):
+        shared = [i in other for i in items]
         fig.add_trace(
-            go.Bar(
-                x=[value],
-                y=["top-K"],
-                orientation="h",
-                name=_e(name),
-                marker_color=color,
-                text=[value],
-                textposition="inside",
+            go.Scatter(
+                x=[side] * len(items),
+                y=list(range(1, len(items) + 1)),
+                mode="markers+text",
+                marker={
+                    "size": 14,
+                    "color": [color if s else "rgba(0,0,0,0)" for s in shared],
+                    "line": {"color": [color if s else MUTED for s in shared], "width": 2},
+                },
+                text=[_e(_shorten(titles.get(i, i), 34)) for i in items],
+                textposition="middle left" if side == 0 else "middle right",
+                customdata=[
+                    [_e(titles.get(i, i)), f"#{other[i]} in the other list" if i in other else "only in this list"]
+                    for i in items
+                ],
+                hovertemplate=f"{_e(name)} #%{{y}}: %{{customdata[0]}}<br>%{{customdata[1]}}<extra></extra>",
+                showlegend=False,
             )
         )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, height=130)
+    n = max(len(a), len(b), 1)
+    fig.update_xaxes(
+        range=[-1.4, 2.4], tickvals=[0, 1], ticktext=[_e(labels[0]), _e(labels[1])], side="top", showgrid=False,
+        zeroline=False, tickfont={"size": 13},
+    )  # fmt: skip
+    fig.update_yaxes(range=[n + 0.7, 0.3], title="rank", tickvals=list(range(1, n + 1)), showgrid=False, zeroline=False)
+    return _layout(fig, height=max(220, 26 * n + 60))
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
 
 
 def _shorten(text: Any, limit: int = 48) -> str:

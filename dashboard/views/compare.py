@@ -10,9 +10,12 @@ import streamlit as st
 
 from dashboard import context, state
 from dashboard.components import charts
-from dashboard.components.html import headline, note, rec_cards
+from dashboard.components.colors import model_colors
+from dashboard.components.compare_cards import rank_cards
+from dashboard.components.html import headline, note
+from dashboard.components.leaderboard import better_model_note
 from dashboard.components.text import md, md_code
-from dashboard.components.widgets import bound_k, user_picker
+from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
 
 _METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
@@ -21,6 +24,9 @@ def render() -> None:
     context.show_notices()
     cur = context.require_model()
     st.header("Compare models", anchor=False)
+    better = better_model_note(cur.rows, cur.row)
+    if better:
+        st.warning(md(better), icon=":material/trending_up:")
     others = [r for r in cur.rows if r["key"] != cur.key]
     if not others:
         command = f"gatlens train --dataset {shlex.quote(str(cur.row['dataset']))} --model lightgcn"
@@ -34,14 +40,14 @@ def render() -> None:
     labels = {r["key"]: f"{r.get('model')} · {r['fingerprint'][:8]} v{r['version']}" for r in others}
     c_user, c_other, c_k = st.columns([5, 3, 2], vertical_alignment="bottom")
     with c_other:
+        sel = context.selection()
         default = next((r["key"] for r in others if r.get("model") != cur.row.get("model")), others[0]["key"])
-        other_key = st.selectbox(
-            "Compare with",
-            list(labels),
-            index=list(labels).index(default),
-            format_func=labels.get,
-            key="w_compare_other",
-        )
+        if sel.get("vs") is not None and sel["vs"] not in labels:
+            context.notice(f"The link's model to compare with, {sel['vs']!r}, is not trained on this dataset.")
+            sel["vs"] = None
+        if sel.get("vs") is None:
+            sel["vs"] = default
+        other_key = bound_selectbox("Compare with", list(labels), "vs", format_func=labels.get, key="w_compare_other")
     with c_k:
         k = bound_k("K", key="w_compare_k")
     with c_user:
@@ -63,27 +69,45 @@ def render() -> None:
     name_a, name_b = str(cur.row.get("model")), str(other_row.get("model"))
     if name_a == name_b:
         name_a, name_b = cur.key, other_key
+    colors = model_colors([name_a, name_b])
+    titles = dict(zip(a.items["item_id"].astype(str), a.items["title"].astype(str), strict=True))
+    titles.update(zip(b.items["item_id"].astype(str), b.items["title"].astype(str), strict=True))
     st.plotly_chart(
-        charts.overlap_venn(len(ids_a), len(ids_b), len(both), (name_a, name_b)), width="stretch", key="overlap"
+        charts.rank_overlap(
+            a.items["item_id"].tolist(),
+            b.items["item_id"].tolist(),
+            (name_a, name_b),
+            titles=titles,
+            colors=(colors[name_a], colors[name_b]),
+        ),
+        width="stretch",
+        key="overlap",
     )
     st.caption(
         f"{len(both)} of the top {k} items in common · Jaccard overlap {jaccard:.2f}. "
-        "Items only one model recommends are highlighted."
+        "A line joins an item both models recommend (its slope shows how differently they rank it); hollow "
+        "markers and highlighted cards are items only one model recommends. Ranks, not scores: each model's "
+        "scores are on its own scale and are not comparable."
     )
     left, right = st.columns(2, gap="large")
-    for col, recs, name, own in ((left, a, name_a, ids_a), (right, b, name_b, ids_b)):
+    ranks_a = {str(i): n + 1 for n, i in enumerate(a.items["item_id"])}
+    ranks_b = {str(i): n + 1 for n, i in enumerate(b.items["item_id"])}
+    for col, recs, name, other_ranks, other_name in (
+        (left, a, name_a, ranks_b, name_b),
+        (right, b, name_b, ranks_a, name_a),
+    ):
         with col:
             st.html(headline("", name, f" for {user}"))
             if recs.fallback:
                 st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
-            st.html(rec_cards(recs.items, highlight=own - both))
+            st.html(rank_cards(recs.items, other_ranks=other_ranks, other_name=other_name, k=k, color=colors[name]))
     st.subheader("Test metrics", anchor=False)
     st.plotly_chart(
-        charts.metric_bars(_metric_frame({name_a: cur.row, name_b: other_row}), current=name_a),
+        charts.metric_bars(_metric_frame({name_a: cur.row, name_b: other_row}), current=name_a, colors=colors),
         width="stretch",
         key="compare_metrics",
     )
-    context.write_url("compare", "user", "k")
+    context.write_url("compare", "user", "k", "vs")
 
 
 def _metric_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -1,4 +1,11 @@
-"""Fairness & diversity: group metrics with confidence intervals, item exposure, Lorenz/Gini, trade-offs."""
+"""Fairness & diversity: what the audit found first, then group metrics with confidence intervals,
+item exposure, the re-ranking trade-off, the model comparison and every metric.
+
+The page leads with the findings (``service.audit_findings``): every significant gap between
+user groups, largest first, and plain verdicts on exposure concentration and the long tail.
+It opens on the grouping and metric of the first finding unless the link names others; the
+grouping, metric, re-ranker and its strength are in the URL, so the address reproduces the view.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,18 @@ import streamlit as st
 
 from dashboard import adapters, context, state
 from dashboard.components import charts
-from dashboard.components.html import badge, tiles
+from dashboard.components.findings import findings_html
+from dashboard.components.html import badge, deep_link, tiles
+from dashboard.components.leaderboard import latest_per_model
 from dashboard.components.report import audit_report_html
+from dashboard.components.tables import HIGHER, LOWER, Col, metric_table
 from dashboard.components.text import md
-from dashboard.components.widgets import bound_k
+from dashboard.components.widgets import bound_k, bound_selectbox
 from engine import service
 
 N_BOOT = 1000
 _SWEEPABLE = ("pop", "mmr", "calibrated")
+_PAGE = "fairness"
 
 
 def run_audit(
@@ -39,6 +50,31 @@ def run_audit(
         return None
 
 
+def reranker_name(key: Any) -> str:
+    """The re-ranker's one name, the same in the picker, the chart legend and the table."""
+    return adapters.RERANKERS.get(str(key), str(key))
+
+
+def fmt(metric: str, value: Any) -> str:
+    """A metric value in the registry's format (``—`` when missing)."""
+    text = service.format_value(metric, value)
+    return "—" if text in ("–", "") else text
+
+
+def _direction(metric: str) -> str | None:
+    table = service.metric_glossary([metric])
+    if table.empty:
+        return None
+    return {service.HIGHER: HIGHER, service.LOWER: LOWER}.get(table["direction"].iloc[0])
+
+
+def metric_col(key: str, label: str | None = None) -> Col:
+    """A table column for a registered metric: its label, definition tooltip, format and direction."""
+    return Col(
+        key, label or service.metric_label(key), service.metric_help(key), lambda v: fmt(key, v), _direction(key)
+    )
+
+
 def render() -> None:
     context.show_notices()
     cur = context.require_model()
@@ -47,19 +83,23 @@ def render() -> None:
         "Who is served well, which items get seen, and what mitigation costs. Test users only; "
         "groups smaller than the minimum size are flagged, not compared."
     )
+    panel = st.container(border=True)  # the findings lead the page; filled once the audit is in
     with st.container(border=True):
         c_k, c_rr, c_s = st.columns([2, 2, 4], vertical_alignment="bottom")
         with c_k:
             k = bound_k("List length (K)", key="w_fair_k")
         with c_rr:
-            reranker = st.selectbox(
-                "Re-ranker to study", _SWEEPABLE, format_func=adapters.RERANKERS.get, key="w_fair_reranker"
+            reranker = bound_selectbox(
+                "Re-ranker to study",
+                _SWEEPABLE,
+                "reranker",
+                format_func=reranker_name,
+                key="w_fair_reranker",
+                help="A post-processing step that reorders the model's top 100 candidates per user.",
             )
         with c_s:
             top = 2.0 if reranker == "pop" else 1.0
-            strength = st.slider(
-                "Re-ranker strength (0 = the model's own lists)", 0.0, top, 0.0, 0.1, key="w_fair_strength"
-            )
+            strength = _strength_slider(top)
     with st.spinner("Auditing (bootstrap confidence intervals)…"):
         sweep_spec = f"{reranker}:" + ",".join(f"{s / 10:g}" for s in range(0, int(top * 10) + 1))
         plain = run_audit(cur, k, sweep=sweep_spec)
@@ -69,12 +109,16 @@ def render() -> None:
     if report is None:
         st.stop()
 
+    findings = service.audit_findings(report)
+    _choose_default_view(report, findings, k)
+    with panel:
+        _findings_panel(cur, findings, report, k, reranker, strength)
     _headline(report, plain, k)
     tab_groups, tab_exposure, tab_trade, tab_models, tab_all = st.tabs(
         ["User groups", "Item exposure", "Re-ranking trade-off", "Model comparison", "All metrics"]
     )
     with tab_groups:
-        _groups(report, k)
+        _groups(report)
     with tab_exposure:
         _exposure(report)
     with tab_trade:
@@ -84,7 +128,84 @@ def render() -> None:
     with tab_all:
         _all_metrics(report)
     _downloads(cur, report, k, reranker, strength)
-    context.write_url("fairness", "k")
+    context.write_url(_PAGE, "k", "grouping", "metric", "reranker", "strength")
+
+
+def _strength_slider(top: float) -> float:
+    """The re-ranker strength, bound to ``selection()["strength"]`` (a link may set it)."""
+    sel = context.selection()
+    raw = sel.get("strength")
+    try:
+        value = float(raw) if raw not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        context.notice(f"The link's strength={raw!r} is not a number; showing the model's own lists.")
+        value = 0.0
+    value = min(max(round(value, 1), 0.0), top)
+    if st.session_state.get("w_fair_strength") != value:
+        st.session_state["w_fair_strength"] = value
+
+    def changed() -> None:
+        sel["strength"] = f"{st.session_state['w_fair_strength']:g}"
+
+    value = st.slider(
+        "Re-ranker strength (0 = the model's own lists)", 0.0, top, step=0.1, key="w_fair_strength", on_change=changed
+    )
+    sel["strength"] = f"{value:g}" if value else None
+    return float(value)
+
+
+def _choose_default_view(report: Any, findings: pd.DataFrame, k: int) -> None:
+    """Open on the first finding's grouping and metric unless the link (or the user) chose others."""
+    sel = context.selection()
+    groups = report.groups
+    if groups.empty:
+        return
+    features = list(dict.fromkeys(groups["feature"]))
+    metrics = list(dict.fromkeys(groups["metric"]))
+    gaps = findings[findings["kind"] == "group gap"]
+    first = gaps.iloc[0] if len(gaps) else None
+    if sel.get("grouping") is not None and sel["grouping"] not in features:
+        context.notice(f"The link's grouping {sel['grouping']!r} is not a user group variable here.")
+        sel["grouping"] = None
+    if sel.get("grouping") is None:
+        sel["grouping"] = str(first["feature"]) if first is not None else features[0]
+        if sel.get("metric") is None and first is not None:
+            sel["metric"] = str(first["metric"])
+    wanted = sel.get("metric")
+    if wanted is not None and wanted not in metrics:
+        # ndcg@10 in a link still means NDCG after K changed to 20
+        base = str(wanted).split("@")[0]
+        sel["metric"] = next((m for m in metrics if m.split("@")[0] == base), None)
+    if sel.get("metric") is None:
+        sel["metric"] = f"ndcg@{k}" if f"ndcg@{k}" in metrics else metrics[0]
+
+
+def _findings_panel(
+    cur: context.Current, findings: pd.DataFrame, report: Any, k: int, reranker: str, strength: float
+) -> None:
+    gaps = findings[findings["kind"] == "group gap"]
+    st.subheader("What the audit found", anchor=False)
+    lists = (
+        f"the model's own top-{k} lists"
+        if not strength
+        else f"the top-{k} lists after the {reranker_name(reranker)} re-ranker at strength {strength:g}"
+    )
+    count = f"{len(gaps)} significant gap" + ("" if len(gaps) == 1 else "s")
+    st.caption(
+        f"{count} between user groups for {lists}, {report.settings.get('n_users_evaluated', '?')} test users. "
+        "A gap is significant when the 95% bootstrap confidence interval of the difference excludes zero. "
+        "Sorted by relative size: accuracy gaps between user attributes first, then usage segments "
+        "(activity, mainstreamness), then differences in the lists' long-tail share and novelty. "
+        "Click a grouping to open it below."
+    )
+    base = {"dataset": cur.row["dataset"], "model": cur.key, "k": k, "reranker": reranker}
+    if strength:
+        base["strength"] = f"{strength:g}"
+
+    def link(row: Any) -> str:
+        return deep_link(_PAGE, {**base, "grouping": row.feature, "metric": row.metric})
+
+    st.html(findings_html(findings, fmt=fmt, fmt_diff=service.difference_text, link=link, limit=8))
 
 
 def _headline(report: Any, plain: Any, k: int) -> None:
@@ -96,11 +217,13 @@ def _headline(report: Any, plain: Any, k: int) -> None:
     def delta(key: str) -> str | None:
         if report is plain or key not in base:
             return None
+        if service.table_format(key) == "percent":
+            return f"{values[key] - base[key]:+.1%} vs model".replace("%", " pp")
         return f"{values[key] - base[key]:+.4f} vs model"
 
     st.html(tiles([(service.metric_label(m), service.format_value(m, values[m], unit=True), delta(m)) for m in keys]))
     glossary = service.metric_glossary(keys)
-    st.caption(" · ".join(f"**{r.label}**: {r.definition}" for r in glossary.itertuples()))
+    st.caption(" · ".join(f"**{md(r.label)}**: {md(r.definition)}" for r in glossary.itertuples()))
 
 
 def _all_metrics(report: Any) -> None:
@@ -119,65 +242,63 @@ def _all_metrics(report: Any) -> None:
             "reference": st.column_config.TextColumn("Reference"),
         },
     )
-    st.caption(f"Popularity tiers: {service.TIERS_DEFINITION}")
+    st.caption(f"Popularity tiers: {md(service.TIERS_DEFINITION)}")
 
 
-def _groups(report: Any, k: int) -> None:
+def _groups(report: Any) -> None:
     groups = report.groups
     if groups.empty:
         st.info("No user group variables for this dataset.", icon=":material/info:")
         return
     c_f, c_m = st.columns(2)
     with c_f:
-        feature = st.selectbox("Group users by", list(dict.fromkeys(groups["feature"])), key="w_fair_feature")
+        feature = bound_selectbox(
+            "Group users by", list(dict.fromkeys(groups["feature"])), "grouping", key="w_fair_feature"
+        )
     with c_m:
-        metric = st.selectbox(
+        metric = bound_selectbox(
             "Metric",
             list(dict.fromkeys(groups["metric"])),
+            "metric",
             format_func=service.metric_label,
             key="w_fair_metric",
-            help="Hover a metric's column in the tables below for its definition.",
+            help="Hover a column title in the table for its definition.",
         )
     part = groups[(groups["feature"] == feature) & (groups["metric"] == metric)]
-    chart, table = st.columns([3, 2])
-    with chart:
-        st.plotly_chart(charts.group_intervals(part, metric=metric, feature=feature), width="stretch", key="group_ci")
-    with table:
-        disp = report.disparities
-        row = disp[(disp["feature"] == feature) & (disp["metric"] == metric)]
-        if len(row) and pd.notna(row["difference"].iloc[0]):
-            r = row.iloc[0]
-            tone = "bad" if bool(r["significant"]) else "good"
-            verdict = "significant gap" if bool(r["significant"]) else "no significant gap"
-            st.html(
-                badge(
-                    f"{verdict}: {r['max_group']} − {r['min_group']} = {r['difference']:.4f} "
-                    f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
-                    tone,
-                    title="95% bootstrap CI of the difference between the best and worst judged group",
-                )
+    label = service.metric_label(metric)
+    percent = service.table_format(metric) == "percent"
+    st.plotly_chart(
+        charts.group_intervals(part, metric=label, feature=feature, percent=percent),
+        width="stretch",
+        key="group_ci",
+    )
+    disp = report.disparities
+    row = disp[(disp["feature"] == feature) & (disp["metric"] == metric)]
+    if len(row) and pd.notna(row["difference"].iloc[0]):
+        r = row.iloc[0]
+        significant = bool(r["significant"])
+        verdict = "significant gap" if significant else "no significant gap"
+        diff = service.difference_text
+        st.html(
+            badge(
+                f"{verdict}: {r['max_group']} − {r['min_group']} = {diff(metric, r['difference'])} "
+                f"(95% CI {diff(metric, r['ci_low'])} to {diff(metric, r['ci_high'])})",
+                "bad" if significant else "good",
+                title="95% bootstrap CI of the difference between the best and worst judged group",
             )
-        fmt = service.table_format(metric)
-        st.dataframe(
-            part[["group", "value", "ci_low", "ci_high", "size", "too_small"]],
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "group": st.column_config.TextColumn("Group"),
-                "value": st.column_config.NumberColumn(
-                    service.metric_label(metric), format=fmt, help=service.metric_help(metric)
-                ),
-                "ci_low": st.column_config.NumberColumn("CI low", format=fmt, help="Lower end of the 95% bootstrap CI"),
-                "ci_high": st.column_config.NumberColumn(
-                    "CI high", format=fmt, help="Upper end of the 95% bootstrap CI"
-                ),
-                "size": st.column_config.NumberColumn("Users", format="%d"),
-                "too_small": st.column_config.CheckboxColumn("Too small to judge"),
-            },
         )
+    columns = [
+        Col("group", "Group", text=True),
+        Col("value", label, service.metric_help(metric), lambda v: fmt(metric, v), _direction(metric)),
+        Col("ci_low", "95% CI low", "Lower end of the 95% bootstrap confidence interval", lambda v: fmt(metric, v)),
+        Col("ci_high", "95% CI high", "Upper end of the 95% bootstrap confidence interval", lambda v: fmt(metric, v)),
+        Col("size", "Users", "Test users in the group", lambda v: f"{int(v):,}"),
+        Col("too_small", "Judged", "Groups under the minimum size are not compared", lambda v: "no" if v else "yes"),
+    ]
+    st.html(metric_table(part, columns, key="groups"))
     st.caption(
         f"Confidence intervals: {report.settings['n_boot']} bootstrap resamples of users; groups under "
-        f"{report.settings['min_group_size']} users are flagged too small to judge."
+        f"{report.settings['min_group_size']} users are flagged too small to judge. ★ marks the best group."
     )
 
 
@@ -186,16 +307,25 @@ def _exposure(report: Any) -> None:
     dims = list(dict.fromkeys(exposure["dimension"]))
     left, right = st.columns(2)
     with left:
-        dim = st.selectbox("Item groups", dims, key="w_fair_dimension")
+        dim = st.selectbox("Item groups", dims, key="w_fair_dimension", format_func=lambda d: f"by {d}")
         part = exposure[exposure["dimension"] == dim]
+        gap_key = f"{dim}_gap"
         gap = report.exposure_gap.get(dim)
-        title = f"Exposure by {dim}" + (f" — gap {gap:.3f}" if gap is not None else "")
+        title = f"Exposure by {dim}" + (f" — {service.metric_label(gap_key)} {fmt(gap_key, gap)}" if gap else "")
         st.plotly_chart(charts.exposure_bars(part, title=title), width="stretch", key="exposure")
     with right:
         st.plotly_chart(
             charts.lorenz(report.lorenz, gini=report.beyond_accuracy.get("gini_index")), width="stretch", key="lorenz"
         )
-    st.caption(report.settings.get("definitions", {}).get("exposure_gap", ""))
+    notes = []
+    if service.metric_help(f"{dim}_gap"):
+        notes.append(f"**{md(service.metric_label(f'{dim}_gap'))}**: {md(service.metric_help(f'{dim}_gap'))}")
+    if dim == "popularity":
+        notes.append(f"**Popularity tiers**: {md(service.TIERS_DEFINITION)}")
+    notes.append(
+        "**Exposure**: each slot in a list counts, the top slots more (log-discounted by position, as in NDCG)."
+    )
+    st.caption(" · ".join(notes))
 
 
 def _tradeoff(plain: Any, k: int, strength: float) -> None:
@@ -204,48 +334,54 @@ def _tradeoff(plain: Any, k: int, strength: float) -> None:
         st.info("No trade-off sweep in this audit.", icon=":material/info:")
         return
     y = f"ndcg@{k}"
+    names = {str(r): reranker_name(r) for r in table["reranker"].unique()} if "reranker" in table else {}
     cols = st.columns(2)
-    with cols[0]:
-        st.plotly_chart(
-            charts.tradeoff(table, x="aplt", y=y, selected=strength, title="Accuracy vs long-tail share"),
-            width="stretch",
-            key="trade_aplt",
+    for col, x, key in ((cols[0], "aplt", "trade_aplt"), (cols[1], _second_axis(table), "trade_2")):
+        with col:
+            st.plotly_chart(
+                charts.tradeoff(
+                    table,
+                    x=x,
+                    y=y,
+                    selected=strength,
+                    title=f"Accuracy vs {service.metric_label(x).lower()}",
+                    x_title=service.metric_label(x),
+                    y_title=service.metric_label(y),
+                    x_percent=service.table_format(x) == "percent",
+                    names=names,
+                ),
+                width="stretch",
+                key=key,
+            )
+    shown = table.copy()
+    if "reranker" in shown:
+        shown["reranker"] = shown["reranker"].map(reranker_name)
+    cost = f"{y}_cost_per_aplt"
+    columns = [Col("reranker", "Re-ranker", text=True), Col("strength", "Strength", fmt=lambda v: f"{v:g}")]
+    columns += [metric_col(c) for c in shown.columns if service.metric_help(c) is not None]
+    if cost in shown:
+        columns.append(
+            Col(
+                cost,
+                f"{service.metric_label(y)} lost per +1 pp long-tail share",
+                f"Drop in {service.metric_label(y)} per percentage point of long-tail share gained since the "
+                "previous strength (— at strength 0: nothing to compare with yet)",
+                lambda v: f"{v / 100:.5f}",
+            )
         )
-    with cols[1]:
-        x2 = "provider_gap" if "provider_gap" in table else "gini_index"
-        st.plotly_chart(
-            charts.tradeoff(
-                table, x=x2, y=y, selected=strength, title=f"Accuracy vs {service.metric_label(x2).lower()}"
-            ),
-            width="stretch",
-            key="trade_2",
-        )
-    st.dataframe(table, hide_index=True, width="stretch", column_config=_metric_columns(table.columns))
+    marked = [i for i, s in enumerate(shown["strength"]) if abs(float(s) - strength) < 1e-9]
+    st.html(metric_table(shown, columns, mark_best=False, marked_rows=marked, key="tradeoff"))
+    st.caption("The highlighted row is the strength chosen above; hover a column title for its definition.")
 
 
-def _metric_columns(columns: Any) -> dict[str, Any]:
-    """Plain column names, registry formats and definition tooltips for metric columns."""
-    config: dict[str, Any] = {}
-    for column in columns:
-        base, _, suffix = str(column).partition("_cost_per_aplt")
-        if _:
-            what = "from strength 0" if suffix else "since the previous strength"
-            config[column] = st.column_config.NumberColumn(
-                f"{service.metric_label(base)} lost per long-tail share ({what})",
-                format="%.4f",
-                help="Drop in accuracy per unit (100 percentage points) of long-tail share gained",
-            )
-        elif service.metric_help(column) is not None:
-            config[column] = st.column_config.NumberColumn(
-                service.metric_label(column), format=service.table_format(column), help=service.metric_help(column)
-            )
-    return config
+def _second_axis(table: pd.DataFrame) -> str:
+    return "provider_gap" if "provider_gap" in table else "gini_index"
 
 
 def _models(cur: context.Current, k: int) -> None:
-    latest: dict[str, dict[str, Any]] = {}
-    for row in cur.rows:
-        latest.setdefault(str(row.get("model")), row)
+    # the selected model first, then the newest version of every other model on the dataset
+    latest = {str(cur.row.get("model")): cur.row, **latest_per_model(cur.rows)}
+    latest[str(cur.row.get("model"))] = cur.row
     if len(latest) < 2:
         st.info(
             "Only one model is trained on this dataset; train a baseline to compare "
@@ -256,9 +392,9 @@ def _models(cur: context.Current, k: int) -> None:
     if not st.toggle(
         "Audit every model on this dataset",
         key="w_fair_all",
-        help="Loads each model once (cached) and runs the same audit.",
+        help="Loads each model once (cached) and runs the same audit, with bootstrap confidence intervals.",
     ):
-        st.caption(", ".join(sorted(latest)))
+        st.caption("Models: " + ", ".join(md(m) for m in sorted(latest)))
         return
     rows = []
     for name, row in latest.items():
@@ -268,21 +404,51 @@ def _models(cur: context.Current, k: int) -> None:
             st.warning(f"{md(name)}: {md(exc)}")
             continue
         other = context.Current(cur.settings, row, rec, cur.rows)
-        report = run_audit(other, k, n_boot=0)
+        report = run_audit(other, k)
         if report is None:
             return
+        gaps = report.disparities[report.disparities["metric"] == f"ndcg@{k}"]
         rows.append(
             {
                 "model": name,
                 **report.accuracy,
                 **report.beyond_accuracy,
                 **{f"{d}_gap": g for d, g in report.exposure_gap.items()},
+                **{f"gap:{g.feature}": g.difference for g in gaps.itertuples()},
+                **{f"sig:{g.feature}": bool(g.significant) for g in gaps.itertuples()},
             }
         )
-    frame = pd.DataFrame(rows).set_index("model")
+    frame = pd.DataFrame(rows)
     wanted = [f"ndcg@{k}", f"recall@{k}", *service.headline_metrics(), "popularity_gap", "provider_gap"]
-    keep = [c for c in dict.fromkeys(wanted) if c in frame]
-    st.dataframe(frame[keep], width="stretch", column_config=_metric_columns(keep))
+    columns = [Col("model", "Model", text=True)]
+    columns += [metric_col(c) for c in dict.fromkeys(wanted) if c in frame]
+    ndcg = service.metric_label(f"ndcg@{k}")
+    for column in [c for c in frame.columns if c.startswith("gap:")]:
+        feature = column.split(":", 1)[1]
+        columns.append(
+            Col(
+                column,
+                f"{ndcg} gap by {feature}",
+                f"{ndcg} of the best {feature} group minus the worst one (lower is better)",
+                lambda v: fmt(f"ndcg@{k}", v),
+                LOWER,
+            )
+        )
+        frame[column] = frame[column].astype(float)
+    st.html(metric_table(frame, columns, key="models"))
+    significant = [
+        f"{m} by {c.split(':', 1)[1]}"
+        for c in frame.columns
+        if c.startswith("sig:")
+        for m, on in zip(frame["model"], frame[c], strict=True)
+        if pd.notna(on) and bool(on)
+    ]
+    st.caption(
+        "★ marks the best value in each column (by the metric's direction; hover a column title). "
+        f"Group gaps: {md(ndcg)} of the best minus the worst group. Significant gaps (95% CI excludes 0): "
+        + (md(", ".join(significant)) if significant else "none")
+        + "."
+    )
 
 
 def _downloads(cur: context.Current, report: Any, k: int, reranker: str, strength: float) -> None:

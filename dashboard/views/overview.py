@@ -13,9 +13,13 @@ import streamlit as st
 
 from dashboard import context, state
 from dashboard.components import charts
+from dashboard.components.colors import model_colors
 from dashboard.components.html import tiles
+from dashboard.components.leaderboard import better_model_note, latest_per_model
+from dashboard.components.tables import HIGHER, Col, metric_table
 from dashboard.components.text import md, md_code
 from dashboard.components.widgets import preset_users
+from engine import service
 
 _HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
@@ -26,6 +30,9 @@ def render() -> None:
     meta = cur.rec.meta
     st.title("GATLens", anchor=False)
     st.caption("An explainable graph-attention recommender: what each user gets, why, and whether it is fair.")
+    note = better_model_note(cur.rows, cur.row)
+    if note:
+        st.warning(md(note), icon=":material/trending_up:")
     _tour(cur)
 
     left, right = st.columns(2, gap="large")
@@ -92,12 +99,15 @@ def _dataset_card(cur: context.Current) -> None:
             ]
         )
     )
-    st.plotly_chart(charts.long_tail(rec.item_popularity), width="stretch", key="long_tail")
+    popularity = rec.item_popularity
+    tiers = [str(t) for t in service.popularity_tiers(popularity)] if len(popularity) and popularity.sum() else None
+    st.plotly_chart(charts.long_tail(popularity, tiers), width="stretch", key="long_tail")
     per_user = summary["interactions_per_user"]
     attrs = ", ".join(summary["user_attributes"]) or "none"
     st.caption(
         f"Interactions per user: median {per_user['median']:g}, max {per_user['max']:,}. "
-        f"User attributes: {md(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol)."
+        f"User attributes: {md(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol). "
+        f"Popularity tiers (the same on every page): {md(service.TIERS_DEFINITION)}"
     )
 
 
@@ -223,10 +233,7 @@ def _no_updates_hint(meta: dict[str, Any]) -> None:
 
 def _metrics_vs_baselines(cur: context.Current) -> None:
     # Newest artifact per model name on this dataset: a stand-in for "the baselines".
-    latest: dict[str, dict[str, Any]] = {}
-    for row in cur.rows:  # newest first
-        latest.setdefault(str(row.get("model")), row)
-    latest[str(cur.row.get("model"))] = cur.row
+    latest = latest_per_model(cur.rows, cur.row)
     records = []
     for name, row in latest.items():
         for metric in _HEADLINE_METRICS:
@@ -244,17 +251,24 @@ def _metrics_vs_baselines(cur: context.Current) -> None:
             f"Only this model is trained on this dataset. Train baselines to compare: {md_code(command)} "
             "or `gatlens train --model lightgcn`."
         )
-    chart, table = st.columns([3, 2])
-    with chart:
-        st.plotly_chart(charts.metric_bars(frame, current=current), width="stretch", key="metric_bars")
-    with table:
-        wide = frame.pivot(index="model", columns="metric", values="value")[
-            list(m for m in _HEADLINE_METRICS if m in set(frame["metric"]))
-        ]
-        wide = wide.sort_values(wide.columns[0], ascending=False)
-        st.dataframe(
-            wide, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in wide.columns}
-        )
+    labels = {m: service.metric_label(m) for m in _HEADLINE_METRICS}
+    st.plotly_chart(
+        charts.metric_bars(frame, current=current, colors=model_colors(list(latest)), labels=labels),
+        width="stretch",
+        key="metric_bars",
+    )
+    shown = [m for m in _HEADLINE_METRICS if m in set(frame["metric"])]
+    wide = frame.pivot(index="model", columns="metric", values="value")[shown]
+    wide = wide.sort_values(shown[0], ascending=False).reset_index()
+    wide["model"] = [f"{m} (selected)" if m == current else m for m in wide["model"]]
+    columns = [Col("model", "Model", text=True)] + [
+        Col(m, labels[m], service.metric_help(m), lambda v, m=m: service.format_value(m, v), HIGHER) for m in shown
+    ]
+    st.html(metric_table(wide, columns, key="overview_metrics"))
+    st.caption(
+        "Test part of the split, full ranking over every item the user has not seen; ★ marks the best model per "
+        "metric. Hover a column title for its definition."
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -95,8 +95,9 @@ def test_cards_and_tiles_escape_every_data_string() -> None:
 
 
 def test_charts_escape_and_compute() -> None:
-    fig = charts.long_tail(np.array([10, 5, 3, 1, 1]), head_share=0.2)
-    assert fig.layout.title.text == "Long tail: the top 20% of items hold 50% of interactions"
+    fig = charts.long_tail(np.array([1, 10, 5, 3, 1]), ["tail", "head", "mid", "mid", "tail"])
+    assert fig.layout.title.text == "Head: 20% of items hold 50% of interactions; long tail: 40% of items hold 10%"
+    assert [t.name for t in fig.data] == ["head", "mid", "long tail"]
     frame = pd.DataFrame({"label": [HOSTILE, "b", "c"], "value": [0.1, -0.5, 0.2]})
     bars = charts.attribution_bars(frame)
     # Largest magnitude on top (plotly draws the last bar on top); labels escaped for plotly's HTML subset.
@@ -267,3 +268,73 @@ def test_graph_frames_keep_the_pair_edges_and_the_strongest_rest() -> None:
     _, kept = graph_frames(exp, max_edges=2)
     # At 2 only the user's edges make the cut; 4 and 5 keep 0.9, 6 keeps -0.8 (not 0.05).
     assert kept["weight"].tolist() == [0.01, -0.02, 0.9, -0.8]
+
+
+def test_metric_table_marks_the_best_value_by_direction_and_escapes() -> None:
+    from dashboard.components.tables import HIGHER, LOWER, Col, best_rows, metric_table
+
+    frame = pd.DataFrame({"model": [HOSTILE, "b", "c"], "ndcg": [0.2, 0.3, float("nan")], "gini": [0.9, 0.5, 0.7]})
+    html = metric_table(
+        frame,
+        [
+            Col("model", "Model", text=True),
+            Col("ndcg", "NDCG@10", "ranking <quality>", lambda v: f"{v:.2f}", HIGHER),
+            Col("gini", "Exposure Gini", None, lambda v: f"{v:.2f}", LOWER),
+        ],
+        key="t",
+    )
+    assert esc(HOSTILE) in html and HOSTILE not in html
+    assert 'title="ranking &lt;quality&gt;"' in html
+    assert html.count("gl-best") == 2 + 1  # two marked cells (+ the CSS rule)
+    assert '<td class="gl-best">0.30 ★</td>' in html and '<td class="gl-best">0.50 ★</td>' in html
+    assert "<td>—</td>" in html and "None" not in html and "nan" not in html
+    assert best_rows([0.1, 0.1], HIGHER) == set()  # all equal: nothing to point at
+    assert best_rows([0.1, 0.3, 0.3], HIGHER) == {1, 2}
+
+
+def test_one_colour_per_model_everywhere() -> None:
+    from dashboard.components.colors import model_color, model_colors
+
+    assert model_color("gat") == model_color("gat-02a36f00-v1") == charts.ACCENT
+    assert model_color("lightgcn") != model_color("gat")
+    assert model_color("my-plugin") == model_color("my-plugin")  # stable for unknown names
+    two = model_colors(["gat-aaaa-v1", "gat-bbbb-v2"])
+    assert len(set(two.values())) == 2  # two versions of one model stay apart
+
+
+def test_findings_panel_escapes_and_orders(tiny_world) -> None:
+    from dashboard.components.findings import findings_html
+    from engine import service
+
+    report = tiny_world.gat.audit(k=10, n_boot=200, metrics=["ndcg@10", "aplt"])
+    findings = service.audit_findings(report)
+    gaps = findings[findings["kind"] == "group gap"]
+    hostile = gaps.assign(low_group=HOSTILE)
+    html = findings_html(pd.concat([hostile, findings[findings["kind"] != "group gap"]]), fmt=service.format_value)
+    assert HOSTILE not in html and esc(HOSTILE) in html
+    assert html.count("data-feature=") == len(gaps)
+    assert "Exposure concentration:" in html
+    assert "no significant gap" in findings_html(findings.iloc[0:0], fmt=service.format_value).lower()
+
+
+def test_better_model_note_names_the_best_other_model() -> None:
+    from dashboard.components.leaderboard import better_model_note, latest_per_model
+
+    rows = [
+        {"model": "lightgcn", "key": "lightgcn-1-v1", "metrics": {"test_ndcg@10": 0.28}},
+        {"model": "gat", "key": "gat-1-v1", "metrics": {"test_ndcg@10": 0.18}},
+        {"model": "pop", "key": "pop-1-v1", "metrics": {"test_ndcg@10": 0.08}},
+    ]
+    note = better_model_note(rows, rows[1])
+    assert note is not None and "lightgcn" in note and "0.2800 against 0.1800" in note
+    assert better_model_note(rows, rows[0]) is None
+    assert list(latest_per_model(rows)) == ["lightgcn", "gat", "pop"]
+
+
+def test_rank_overlap_compares_ranks_not_scores() -> None:
+    fig = charts.rank_overlap(["a", "b", "c"], ["c", "d", "a"], ("gat", "pop"), titles={"a": HOSTILE})
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert sorted((tuple(t.y)) for t in lines) == [(1, 3), (3, 1)]  # a: #1 vs #3; c: #3 vs #1
+    texts = [t for t in fig.data if t.mode == "markers+text"]
+    assert texts[0].text[0] == esc(HOSTILE)
+    assert not any("score" in str(t.hovertemplate) for t in texts)

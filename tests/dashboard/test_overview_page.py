@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     ndcg = tiny_world.gat.meta["metrics"]["test_ndcg@10"]
     assert f'<div class="gl-tile-value">{ndcg:.4f}</div>' in page
     titles = [c["layout"]["title"]["text"] for c in charts_of(at) if c["layout"].get("title")]
-    assert titles[0].startswith("Long tail: the top 20% of items hold")
+    # the registry's one head / mid / long-tail definition, not "the top 20% of items"
+    from engine import service
+
+    tiers = service.popularity_tiers(tiny_world.gat.item_popularity)
+    head_share = re.match(r"Head: ([\d.]+)% of items hold", titles[0])
+    assert head_share and float(head_share.group(1)) == pytest.approx(100 * (tiers == "head").mean(), abs=0.5)
+    long_tail = next(c for c in charts_of(at) if c["layout"].get("title", {}).get("text") == titles[0])
+    assert [t["name"] for t in long_tail["data"]] == ["head", "mid", "long tail"]
     assert "Training curve" in titles
     # The baseline stored beside the GAT is compared in the metrics chart.
     bars = next(c for c in charts_of(at) if c["layout"].get("title", {}).get("text") == "Test metrics")
