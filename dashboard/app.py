@@ -13,7 +13,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import context, settings
+from dashboard import context, settings, state, training
 from dashboard.components.widgets import render_sidebar
 from dashboard.settings import asset
 
@@ -38,6 +38,18 @@ pages = {
     for name, (path, title, icon) in context.PAGES.items()
 }
 current = st.navigation(list(pages.values()))
+
+# A model still being prepared by `gatlens dashboard`'s background job: every page shows its
+# progress (read from a small JSON file, before anything imports the engine) until it is stored.
+_cfg = context.settings()
+_job = training.read_job(_cfg.job_file)
+if training.is_active(_job):
+    training.render_progress(_cfg, _job)
+    st.stop()
+if training.just_finished():
+    state.list_models.clear()  # the model the job just stored is not in the 5-second cached list yet
+if _job and _job.get("state") == "failed":
+    training.show_failure(_job)
 
 sel = context.selection()
 wanted = sel.pop("page", None)  # ?page=why on any URL opens that page, once per session

@@ -13,6 +13,9 @@ from environment variables that the command (or a test) sets:
 - ``GATLENS_MODEL``: artifact key selected when the URL names none (default: newest GAT).
 - ``GATLENS_LIST_REASONS``: reasons computed when a top-K list opens (default: 3; each is one
   explanation, memoised, so the "Why this item?" page then opens instantly for those items).
+- ``GATLENS_JOB_FILE``: status file of the background job training the model (set by ``gatlens
+  dashboard``; every page shows its progress while it runs, see :mod:`dashboard.training`).
+- ``GATLENS_JOB_REFRESH``: seconds between checks of that file while it runs (default: 2).
 - ``GATLENS_ALLOW_REMOTE``: ``1`` serves the app even when Streamlit listens on every network
   interface without an address having been chosen (default: refuse; see :func:`exposure_problem`).
 
@@ -48,6 +51,9 @@ CHROMIUM_ARGS = (
 )
 
 
+JOB_FILE_ENV = "GATLENS_JOB_FILE"
+
+
 def model_key(model: str | None, fingerprint: str, version: int) -> str:
     """Short, URL-safe id of one stored model version, e.g. ``gat-02a36f00-v1`` (the ``model`` URL key)."""
     return f"{model or 'model'}-{fingerprint[:8]}-v{version}"
@@ -80,6 +86,8 @@ class Settings:
         text: train with language-model item features.
         model: artifact key to select when the URL names none, or None.
         list_reasons: reasons computed when a top-K list opens.
+        job_file: the background training job's status file, or None.
+        job_refresh: seconds between checks of the job's status while it runs.
     """
 
     cache_dir: Path
@@ -91,6 +99,8 @@ class Settings:
     text: bool = True
     model: str | None = None
     list_reasons: int = 3
+    job_file: Path | None = None
+    job_refresh: float = 2.0
 
     def train_config(self) -> Any:
         """The RunConfig the Train button trains (the engine's defaults for this dataset)."""
@@ -136,6 +146,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         text=env.get("GATLENS_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
         model=env.get("GATLENS_MODEL") or None,
         list_reasons=number("GATLENS_LIST_REASONS", int, 3),
+        job_file=Path(env[JOB_FILE_ENV]).expanduser().resolve() if env.get(JOB_FILE_ENV) else None,
+        job_refresh=max(number("GATLENS_JOB_REFRESH", float, 2.0), 0.2),
     )
 
 

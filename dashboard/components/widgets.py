@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, state
+from dashboard import context, state, training
 from dashboard.components.text import md, md_code
 
 PRESETS = ("heavy", "light", "history-less", "minority group", "random")
@@ -146,6 +146,8 @@ def render_sidebar() -> None:
     cfg = context.settings()
     sel = context.selection()
     rows = state.list_models(str(cfg.cache_dir))
+    # The model to open when the link names none: GATLENS_MODEL, else the one the background job stored.
+    preferred_key = cfg.model or training.finished_model(training.read_job(cfg.job_file))
     link_model = sel.get("model")
     if link_model and not any(r["key"] == link_model for r in rows):
         context.notice(f"The model {link_model!r} from the link is not in the cache; showing another one.")
@@ -158,7 +160,7 @@ def render_sidebar() -> None:
     if sel.get("dataset") not in datasets:
         if sel.get("dataset"):
             context.notice(f"No trained model for the dataset {sel['dataset']!r}; showing {datasets[0]!r}.")
-        preferred = next((r["dataset"] for r in rows if r["key"] == cfg.model), None)
+        preferred = next((r["dataset"] for r in rows if r["key"] == preferred_key), None)
         sel["dataset"] = preferred or (cfg.dataset if cfg.dataset in datasets else datasets[0])
     with st.sidebar:
         bound_selectbox("Dataset", datasets, "dataset")
@@ -169,7 +171,7 @@ def render_sidebar() -> None:
             return
         keys = [r["key"] for r in ds_rows]
         if sel.get("model") not in keys:
-            default = cfg.model if cfg.model in keys else None
+            default = preferred_key if preferred_key in keys else None
             gat = [r["key"] for r in ds_rows if r.get("model") == "gat"]
             sel["model"] = default or (gat[0] if gat else keys[0])
         labels = {r["key"]: _model_label(r) for r in ds_rows}

@@ -1,10 +1,13 @@
-"""``gatlens dashboard``: make sure a model is trained, then start the Streamlit app on 127.0.0.1.
+"""``gatlens dashboard``: start the Streamlit app on 127.0.0.1 at once; train a missing model in the background.
 
-The command trains the requested model when none is cached (with a progress bar), so
-the app itself never trains on page load, and then replaces itself with
-``python -m streamlit run <package>/dashboard/app.py``. The app finds its data through
-``GATLENS_*`` environment variables (see :mod:`dashboard.settings`), all set here to
-absolute paths so the working directory does not matter.
+The server starts within seconds whatever the cache holds: the command starts a background
+job (:func:`engine.jobs.start_training`, its own process) that loads the requested model when
+it is cached and trains it otherwise, writing its progress to a small JSON file, and then
+replaces itself with ``python -m streamlit run <package>/dashboard/app.py``. Every page of the
+app shows that progress (epoch n of max, validation NDCG@10, a measured ETA) until the model is
+stored, then the dashboard. The app finds its data through ``GATLENS_*`` environment variables
+(see :mod:`dashboard.settings`), all set here to absolute paths so the working directory does
+not matter.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from engine.commands.common import add_data_args, add_model_args, config_from_ar
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "dashboard",
-        help="start the dashboard (trains the model first if none is cached)",
-        description="Start the GATLens dashboard on http://HOST:PORT. The model named by the options is trained "
-        "first when the cache has none (a few minutes for the demo world on a laptop CPU).",
+        help="start the dashboard (trains the model in the background if none is cached)",
+        description="Start the GATLens dashboard on http://HOST:PORT at once. The model named by the options is "
+        "trained in a background process when the cache has none (a few minutes for the demo world on a laptop "
+        "CPU); the pages show its progress meanwhile.",
     )
     add_data_args(p)
     add_model_args(p)
@@ -33,8 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "interface, deliberately: anyone who can reach this machine can then open it)",
     )
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
-    p.add_argument("--no-train", action="store_true", help="start even if no model is cached (train in the app)")
-    p.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
+    p.add_argument(
+        "--no-train", action="store_true", help="start no background job (train from the app's Train button)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the app's settings and the streamlit command; start nothing"
+    )
     p.set_defaults(func=run_dashboard)
 
 
@@ -79,23 +87,25 @@ def dashboard_env(args: argparse.Namespace, model: str | None) -> dict[str, str]
 def run_dashboard(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535 (got {args.port!r})")
-    from dashboard.settings import APP_PATH, is_loopback, model_key, project_root
+    from dashboard.settings import APP_PATH, JOB_FILE_ENV, is_loopback, project_root
 
     if not APP_PATH.is_file():
         raise FileNotFoundError(f"dashboard app not found at {APP_PATH}; reinstall gatlens")
-    key = None
+    env = dashboard_env(args, None)
     if not args.no_train:
-        from engine import service
+        from engine import jobs  # light: the job process imports torch, this one does not
 
-        print(
-            f"Loading the {args.model} model for {args.dataset} (training it first if none is cached)…",
-            file=sys.stderr,
-            flush=True,
-        )
-        rec = service.train(config_from_args(args), progress=True, cache_dir=Path(args.cache_dir))
-        if rec.fingerprint is not None:
-            key = model_key(rec.model_name, rec.fingerprint, rec.version)
-    env = dashboard_env(args, key)
+        config = config_from_args(args)
+        cache_dir = env["GATLENS_CACHE_DIR"]
+        job = jobs.status_path(config, cache_dir) if args.dry_run else jobs.start_training(config, cache_dir, env=env)
+        env[JOB_FILE_ENV] = str(job)
+        if not args.dry_run:
+            print(
+                f"Loading the {args.model} model for {args.dataset} in the background (training it if none is "
+                f"cached); the dashboard shows its progress. Log: {job.with_suffix('.log')}",
+                file=sys.stderr,
+                flush=True,
+            )
     argv = streamlit_command(APP_PATH, args.host, args.port)
     print(f"GATLens dashboard: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if not is_loopback(args.host):

@@ -11,8 +11,10 @@ never ``playwright install`` (it downloads a browser). Skipped with a reason oth
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,8 @@ from dashboard_support import APP, XSS_TITLE, app_recommender
 from server_support import free_port, running_server
 
 from dashboard.settings import CHROMIUM_ARGS
+from engine.cli import build_parser
+from engine.commands.common import config_from_args
 from engine.commands.dashboard import streamlit_command
 
 pytestmark = pytest.mark.browser
@@ -290,3 +294,88 @@ def test_hostile_url_values_show_as_text_and_fetch_nothing(server, page) -> None
         assert alert.locator("a, img").count() == 0
     assert hosts and set(hosts) == {"127.0.0.1"}  # nothing left this machine (no image, no link prefetch)
     assert page.dialogs == []
+
+
+# ----------------------------------------------------------------------------- `gatlens dashboard` on an empty cache
+# The real command on the tiny world's csv folder with an empty cache. While the test holds the model's
+# writers' lock (as a concurrent `gatlens train` would), the background job trains and then waits to store
+# the model, so the progress page stays on screen as long as the test needs; once the lock is released the
+# job stores the model and the page turns into the dashboard by itself.
+START_BOUND_S = 180  # generous: a loaded 2-core machine imports torch in ~15 s
+
+
+def _argv(tiny_world, cache: Path, port: int) -> list[str]:
+    return [
+        "dashboard",
+        "--dataset",
+        "csv",
+        "--data-dir",
+        str(tiny_world.data_dir),
+        "--cache-dir",
+        str(cache),
+        "--no-text",
+        "--epochs",
+        "3",
+        "--port",
+        str(port),
+    ]
+
+
+def _store_lock(argv: list[str], cache: Path):
+    """The writers' lock of the model ``argv`` trains (what a concurrent writer would hold)."""
+    from engine.artifacts.store import ArtifactStore
+    from engine.assembly import config_fingerprint, prepare
+
+    prep = prepare(config_from_args(build_parser().parse_args(argv)), cache_dir=cache)
+    store = ArtifactStore(cache / "models", lock_timeout=START_BOUND_S)
+    return store.writing(prep.dataset.name, config_fingerprint(prep))
+
+
+def _job_status(cache: Path) -> dict:
+    files = list((cache / "jobs").glob("*-gat-*.json"))
+    files = [f for f in files if not f.name.endswith(".config.json")]
+    return json.loads(files[0].read_text(encoding="utf-8")) if files else {}
+
+
+def _wait(predicate, what: str, log: Path, timeout: float = START_BOUND_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout}s; server log: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+
+
+def test_empty_cache_shows_progress_then_the_dashboard(browser, tiny_world, tmp_path) -> None:
+    cache, port, log = tmp_path / "cache", free_port(), tmp_path / "server.log"
+    argv = _argv(tiny_world, cache, port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATLENS_", "STREAMLIT_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    lock = _store_lock(argv, cache)
+    lock.__enter__()
+    try:
+        cmd = [sys.executable, "-m", "engine", *argv]
+        context = browser.new_context(viewport=VIEWPORT)
+        with running_server(cmd, port=port, cwd=ROOT, env=env, log=log, timeout_s=START_BOUND_S) as (url, _):
+            page = context.new_page()
+            page.goto(f"{url}/recommendations")
+            page.wait_for_selector("text=Preparing the dashboard", timeout=START_BOUND_S * 1000)
+            page.wait_for_selector('[data-testid="stProgress"]', timeout=60_000)
+            # Trained, now waiting for the lock to store the model: the page says how the run ended.
+            _wait(lambda: _job_status(cache).get("stage") == "saving", "training did not finish", log)
+            page.wait_for_selector("text=ran all 3 epochs", timeout=60_000)
+            assert "Evaluating on the test split and storing the model" in page.inner_text("body")
+            _shot(page, "training-progress")
+            lock.__exit__(None, None, None)
+            lock = None
+            _wait(lambda: _job_status(cache).get("state") == "done", "the job did not store the model", log)
+            # The same page turns into the dashboard by itself (no reload), on the model just stored.
+            page.wait_for_selector(".gl-card", timeout=START_BOUND_S * 1000)
+            assert page.locator("text=Preparing the dashboard").count() == 0
+            key = _job_status(cache)["model_key"]
+            page.wait_for_function("(key) => window.location.href.includes(key)", arg=key, timeout=60_000)
+            _shot(page, "started-dashboard")
+        context.close()
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+    assert list((cache / "models" / "tiny-demo").glob("*/v1/manifest.json"))

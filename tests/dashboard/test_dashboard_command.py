@@ -1,4 +1,4 @@
-"""``gatlens dashboard``: trains what is missing, binds 127.0.0.1, points the app at absolute paths.
+"""``gatlens dashboard``: names the background job, binds 127.0.0.1, points the app at absolute paths.
 
 And the app binds 127.0.0.1 however it is started: a bare ``streamlit run`` from another directory
 reads the app's own ``dashboard/.streamlit/config.toml``; a server that binds every interface anyway
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -20,7 +21,7 @@ from engine.cli import main
 from engine.commands.dashboard import streamlit_command
 
 
-def test_dry_run_trains_missing_model_and_builds_the_command(tiny_world, tmp_path, capsys, monkeypatch) -> None:
+def test_dry_run_names_the_job_file_and_builds_the_command(tiny_world, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     code = main(
         [
@@ -43,9 +44,11 @@ def test_dry_run_trains_missing_model_and_builds_the_command(tiny_world, tmp_pat
     env = dict(kv.split("=", 1) for kv in out[0].split())
     assert env["GATLENS_CACHE_DIR"] == str(tmp_path / "cache")
     assert env["GATLENS_DATA_DIR"] == str(tiny_world.data_dir)
-    manifests = list((tmp_path / "cache" / "models" / "tiny-demo").glob("*/v1/manifest.json"))
-    assert len(manifests) == 1  # the missing model was trained before the app starts
-    assert env["GATLENS_MODEL"] == f"pop-{manifests[0].parent.parent.name[:8]}-v1"
+    # The model is trained by a background job whose status file the app reads; a dry run starts nothing.
+    job = Path(env["GATLENS_JOB_FILE"])
+    assert job.parent == tmp_path / "cache" / "jobs" and job.name.startswith("csv-pop-") and job.suffix == ".json"
+    assert "GATLENS_MODEL" not in env
+    assert not (tmp_path / "cache").exists()
     assert out[1].split()[1:] == [
         "-m",
         "streamlit",
