@@ -18,10 +18,26 @@ from dashboard import state
 from dashboard.components.text import md, md_code
 from dashboard.settings import Settings, load_settings, model_key
 
-URL_KEYS = ("dataset", "model", "user", "item", "k", "grouping", "metric", "reranker", "strength", "vs")
+URL_KEYS = (
+    "dataset",
+    "model",
+    "user",
+    "item",
+    "k",
+    "grouping",
+    "metric",
+    "reranker",
+    "strength",
+    "vs",
+    "categories",
+    "hide_popular",
+    "rerank",
+    "rerank_strength",
+)
 """Query parameters a deep link may set; each page writes back the ones it uses (see :func:`write_url`).
 ``grouping``, ``metric``, ``reranker`` and ``strength`` are the Fairness page's; ``vs`` the model Compare
-puts beside the selected one."""
+puts beside the selected one; ``categories``, ``hide_popular``, ``rerank`` and ``rerank_strength`` the
+Recommendations list's (the Why link carries them too: see :mod:`dashboard.listview`)."""
 # url_path -> (file, title, icon); the order is the navigation order.
 PAGES: dict[str, tuple[str, str, str]] = {
     "overview": ("views/overview.py", "Overview", ":material/dashboard:"),

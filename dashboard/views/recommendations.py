@@ -1,4 +1,8 @@
-"""Recommendations: pick a user, see their history and their top-K with a one-line reason each."""
+"""Recommendations: pick a user, see their history and their top-K with a one-line reason each.
+
+K, the category filter, hide-popular and the re-ranker live in the URL (see :mod:`dashboard.listview`),
+and the Why links carry them, so the Why page shows the rank the reader saw in this list.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import adapters, context, state
+from dashboard import adapters, context, listview, state
 from dashboard.components.html import deep_link, headline, note, rec_cards, tiles
+from dashboard.components.text import md
 from dashboard.components.widgets import bound_k, user_picker
-
-HIDE_POPULAR_SHARE = 0.05
+from dashboard.listview import HIDE_POPULAR_SHARE, ListView
 
 
 def render() -> None:
@@ -27,49 +31,22 @@ def render() -> None:
         c_k, c_cat, c_pop, c_rr = st.columns([2, 3, 2, 3], vertical_alignment="bottom")
         with c_k:
             k = bound_k()
-        with c_cat:
-            names = sorted({c for cs in rec.items["categories"] for c in cs})
-            categories = st.multiselect(
-                "Only these categories", names, key="w_categories", placeholder="all categories"
-            )
-        with c_pop:
-            hide = st.toggle(
-                f"Hide top {HIDE_POPULAR_SHARE:.0%}",
-                key="w_hide_popular",
-                help=f"Hide blockbusters: drop the {HIDE_POPULAR_SHARE:.0%} most popular items of the catalog.",
-            )
-        with c_rr:
-            method = st.selectbox(
-                "Re-ranker",
-                list(adapters.RERANKERS),
-                format_func=adapters.RERANKERS.get,
-                key="w_reranker",
-                help="Post-processing on the model's top 100 (see Fairness).",
-            )
-            strength = 0.0
-            if method != "none":
-                top = 2.0 if method == "pop" else 1.0
-                strength = st.slider("Strength", 0.0, top, 0.3, 0.1, key="w_rerank_strength")
-
-    filters: dict[str, Any] = {"categories": categories or None, "hide_popular": HIDE_POPULAR_SHARE if hide else None}
+        view = _list_controls(rec, (c_cat, c_pop, c_rr))
     status = rec.user_status(user)
-    recs = rec.recommend(user, k, **filters)
-    items = recs.items
-    if method != "none" and status == "known":
-        items = adapters.rerank_user(rec, user, f"{method}:{strength}", k, **filters)
+    items, fallback = listview.top_list(rec, user, k, view)
 
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.html(headline("Top ", f"{len(items)} for {user}", ""))
-        if recs.fallback:
-            st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
+        if fallback:
+            st.html(note(f"Not personalised: {fallback}.", "warn"))
         if items.empty:
             st.info(
                 "No item passes these filters. Clear the category filter or show blockbusters.",
                 icon=":material/filter_alt_off:",
             )
-        base = {"dataset": cur.row["dataset"], "model": cur.key, "user": user}
-        links = {str(i): deep_link("why", {**base, "item": i, "page": "why"}) for i in items["item_id"]}
+        base = why_params(cur, user, k, view)
+        links = {str(i): deep_link("why", {**base, "item": i}) for i in items["item_id"]}
         deltas = {}
         if "model_rank" in items:
             deltas = {str(r.item_id): _delta(int(r.model_rank), int(r.rank)) for r in items.itertuples()}
@@ -89,10 +66,85 @@ def render() -> None:
                 st.session_state[f"all_reasons|{cur.key}|{user}"] = True
                 st.rerun()
         if not items.empty and status == "known":
-            _why_button(cur, user, items)
+            _why_button(base, items)
     with right:
         _profile(cur, user, status)
-    context.write_url("recommendations", "user", "k")
+    context.write_url("recommendations", "user", "k", *listview.LIST_KEYS)
+
+
+def _list_controls(rec: Any, columns: tuple[Any, Any, Any]) -> ListView:
+    """Category filter, hide-popular and re-ranker, bound to the selection (so to the URL)."""
+    sel = context.selection()
+    names = sorted({c for cs in rec.items["categories"] for c in cs})
+    # A bad value from the link: say so now (the page's notices were shown above), once: it leaves the URL.
+    view = listview.from_selection(sel, names, lambda text: st.warning(md(text), icon=":material/link_off:"))
+    sel.update(view.to_selection())  # a bad value from the link is gone from the URL too
+    c_cat, c_pop, c_rr = columns
+
+    def seed(key: str, value: Any) -> None:
+        if st.session_state.get(key) != value:
+            st.session_state[key] = value
+
+    def changed() -> None:
+        method = st.session_state["w_reranker"]
+        low, high = listview.strength_range(method)
+        strength = st.session_state.get("w_rerank_strength", view.strength)
+        sel.update(
+            ListView(
+                tuple(st.session_state["w_categories"]),
+                bool(st.session_state["w_hide_popular"]),
+                method,
+                min(max(float(strength), low), high),
+            ).to_selection()
+        )
+
+    seed("w_categories", list(view.categories))
+    seed("w_hide_popular", view.hide_popular)
+    seed("w_reranker", view.rerank)
+    with c_cat:
+        categories = st.multiselect(
+            "Only these categories",
+            names,
+            key="w_categories",
+            placeholder="all categories",
+            on_change=changed,
+        )
+    with c_pop:
+        hide = st.toggle(
+            f"Hide top {HIDE_POPULAR_SHARE:.0%}",
+            key="w_hide_popular",
+            on_change=changed,
+            help=f"Hide blockbusters: drop the {HIDE_POPULAR_SHARE:.0%} most popular items of the catalog.",
+        )
+    with c_rr:
+        method = st.selectbox(
+            "Re-ranker",
+            list(adapters.RERANKERS),
+            format_func=adapters.RERANKERS.get,
+            key="w_reranker",
+            on_change=changed,
+            help="Post-processing on the model's top 100 (see Fairness).",
+        )
+        strength = view.strength
+        if method != "none":
+            low, high = listview.strength_range(method)
+            seed("w_rerank_strength", min(max(view.strength, low), high))
+            strength = st.slider("Strength", low, high, step=0.1, key="w_rerank_strength", on_change=changed)
+    current = ListView(tuple(categories), bool(hide), method, round(float(strength), 1))
+    sel.update(current.to_selection())
+    return current
+
+
+def why_params(cur: context.Current, user: str, k: int, view: ListView) -> dict[str, Any]:
+    """The query of a Why link from this list: the pair, K and the list's filters and re-ranker."""
+    return {
+        "dataset": cur.row["dataset"],
+        "model": cur.key,
+        "user": user,
+        "k": k,
+        **view.to_selection(),
+        "page": "why",
+    }
 
 
 def _reasons(rec: Any, user: str, item_ids: list[str]) -> dict[str, str]:
@@ -109,26 +161,21 @@ def _reasons(rec: Any, user: str, item_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def _why_button(cur: context.Current, user: str, items: pd.DataFrame) -> None:
+def _why_button(base: dict[str, Any], items: pd.DataFrame) -> None:
     sel = context.selection()
     options = items["item_id"].astype(str).tolist()
     titles = dict(zip(options, items["title"], strict=True))
+    ranks = dict(zip(options, items["rank"], strict=True))
     col_item, col_go = st.columns([4, 1], vertical_alignment="bottom")
     with col_item:
-        item = st.selectbox("Explain an item", options, format_func=lambda i: f"{titles[i]} ({i})", key="w_why_item")
+        item = st.selectbox(
+            "Explain an item", options, format_func=lambda i: f"#{ranks[i]} · {titles[i]} ({i})", key="w_why_item"
+        )
     with col_go:
         if st.button("Why?", icon=":material/hub:", type="primary", width="stretch"):
             sel["item"] = item
-            st.switch_page(
-                context.PAGES["why"][0],
-                query_params={
-                    "dataset": cur.row["dataset"],
-                    "model": cur.key,
-                    "user": user,
-                    "item": item,
-                    "page": "why",
-                },
-            )
+            query = {key: str(value) for key, value in {**base, "item": item}.items() if value not in (None, "")}
+            st.switch_page(context.PAGES["why"][0], query_params=query)
 
 
 def _profile(cur: context.Current, user: str, status: str) -> None:

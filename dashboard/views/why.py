@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import adapters, context, state
+from dashboard import adapters, context, listview, state
 from dashboard.components import charts
 from dashboard.components.graph_view import network_html
 from dashboard.components.html import badge, headline, note, rec_cards, table, tiles
@@ -60,7 +60,8 @@ def render() -> None:
 
     graph_col, side_col = st.columns([3, 2], gap="medium")
     with side_col:
-        _summary(exp)
+        k = int(context.selection().get("k") or context.DEFAULT_K)
+        _summary(exp, listview.rank_tile(rec, user, item, k, context.selection(), exp.rank))
     with graph_col:
         _graph(cur, exp)
     # Lazy tabs: only the open one runs and is sent to the browser. The history table and the
@@ -71,7 +72,7 @@ def render() -> None:
         if tab.open:
             with tab:
                 draw()
-    context.write_url("why", "user", "item", "k")
+    context.write_url("why", "user", "item", "k", *listview.LIST_KEYS)
 
 
 def _item_picker(cur: context.Current, user: str) -> str | None:
@@ -104,12 +105,13 @@ def _item_picker(cur: context.Current, user: str) -> str | None:
     )
 
 
-def _summary(exp: Any) -> None:
+def _summary(exp: Any, list_rank: tuple[str, str] | None = None) -> None:
     cf = exp.counterfactual
+    rank = list_rank or (f"#{exp.rank}" if exp.rank else "seen", "among items the user has not seen")
     st.html(
         tiles(
             [
-                ("rank", f"#{exp.rank}" if exp.rank else "seen", "among items the user has not seen"),
+                ("rank", *rank),
                 ("score", f"{exp.score:.3f}", f"{exp.baseline_score:.3f} without any subgraph edge"),
                 (
                     "subgraph",

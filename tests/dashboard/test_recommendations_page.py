@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from html import unescape
+from urllib.parse import parse_qsl, urlsplit
 
 from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, html_of
 
@@ -117,3 +119,96 @@ def test_reasons_are_the_explanations_first_sentence(open_app, tiny_world, monke
     reasons = re.findall(r'<div class="gl-reason"[^>]*>(.*?)</div>', html_of(at))
     assert reasons == [esc(adapters.first_sentence(rec.explain(user, first, k=10).reason))]
     assert at.button(key="w_all_reasons").label == "Reasons for all 10"
+
+
+# ----------------------------------------------------------------------------- shareable list state
+def _why_links(at) -> list[str]:
+    return [unescape(h) for h in re.findall(r'<a href="(why\?[^"]+)"', html_of(at))]
+
+
+def test_every_list_control_is_in_the_url_and_a_link_reproduces_the_view(open_app, tiny_world) -> None:
+    rec = tiny_world.gat
+    user = rec.user_ids[7]
+    link = {"categories": "Drama|Comedy", "hide_popular": "1", "rerank": "pop", "rerank_strength": "1.5"}
+    at = open_app(page="recommendations", user=user, k=6, **link)
+    assert at.multiselect(key="w_categories").value == ["Drama", "Comedy"]
+    assert at.toggle(key="w_hide_popular").value is True
+    assert at.selectbox(key="w_reranker").value == "pop"
+    assert at.slider(key="w_rerank_strength").value == 1.5
+    filters = {"categories": ["Drama", "Comedy"], "hide_popular": 0.05}
+    expected = rec.recommend_reranked(user, "pop:1.5", 6, **filters)
+    assert [c[0] for c in _cards(at)] == expected["item_id"].tolist()
+    assert at.query_params == {
+        "page": "recommendations",
+        "dataset": "tiny-demo",
+        "model": tiny_world.gat_key,
+        "user": user,
+        "k": "6",
+        **link,
+    }
+
+
+def test_changing_a_control_updates_the_url(open_app, tiny_world) -> None:
+    at = open_app(page="recommendations", user=tiny_world.gat.user_ids[5])
+    at.multiselect(key="w_categories").select("Drama").run()
+    at.toggle(key="w_hide_popular").set_value(True).run()
+    at.selectbox(key="w_reranker").select("mmr").run()
+    at.slider(key="w_rerank_strength").set_value(0.5).run()
+    params = dict(at.query_params)
+    assert {k: params.get(k) for k in ("categories", "hide_popular", "rerank", "rerank_strength")} == {
+        "categories": "Drama",
+        "hide_popular": "1",
+        "rerank": "mmr",
+        "rerank_strength": "0.5",
+    }
+    at.selectbox(key="w_reranker").select("none").run()
+    at.multiselect(key="w_categories").unselect("Drama").run()
+    assert "rerank" not in at.query_params and "rerank_strength" not in at.query_params
+    assert "categories" not in at.query_params
+
+
+def test_bad_list_values_in_a_link_are_dropped_with_a_notice(open_app, tiny_world) -> None:
+    at = open_app(
+        page="recommendations",
+        user=tiny_world.gat.user_ids[5],
+        categories="Drama|Nope",
+        rerank="shuffle",
+        hide_popular="maybe",
+    )
+    warnings = " ".join(w.value for w in at.warning).replace("\u2060", "").replace("\\", "")
+    assert "categories Nope are not in this catalog" in warnings and "re-ranker 'shuffle' is unknown" in warnings
+    assert at.multiselect(key="w_categories").value == ["Drama"]
+    assert at.query_params.get("categories") == "Drama" and "rerank" not in at.query_params
+
+
+def test_why_link_carries_the_list_and_the_why_page_shows_the_rank_seen(open_app, tiny_world) -> None:
+    rec = tiny_world.gat
+    link = {"categories": "Drama", "rerank": "pop", "rerank_strength": "2"}
+    filters = {"categories": ["Drama"]}
+
+    # A user whose filtered, re-ranked #1 is not the model's #1 over all unseen items.
+    def shown_first(u: str) -> str:
+        return str(rec.recommend_reranked(u, "pop:2", 10, **filters)["item_id"].iloc[0])
+
+    user = next(u for u in rec.user_ids[:40] if shown_first(u) != rec.recommend(u, 1).items["item_id"].iloc[0])
+    at = open_app(page="recommendations", user=user, **link)
+    first = _cards(at)[0][0]
+    why = _why_links(at)[0]
+    query = dict(parse_qsl(urlsplit(why).query))
+    assert query == {
+        "dataset": "tiny-demo",
+        "model": tiny_world.gat_key,
+        "user": user,
+        "k": "10",
+        **link,
+        "page": "why",
+        "item": first,
+    }
+    # The filtered, re-ranked #1 is not the model's #1 overall: the Why page says both.
+    overall = rec.recommend(user, 200).items.set_index("item_id").loc[first, "rank"]
+    assert overall > 1
+    at = open_app(**query)
+    tiles = html_of(at)
+    assert re.search(r'gl-tile-label">rank</div><div class="gl-tile-value">#1<', tiles), tiles[:2000]
+    assert f"in the list shown (Drama only · long-tail boost 2); #{overall} among all unseen items" in tiles
+    assert {k: at.query_params.get(k) for k in link} == link  # the Why page's own URL keeps the list
