@@ -119,6 +119,11 @@ class Current:
         return str(self.row["key"])
 
     @property
+    def imported(self) -> bool:
+        """Whether the selection is another system's imported lists (no model: nothing to explain)."""
+        return bool(self.row.get("imported"))
+
+    @property
     def is_gat(self) -> bool:
         """Whether the Why page's graph explanation (Integrated Gradients) supports this model (registry)."""
         return "ig" in state.explain_methods(str(self.row.get("model")))

@@ -40,7 +40,10 @@ def list_models(cache_dir: str) -> list[dict[str, Any]]:
     """
     from engine import service
 
-    rows = service.list_models(cache_dir)
+    # Imported lists (gatlens import-recs) are listed beside the models, marked ``imported``.
+    rows = sorted(
+        service.list_models(cache_dir) + service.list_lists(cache_dir), key=lambda r: str(r["created"]), reverse=True
+    )
     for row in rows:
         row["key"] = model_key(row)
     return rows
@@ -69,6 +72,14 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
     from engine import service
 
     folder = Path(artifact_path)
+    if service.is_lists_path(folder):
+        try:
+            return service.load_lists_at(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelNotReadyError(
+                f"The imported lists at {artifact_path} could not be loaded ({exc}); import them again with "
+                "`gatlens import-recs`."
+            ) from None
     try:
         config = service.RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))

@@ -185,7 +185,7 @@ def render_sidebar() -> None:
         row = next(r for r in ds_rows if r["key"] == sel["model"])
         ndcg = row["metrics"].get("test_ndcg@10")
         st.caption(
-            f"Trained {md(str(row['created'])[:16].replace('T', ' '))} UTC"
+            f"{'Imported' if row.get('imported') else 'Trained'} {md(str(row['created'])[:16].replace('T', ' '))} UTC"
             + (f" · test NDCG@10 **{ndcg:.3f}**" if isinstance(ndcg, float) else "")
         )
         st.caption("The address bar is a deep link to the view on screen: copy it to share.")
@@ -194,4 +194,5 @@ def render_sidebar() -> None:
 def _model_label(row: dict[str, Any]) -> str:
     ndcg = row["metrics"].get("test_ndcg@10")
     score = f" · NDCG@10 {ndcg:.3f}" if isinstance(ndcg, float) else ""
-    return f"{row.get('model') or '?'} · {row['fingerprint'][:8]} v{row['version']}{score}"
+    where = "imported lists" if row.get("imported") else row["fingerprint"][:8]
+    return f"{row.get('model') or '?'} · {where} v{row['version']}{score}"

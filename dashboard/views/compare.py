@@ -37,7 +37,7 @@ def render() -> None:
         )
         context.write_url("compare")
         st.stop()
-    labels = {r["key"]: f"{r.get('model')} · {r['fingerprint'][:8]} v{r['version']}" for r in others}
+    labels = {r["key"]: _row_label(r) for r in others}
     c_user, c_other, c_k = st.columns([5, 3, 2], vertical_alignment="bottom")
     with c_other:
         sel = context.selection()
@@ -66,7 +66,7 @@ def render() -> None:
     ids_a, ids_b = set(a.items["item_id"]), set(b.items["item_id"])
     both = ids_a & ids_b
     jaccard = len(both) / len(ids_a | ids_b) if ids_a | ids_b else 1.0
-    name_a, name_b = str(cur.row.get("model")), str(other_row.get("model"))
+    name_a, name_b = _display_name(cur.row), _display_name(other_row)
     if name_a == name_b:
         name_a, name_b = cur.key, other_key
     colors = model_colors([name_a, name_b])
@@ -108,6 +108,16 @@ def render() -> None:
         key="compare_metrics",
     )
     context.write_url("compare", "user", "k", "vs")
+
+
+def _display_name(row: dict[str, Any]) -> str:
+    """The model's name; imported lists (another system's, no model) are marked so."""
+    return f"{row.get('model')} (imported)" if row.get("imported") else str(row.get("model"))
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    where = "imported lists" if row.get("imported") else row["fingerprint"][:8]
+    return f"{row.get('model')} · {where} v{row['version']}"
 
 
 def _metric_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -83,6 +83,8 @@ def render() -> None:
         "Who is served well, which items get seen, and what mitigation costs. Test users only; "
         "groups smaller than the minimum size are flagged, not compared."
     )
+    if cur.imported:
+        _imported_note(cur)
     panel = st.container(border=True)  # the findings lead the page; filled once the audit is in
     with st.container(border=True):
         c_k, c_rr, c_s = st.columns([2, 2, 4], vertical_alignment="bottom")
@@ -206,6 +208,22 @@ def _findings_panel(
         return deep_link(_PAGE, {**base, "grouping": row.feature, "metric": row.metric})
 
     st.html(findings_html(findings, fmt=fmt, fmt_diff=service.difference_text, link=link, limit=8))
+
+
+def _imported_note(cur: context.Current) -> None:
+    """Say what imported lists are audited on: the test users they cover, with which scores."""
+    meta = cur.rec.meta
+    metrics, lists = meta.get("metrics", {}), meta.get("lists", {})
+    scores = "the file's scores" if lists.get("scores") == "file" else "rank-derived scores (the file has none)"
+    st.info(
+        md(
+            f"{cur.row.get('model')} are recommendation lists imported from another system "
+            f"({meta.get('source', {}).get('file', '?')}), audited as given on the "
+            f"{metrics.get('test_users_covered', 0):,} of {metrics.get('test_users', 0):,} test users they cover; "
+            f"the re-rankers choose among each list's {lists.get('length', '?')} items by {scores}."
+        ),
+        icon=":material/upload_file:",
+    )
 
 
 def _headline(report: Any, plain: Any, k: int) -> None:
