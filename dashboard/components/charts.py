@@ -99,15 +99,9 @@ def long_tail(item_popularity: Sequence[float] | np.ndarray, tiers: Sequence[str
         parts.append((name, share_items, share_inter))
     fig.update_xaxes(title="items, most popular first", rangemode="tozero")
     fig.update_yaxes(title="training interactions", rangemode="tozero", tickformat=",d")
-    shares = {p[0]: p for p in parts}
-    if "head" in shares and "long tail" in shares:
-        head, tail = shares["head"], shares["long tail"]
-        title = (
-            f"Head: {_pct(head[1])} of items hold {_pct(head[2])} of interactions; "
-            f"long tail: {_pct(tail[1])} of items hold {_pct(tail[2])}"
-        )
-    else:
-        title = "Interactions per item"
+    head = next((p for p in parts if p[0] == "head"), None)
+    # the long tail's shares are in the legend's hover and the page's caption: a title must fit one line
+    title = f"Head: {_pct(head[1])} of items hold {_pct(head[2])} of interactions" if head else "Interactions per item"
     return _layout(fig, title)
 
 
@@ -139,13 +133,13 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> go.Figure:
         )
     fig.update_layout(
         xaxis={"title": "epoch", "tickformat": "d"},
-        yaxis={"title": "loss", "tickformat": ".2f", "nticks": 6},
+        yaxis={"title": "loss", "tickformat": ".3~f", "nticks": 6},
         yaxis2={
             "title": "validation NDCG@10",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
-            "tickformat": ".2f",
+            "tickformat": ".3~f",
             "nticks": 6,
             "automargin": True,
         },
@@ -188,7 +182,7 @@ def metric_bars(
         )
     top = float(frame["value"].max()) if len(frame) else 1.0
     fig.update_layout(barmode="group", bargap=0.25)
-    fig.update_yaxes(title="test value (higher is better)", tickformat=".2f", nticks=6, range=[0, top * 1.18])
+    fig.update_yaxes(title="test value (higher is better)", tickformat=".2~f", nticks=6, range=[0, top * 1.18])
     return _layout(fig, title)
 
 
@@ -379,6 +373,7 @@ def rank_overlap(
     *,
     titles: dict[str, str] | None = None,
     colors: tuple[str, str] = (ACCENT, ACCENT_2),
+    title: str | None = "Where each model ranks its items (a line: both recommend it)",
 ) -> go.Figure:
     """Two top-K lists side by side as ranks, with a line joining each item both recommend.
 
@@ -393,6 +388,7 @@ def rank_overlap(
         labels: the two models' names.
         titles: item id -> title for the labels (default: the ids).
         colors: the two models' colours (:mod:`dashboard.components.colors`).
+        title: chart title (default: a one-line reading guide).
     """
     titles = titles or {}
     a, b = [str(i) for i in ranks_a], [str(i) for i in ranks_b]
@@ -438,7 +434,7 @@ def rank_overlap(
         zeroline=False, tickfont={"size": 13},
     )  # fmt: skip
     fig.update_yaxes(range=[n + 0.7, 0.3], title="rank", tickvals=list(range(1, n + 1)), showgrid=False, zeroline=False)
-    return _layout(fig, height=max(220, 26 * n + 60))
+    return _layout(fig, title, height=max(220, 26 * n + 60))
 
 
 def _pct(x: float) -> str:

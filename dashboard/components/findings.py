@@ -18,10 +18,13 @@ from dashboard.components.text import html_text
 _TONE = {"strong": "#dc2626", "moderate": "#d97706", "ok": "#059669"}
 STYLE = (
     "<style>.gl-find{width:100%;border-collapse:collapse;font-size:.88rem;margin:.3rem 0 .5rem}"
-    ".gl-find th{text-align:left;font-weight:600;opacity:.8;border-bottom:1px solid rgba(127,127,127,.4);"
-    "padding:.3rem .5rem}.gl-find td{border-bottom:1px solid rgba(127,127,127,.15);padding:.35rem .5rem;"
+    ".gl-find th{text-align:left;background:none;border:none;font-weight:600;opacity:.8;"
+    "border-bottom:1px solid rgba(127,127,127,.4);padding:.3rem .5rem}"
+    ".gl-find td{text-align:left;border:none;border-bottom:1px solid rgba(127,127,127,.15);padding:.35rem .5rem;"
     "vertical-align:top}.gl-find td.gl-n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     ".gl-find tr.gl-first td{background:rgba(220,38,38,.07)}"
+    ".gl-find tr.gl-section td{font-size:.75rem;font-weight:700;text-transform:uppercase;letter-spacing:.04em;"
+    "opacity:.7;padding-top:.6rem;border-bottom:none}"
     ".gl-verdict{margin:.35rem 0;padding:.45rem .7rem;border-left:4px solid;border-radius:.35rem;"
     "background:rgba(127,127,127,.06);font-size:.9rem}.gl-verdict b{margin-right:.3rem}"
     ".gl-sev{display:inline-block;font-size:.72rem;font-weight:700;padding:.05rem .45rem;border-radius:1rem;"
@@ -65,7 +68,11 @@ def findings_html(
     else:
         shown = gaps if limit is None else gaps.head(limit)
         rows = []
+        section = None
         for n, r in enumerate(shown.itertuples(index=False)):
+            if getattr(r, "section", None) and r.section != section:
+                section = r.section
+                rows.append(f'<tr class="gl-section"><td colspan="8">{html_text(section)}</td></tr>')
             feature = html_text(r.feature)
             href = link(r) if link else None
             if href:

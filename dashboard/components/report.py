@@ -22,10 +22,11 @@ table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
 th, td { border: 1px solid #e5e7eb; padding: .25rem .5rem; text-align: right; }
 th { background: #f4f5fb; } td:first-child, th:first-child { text-align: left; }
 .meta { color: #6b7280; font-size: .85rem; }
+table.gl-defs td:last-child, table.gl-defs th:last-child { text-align: left; }
 """
 
 
-def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> str:
+def _table(frame: pd.DataFrame, floats: str = "{:.4f}", classes: str = "") -> str:
     # pandas escapes cell text by default (escape=True); keep it that way: group names are data.
     frame = frame.copy()
     for column in frame.columns:
@@ -33,14 +34,16 @@ def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> str:
             frame[column] = [
                 ("—" if v is None or v == "–" or (isinstance(v, float) and v != v) else v) for v in frame[column]
             ]
-    return frame.to_html(index=False, escape=True, float_format=floats.format, border=0, na_rep="—")
+    return frame.to_html(
+        index=False, escape=True, float_format=floats.format, border=0, na_rep="—", classes=classes or None
+    )
 
 
 def _metrics_table(values: dict[str, Any]) -> str:
     """Registered metrics with plain names, formatted values, direction and definition (the registry's)."""
     table = service.values_table(values)
     shown = table[["label", "text", "direction", "definition"]]
-    return _table(shown.set_axis(["Metric", "Value", "Better", "What it means"], axis=1))
+    return _table(shown.set_axis(["Metric", "Value", "Better", "What it means"], axis=1), classes="gl-defs")
 
 
 def _labelled(frame: pd.DataFrame) -> pd.DataFrame:

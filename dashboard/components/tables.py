@@ -27,7 +27,7 @@ STYLE = (
     ".gl-mtable th{text-align:right;font-weight:600;border-bottom:1px solid rgba(127,127,127,.4);"
     "padding:.3rem .5rem;vertical-align:bottom}"
     ".gl-mtable td{text-align:right;border-bottom:1px solid rgba(127,127,127,.15);padding:.3rem .5rem;"
-    "font-variant-numeric:tabular-nums}"
+    "font-variant-numeric:tabular-nums;white-space:nowrap}"
     ".gl-mtable th.gl-l,.gl-mtable td.gl-l{text-align:left}"
     ".gl-mtable th[title]{text-decoration:underline dotted rgba(127,127,127,.6);cursor:help}"
     ".gl-mtable td.gl-best{font-weight:700;background:rgba(91,91,214,.12)}"

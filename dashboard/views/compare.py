@@ -16,6 +16,7 @@ from dashboard.components.html import headline, note
 from dashboard.components.leaderboard import better_model_note
 from dashboard.components.text import md, md_code
 from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
+from engine import service
 
 _METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
@@ -103,7 +104,12 @@ def render() -> None:
             st.html(rank_cards(recs.items, other_ranks=other_ranks, other_name=other_name, k=k, color=colors[name]))
     st.subheader("Test metrics", anchor=False)
     st.plotly_chart(
-        charts.metric_bars(_metric_frame({name_a: cur.row, name_b: other_row}), current=name_a, colors=colors),
+        charts.metric_bars(
+            _metric_frame({name_a: cur.row, name_b: other_row}),
+            current=name_a,
+            colors=colors,
+            labels={m: service.metric_label(m) for m in _METRICS},
+        ),
         width="stretch",
         key="compare_metrics",
     )

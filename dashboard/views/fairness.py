@@ -440,20 +440,25 @@ def _models(cur: context.Current, k: int) -> None:
     wanted = [f"ndcg@{k}", f"recall@{k}", *service.headline_metrics(), "popularity_gap", "provider_gap"]
     columns = [Col("model", "Model", text=True)]
     columns += [metric_col(c) for c in dict.fromkeys(wanted) if c in frame]
+    st.markdown("**Accuracy, diversity and exposure**")
+    st.html(metric_table(frame, columns, key="models"))
     ndcg = service.metric_label(f"ndcg@{k}")
+    gap_columns = [Col("model", "Model", text=True)]
     for column in [c for c in frame.columns if c.startswith("gap:")]:
         feature = column.split(":", 1)[1]
-        columns.append(
+        gap_columns.append(
             Col(
                 column,
-                f"{ndcg} gap by {feature}",
+                feature,
                 f"{ndcg} of the best {feature} group minus the worst one (lower is better)",
                 lambda v: fmt(f"ndcg@{k}", v),
                 LOWER,
             )
         )
         frame[column] = frame[column].astype(float)
-    st.html(metric_table(frame, columns, key="models"))
+    if len(gap_columns) > 1:
+        st.markdown(f"**Gaps between user groups** ({md(ndcg)} of the best group minus the worst, by grouping)")
+        st.html(metric_table(frame, gap_columns, key="model_gaps", style=False))
     significant = [
         f"{m} by {c.split(':', 1)[1]}"
         for c in frame.columns
@@ -462,8 +467,8 @@ def _models(cur: context.Current, k: int) -> None:
         if pd.notna(on) and bool(on)
     ]
     st.caption(
-        "★ marks the best value in each column (by the metric's direction; hover a column title). "
-        f"Group gaps: {md(ndcg)} of the best minus the worst group. Significant gaps (95% CI excludes 0): "
+        "★ marks the best value in each column (by the metric's direction; hover a column title for its "
+        "definition). Significant gaps (95% CI of the difference excludes 0): "
         + (md(", ".join(significant)) if significant else "none")
         + "."
     )

@@ -102,10 +102,16 @@ def _dataset_card(cur: context.Current) -> None:
     popularity = rec.item_popularity
     tiers = [str(t) for t in service.popularity_tiers(popularity)] if len(popularity) and popularity.sum() else None
     st.plotly_chart(charts.long_tail(popularity, tiers), width="stretch", key="long_tail")
+    tail = np.asarray(tiers or [], dtype=object) == "tail"
+    tail_line = (
+        f"Long tail: {tail.mean():.0%} of items hold {popularity[tail].sum() / popularity.sum():.0%} of interactions. "
+        if tail.any()
+        else ""
+    )
     per_user = summary["interactions_per_user"]
     attrs = ", ".join(summary["user_attributes"]) or "none"
     st.caption(
-        f"Interactions per user: median {per_user['median']:g}, max {per_user['max']:,}. "
+        f"{tail_line}Interactions per user: median {per_user['median']:g}, max {per_user['max']:,}. "
         f"User attributes: {md(attrs)}. Ratings ≥ 3 count as positives (RecBole protocol). "
         f"Popularity tiers (the same on every page): {md(service.TIERS_DEFINITION)}"
     )

@@ -39,8 +39,16 @@ GINI_THRESHOLDS = (0.5, 0.8)
 TAIL_THRESHOLDS = (0.25, 0.75)
 """Long-tail share of the slots over the long tail's share of the catalog: below the second value
 the tail is *under-exposed*, below the first *strongly under-exposed*."""
+SECTIONS = (
+    "Accuracy gaps between user attributes",
+    "Accuracy gaps between usage segments",
+    "Differences in the lists between user attributes",
+    "Differences in the lists between usage segments",
+)
+"""The order of the gap findings (``section``), each section sorted by relative size."""
 COLUMNS = [
     "kind",
+    "section",
     "feature",
     "feature_kind",
     "metric",
@@ -68,7 +76,8 @@ def audit_findings(report: Any) -> pd.DataFrame:
 
     Returns:
         One row per finding with the columns of :data:`COLUMNS`: ``kind`` (:data:`GAP`,
-        :data:`CONCENTRATION` or :data:`LONG_TAIL`); for gaps ``feature`` (the grouping),
+        :data:`CONCENTRATION` or :data:`LONG_TAIL`); for gaps ``section`` (one of :data:`SECTIONS`),
+        ``feature`` (the grouping),
         ``feature_kind`` (:data:`ATTRIBUTE` / :data:`USAGE`), ``metric`` (result key) and its
         ``metric_label``, ``low_group`` / ``high_group`` with their ``low_value`` /
         ``high_value``, ``difference`` with its 95% CI (``ci_low``, ``ci_high``) and
@@ -94,9 +103,11 @@ def _gap_rows(disparities: pd.DataFrame, groups: pd.DataFrame) -> list[dict[str,
         feature_kind = USAGE if r.feature in (ACTIVITY, MAINSTREAMNESS) else ATTRIBUTE
         metric = find(str(r.metric))
         accuracy = metric is not None and metric.scope == "accuracy"
+        order = (0 if accuracy else 2) + (0 if feature_kind == ATTRIBUTE else 1)
         rows.append(
             {
                 "kind": GAP,
+                "section": SECTIONS[order],
                 "feature": str(r.feature),
                 "feature_kind": feature_kind,
                 "metric": str(r.metric),
@@ -113,7 +124,7 @@ def _gap_rows(disparities: pd.DataFrame, groups: pd.DataFrame) -> list[dict[str,
                 "verdict": "significant gap",
                 "threshold": "",
                 "text": _gap_sentence(r, low, high, relative),
-                "_order": (0 if accuracy else 2) + (0 if feature_kind == ATTRIBUTE else 1),
+                "_order": order,
             }
         )
     rows.sort(key=lambda row: (row["_order"], -(row["relative"] if _finite(row["relative"]) else 0.0)))

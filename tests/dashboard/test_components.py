@@ -96,7 +96,7 @@ def test_cards_and_tiles_escape_every_data_string() -> None:
 
 def test_charts_escape_and_compute() -> None:
     fig = charts.long_tail(np.array([1, 10, 5, 3, 1]), ["tail", "head", "mid", "mid", "tail"])
-    assert fig.layout.title.text == "Head: 20% of items hold 50% of interactions; long tail: 40% of items hold 10%"
+    assert fig.layout.title.text == "Head: 20% of items hold 50% of interactions"
     assert [t.name for t in fig.data] == ["head", "mid", "long tail"]
     frame = pd.DataFrame({"label": [HOSTILE, "b", "c"], "value": [0.1, -0.5, 0.2]})
     bars = charts.attribution_bars(frame)
