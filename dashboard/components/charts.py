@@ -133,14 +133,16 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> go.Figure:
         )
     fig.update_layout(
         xaxis={"title": "epoch", "tickformat": "d"},
-        yaxis={"title": "loss", "tickformat": ".3~f", "nticks": 6},
+        yaxis={"title": "loss", "tickformat": ".3~f"},
         yaxis2={
             "title": "validation NDCG@10",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
             "tickformat": ".3~f",
-            "nticks": 6,
+            # plotly syncs an overlaying axis's ticks to the first axis's grid by default, which gives
+            # odd values (0.0983, 0.131); its own round ticks read better (it draws no grid of its own)
+            "tickmode": "auto",
             "automargin": True,
         },
     )
@@ -373,7 +375,7 @@ def rank_overlap(
     *,
     titles: dict[str, str] | None = None,
     colors: tuple[str, str] = (ACCENT, ACCENT_2),
-    title: str | None = "Where each model ranks its items (a line: both recommend it)",
+    title: str | None = None,
 ) -> go.Figure:
     """Two top-K lists side by side as ranks, with a line joining each item both recommend.
 
@@ -388,7 +390,7 @@ def rank_overlap(
         labels: the two models' names.
         titles: item id -> title for the labels (default: the ids).
         colors: the two models' colours (:mod:`dashboard.components.colors`).
-        title: chart title (default: a one-line reading guide).
+        title: chart title (default: none; the model names head the two columns).
     """
     titles = titles or {}
     a, b = [str(i) for i in ranks_a], [str(i) for i in ranks_b]

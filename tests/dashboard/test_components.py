@@ -338,3 +338,10 @@ def test_rank_overlap_compares_ranks_not_scores() -> None:
     texts = [t for t in fig.data if t.mode == "markers+text"]
     assert texts[0].text[0] == esc(HOSTILE)
     assert not any("score" in str(t.hovertemplate) for t in texts)
+
+
+def test_axes_read_cleanly() -> None:
+    curve = charts.training_curve([{"epoch": 1, "loss": 0.7, "valid_ndcg@10": 0.1}, {"epoch": 2, "loss": 0.6}])
+    assert curve.layout.yaxis2.tickmode == "auto"  # not synced to the loss grid (odd ticks like 0.0983)
+    assert curve.layout.legend.yanchor == "bottom" and curve.layout.legend.y == 1.0  # above the plot, not on a title
+    assert curve.layout.xaxis.automargin and curve.layout.yaxis.automargin  # titles never clipped (HTML report)
