@@ -6,7 +6,7 @@ lists file of ``--k`` items per user, then times the two commands a user runs, e
 process, and reads each process's peak RSS from the kernel (``os.wait4``)::
 
     gatlens import-recs --dataset csv --data-dir D --recs lists.csv --name bench
-    gatlens audit --dataset csv --data-dir D --model bench --n-boot 1000 --sweep pop
+    gatlens audit --dataset csv --data-dir D --model bench --n-boot 1000 [--sweep pop]
 
 Usage: ``python scripts/bench_import.py [--users 100000] [--k 20] [--workdir /tmp/gatlens-bench-import]``.
 The issue's budget: both finish in <= 30 s together and each stays <= 2 GB RSS.
@@ -93,6 +93,7 @@ def main() -> int:
     p.add_argument("--per-user", type=int, default=12, help="interactions per user (default: 12)")
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--sweep", default=None, help="also run the audit's trade-off sweep, e.g. pop (default: none)")
     p.add_argument("--workdir", default="/tmp/gatlens-bench-import")
     args = p.parse_args()
     work = Path(args.workdir)
@@ -119,8 +120,7 @@ def main() -> int:
             str(min(10, args.k)),
             "--n-boot",
             str(args.n_boot),
-            "--sweep",
-            "pop",
+            *(["--sweep", args.sweep] if args.sweep else []),
         ],
     }
     total = 0.0

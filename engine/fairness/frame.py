@@ -384,6 +384,9 @@ def _group_means(feature: _Feature, matrix: np.ndarray) -> np.ndarray:
     return sums / feature.sizes[:, None]
 
 
+_BOOT_CELLS = 4_000_000  # bootstrap draws held at once (32 MB of int64); ml-100k's 1,000 x 943 fit in one chunk
+
+
 def _bootstrap_means(feature: _Feature, matrix: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """Stratified bootstrap group means ``[n_boot, n_groups, n_metrics]``, fully vectorised.
 
@@ -404,14 +407,20 @@ def _bootstrap_means(feature: _Feature, matrix: np.ndarray, n_boot: int, seed: i
     high = low + feature.sizes[sorted_codes]
     # Stable per-feature stream: adding or reordering features leaves the others' CIs unchanged.
     rng = np.random.default_rng([seed, zlib.crc32(feature.name.encode())])
-    draws = rng.integers(low, high, size=(n_boot, n_users))
-    draws += (np.arange(n_boot, dtype=np.int64) * n_users)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=n_boot * n_users).reshape(n_boot, n_users)
     block = np.zeros((n_users, n_groups * n_metrics))
     cols = sorted_codes[:, None] * n_metrics + np.arange(n_metrics)[None, :]
     block[np.arange(n_users)[:, None], cols] = matrix[order]
-    sums = (counts.astype(np.float64) @ block).reshape(n_boot, n_groups, n_metrics)
-    return sums / feature.sizes[None, :, None]
+    sums = np.empty((n_boot, n_groups * n_metrics))
+    # Resamples in chunks of at most _BOOT_CELLS draws: n_boot x n_users at once was 3 GB for 100k
+    # users. Consecutive integers() calls continue one stream, so the draws are the same either way.
+    step = max(1, _BOOT_CELLS // max(n_users, 1))
+    for start in range(0, n_boot, step):
+        n = min(step, n_boot - start)
+        draws = rng.integers(low, high, size=(n, n_users))
+        draws += (np.arange(n, dtype=np.int64) * n_users)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=n * n_users).reshape(n, n_users)
+        sums[start : start + n] = counts.astype(np.float64) @ block
+    return sums.reshape(n_boot, n_groups, n_metrics) / feature.sizes[None, :, None]
 
 
 def _difference(means: np.ndarray, overall: np.ndarray, method: str) -> np.ndarray:
