@@ -24,7 +24,8 @@ def lists_cache(tiny_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     card = service.import_lists(tiny_world.gat.config, out, "vendor", cache_dir=cache)
     monkeypatch.setenv("GATLENS_CACHE_DIR", str(cache))
     row = service.list_lists(cache)[0]
-    return {"vendor": model_key("vendor", row["fingerprint"], row["version"]), "file": card["source"]["file"]}
+    key = model_key("vendor", row["fingerprint"], row["version"])
+    return {"vendor": key, "file": card["source"]["file"], "path": str(out)}
 
 
 def test_picker_marks_imported_lists(open_app, lists_cache) -> None:
@@ -63,3 +64,18 @@ def test_why_page_says_imported_lists_have_no_explanation(open_app, lists_cache)
     at = open_app(page="why", model=lists_cache["vendor"])
     assert not at.exception
     assert any("vendor" in i.value for i in at.info)
+
+
+def test_recommendations_page_shows_the_imported_list(open_app, lists_cache, tiny_world) -> None:
+    import re
+
+    from dashboard_support import html_of
+
+    user = tiny_world.gat.user_ids[5]
+    at = open_app(page="recommendations", model=lists_cache["vendor"], user=user, k=10)
+    shown = re.findall(r'data-item="([^"]+)"', html_of(at))
+    import pandas as pd
+
+    lists = pd.read_csv(lists_cache["path"], dtype=str)
+    listed = lists.loc[lists["user_id"] == user, "item_id"].tolist()[:10]
+    assert shown[:10] == listed
