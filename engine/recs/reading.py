@@ -196,20 +196,28 @@ def parse_known_ids(cells: _Cells, column: str, known: pd.Index, problems: Probl
 def numbers(cells: _Cells, column: str) -> np.ndarray:
     """``float64``: the column's numbers, NaN where a cell is empty or not a number."""
     values = cells.frame[column]
-    try:  # a clean column casts in one vectorised step (5x faster than to_numeric on 2M cells)
-        return values.astype("float64").to_numpy(dtype=np.float64)
-    except (ValueError, TypeError):
-        pass
+    # A clean column casts in one vectorised step: Arrow's parser (correctly rounded, so a score
+    # written with repr() reads back exactly) takes 0.04 s for 2M cells, to_numeric 2 s.
+    for dtype in ("float64[pyarrow]", "float64"):
+        try:
+            return values.astype(dtype).to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError, ImportError, NotImplementedError):
+            continue
     return pd.to_numeric(values.where(values != "", None), errors="coerce").to_numpy(dtype=np.float64)
 
 
 def _duplicates(cells: _Cells, users: np.ndarray, values: np.ndarray, what: str, problems: Problems) -> None:
     """Rows repeating an earlier row's (user, ``what``) pair, naming the earlier row."""
-    frame = pd.DataFrame({"u": users, "v": values})
-    repeated = np.flatnonzero(frame.duplicated(keep="first").to_numpy())
-    if not len(repeated):
+    # A stable sort puts equal pairs next to each other in file order: the first of a run is the
+    # earliest row, every other one a repeat of it (numpy: 3x faster than DataFrame.duplicated).
+    order = np.lexsort((values, users))
+    same = (users[order][1:] == users[order][:-1]) & (values[order][1:] == values[order][:-1])
+    if not same.any():
         return
-    first = pd.Series(np.arange(len(frame))).groupby([frame["u"], frame["v"]]).transform("min").to_numpy()
+    run_start = np.maximum.accumulate(np.where(np.r_[False, same], 0, np.arange(len(order))))
+    first = np.empty(len(order), dtype=np.int64)
+    first[order] = order[run_start]
+    repeated = np.sort(order[1:][same])
     shown = repeated[: problems.per_check]
     column = RANK_COL if what == "rank" else ITEM
     user_ids = cells.frame[USER]
@@ -337,7 +345,7 @@ def read_lists(
     _duplicates(cells, user_ok, np.where(parsed["item"] >= 0, parsed["item"], own), "item", problems)
     problems.raise_if_any()
     # Users the dataset knows but the split has no history for: left out (counted), not an error.
-    internal = pd.Index(idmap.users).get_indexer(known_users[parsed["user"]])
+    internal = pd.Index(idmap.users).get_indexer(known_users)[parsed["user"]]  # per known user, then per row
     keep = np.flatnonzero(internal >= 0)
     without_history = int(pd.unique(parsed["user"][internal < 0]).size)
     parsed["user"] = internal

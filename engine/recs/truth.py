@@ -95,7 +95,7 @@ def read_truth(
         if threshold is not None:
             keep &= ratings >= threshold
     problems.raise_if_any()
-    users = pd.Index(idmap.users).get_indexer(known_users[user_pos])
+    users = pd.Index(idmap.users).get_indexer(known_users)[user_pos]
     without_history = int(pd.unique(user_pos[users < 0]).size)
     keep &= users >= 0
     n = int(keep.sum())
