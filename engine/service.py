@@ -66,6 +66,9 @@ from engine.recs import export as _export
 from engine.recs import stored as _stored
 from engine.recs.truth import Truth, read_truth
 from engine.training.callbacks import FunctionCallback
+from engine.update.stored import StoredModel as StoredModel
+from engine.update.stored import stored_dataset_name as stored_dataset_name
+from engine.update.stored import stored_models as stored_models
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ __all__ = [
     "RunConfig",
     "ServedModel",
     "StaleArtifactError",
+    "StoredModel",
     "UnknownItemError",
     "UnknownUserError",
     "UnsupportedModelError",
@@ -115,6 +119,8 @@ __all__ = [
     "model_info",
     "model_names",
     "popularity_tiers",
+    "stored_dataset_name",
+    "stored_models",
     "table_format",
     "train",
     "update",

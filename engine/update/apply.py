@@ -106,24 +106,7 @@ def update_model(
     meta = model_card(prep, model, result, test, valid)
     new = Recommender(prep, model, meta, None, result.curve)
     changes = what_changed(rec, new, k=k, limit=_CHANGES_KEPT)
-    summary = {
-        "parent": artifact_ref_str(rec.ref) if rec.ref is not None else None,
-        "rows": len(interactions),
-        "positives": int(positive.sum()),
-        "new_users": prep.split.n_users - rec.prep.split.n_users,
-        "new_items": prep.split.n_items - rec.prep.split.n_items,
-        "train_pairs_added": len(prep.split.train) - len(rec.prep.split.train),
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "valid_ndcg@10_before": rec.metrics.get("valid_ndcg@10"),
-        "warm_start_valid_ndcg@10": warm_valid,
-        "valid_ndcg@10_after": valid.get("ndcg@10"),
-        "seconds_merge": round(t_merge, 3),
-        "seconds_train": round(result.seconds, 3),
-        "k": k,
-        "users_changed": int((changes["changed"] > 0).sum()) if len(changes) else 0,
-        "what_changed": _records(changes.head(_CHANGES_IN_CARD)),
-    }
+    summary = _summary(rec, new, interactions, positive, changes, result, warm_valid, k=k, seconds_merge=t_merge)
     meta["update"] = summary
     summary["seconds"] = round(time.perf_counter() - t0, 3)  # validation to trained model, saving excluded
     ref = None
@@ -133,6 +116,40 @@ def update_model(
     where = artifact_ref_str(ref) if ref else "not saved"
     log.info("updated %s in %.2fs: %s", new.prep.dataset.name, summary["seconds"], where)
     return new
+
+
+def _summary(
+    old: Recommender,
+    new: Recommender,
+    interactions: pd.DataFrame,
+    positive: pd.Series,
+    changes: pd.DataFrame,
+    result: TrainResult,
+    warm_valid: float | None,
+    *,
+    k: int,
+    seconds_merge: float,
+) -> dict[str, Any]:
+    """The update's card: rows, new users and items, validation before and after, the most changed users."""
+    before, after = old.prep.split, new.prep.split
+    return {
+        "parent": artifact_ref_str(old.ref) if old.ref is not None else None,
+        "rows": len(interactions),
+        "positives": int(positive.sum()),
+        "new_users": after.n_users - before.n_users,
+        "new_items": after.n_items - before.n_items,
+        "train_pairs_added": len(after.train) - len(before.train),
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "valid_ndcg@10_before": old.metrics.get("valid_ndcg@10"),
+        "warm_start_valid_ndcg@10": warm_valid,
+        "valid_ndcg@10_after": new.metrics.get("valid_ndcg@10"),
+        "seconds_merge": round(seconds_merge, 3),
+        "seconds_train": round(result.seconds, 3),
+        "k": k,
+        "users_changed": int((changes["changed"] > 0).sum()) if len(changes) else 0,
+        "what_changed": _records(changes.head(_CHANGES_IN_CARD)),
+    }
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
