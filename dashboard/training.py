@@ -188,4 +188,3 @@ def finished_model(status: dict[str, Any] | None) -> str | None:
 def just_finished() -> bool:
     """True once per session, on the first run after this session saw the job active (refresh model lists)."""
     return bool(st.session_state.pop(_SEEN_ACTIVE, False))
-
