@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.explain.subgraph import FEATURE_GROUPS, SubgraphScorer, edge_batch_size
+from engine.explain.scorer import SubgraphScorer, edge_batch_size
+from engine.explain.subgraph import FEATURE_GROUPS
 
 METHODS = ("ig", "saliency", "ablation")
 

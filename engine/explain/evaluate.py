@@ -37,7 +37,8 @@ from engine.explain.faithfulness import (
     interaction_orders,
     leave_one_out,
 )
-from engine.explain.subgraph import SubgraphScorer, extract_subgraph, graph_index, input_parts, single_thread
+from engine.explain.scorer import SubgraphScorer
+from engine.explain.subgraph import extract_subgraph, graph_index, input_parts, single_thread
 from engine.recommender import Recommender
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from engine.explain.counterfactual import find_counterfactual, layer_states, ran
 from engine.explain.explanation import Explanation
 from engine.explain.history import explain_history, high_rating, history_frame
 from engine.explain.resolve import require_attention_model as require_attention_model  # re-exported
+from engine.explain.scorer import SubgraphScorer
 from engine.explain.subgraph import (
     FEATURE_GROUPS,
     ComputationSubgraph,
-    SubgraphScorer,
     extract_subgraph,
     graph_index,
     input_parts,

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from engine.explain.attention import AttentionResult, interaction_sum, pair_attention
-from engine.explain.subgraph import SubgraphScorer
+from engine.explain.scorer import SubgraphScorer
 
 ORDER_METHODS = ("ig", "attention", "rollout", "random")
 

@@ -22,7 +22,8 @@ from engine.explain.attention import rollout
 from engine.explain.attribution import edge_attributions, group_attributions
 from engine.explain.counterfactual import Edit, find_counterfactual, ranks, rescore_user
 from engine.explain.faithfulness import agreement, deletion_insertion, interaction_orders
-from engine.explain.subgraph import GraphIndex, SubgraphScorer, extract_subgraph, graph_index, input_parts
+from engine.explain.scorer import SubgraphScorer
+from engine.explain.subgraph import GraphIndex, extract_subgraph, graph_index, input_parts
 from engine.pipeline import train_or_load
 from engine.recommender import Recommender
 from engine.service import ServedModel

@@ -26,7 +26,7 @@ from torch import Tensor
 from engine.errors import UnsupportedModelError
 from engine.explain.attention import AttentionResult
 from engine.explain.attribution import EdgeAttribution, GroupAttribution
-from engine.explain.subgraph import SubgraphScorer
+from engine.explain.scorer import SubgraphScorer
 from engine.models.registry import ATTENTION_GRAPH, HISTORY_SCORES, ModelSpec, model_names, model_spec
 
 # What each interface asks of a model, for error messages.
