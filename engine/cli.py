@@ -11,7 +11,7 @@ import sys
 _PERMISSION_FIX = "make it readable (or writable) for this user or choose a folder you own"
 QUIET_HELP = "no progress output (training progress is shown on stderr by default)"
 # Subcommand modules under engine.commands; each adds its parser and a ``func``.
-COMMANDS = ("data", "train", "benchmark", "explain", "audit", "import_recs", "update", "dashboard")
+COMMANDS = ("data", "train", "benchmark", "tune", "explain", "audit", "import_recs", "update", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from engine.commands.common import add_data_args, config_from_args
+from engine.config import DataConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default: 3)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
+    p.add_argument(
+        "--config",
+        dest="configs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a tuned configuration from gatlens tune, used for the model it names; repeat for several "
+        "(default: every model at its defaults)",
+    )
+    p.add_argument(
+        "--tuned",
+        default=None,
+        metavar="DIR",
+        help="use DIR/<dataset>-<model>.best.json for each model that has one, e.g. data/tuning (default: none)",
+    )
     p.set_defaults(func=run, seed=0)
+
+
+def tuned_overrides(args: argparse.Namespace, models: list[str], data: DataConfig) -> dict[str, dict]:
+    """Model -> tuned overrides from --config files and the --tuned folder (a --config file wins)."""
+    from engine.tuning.best import best_path, dataset_label, load_tuned
+
+    found = {}
+    if args.tuned:
+        for name in models:
+            path = best_path(Path(args.tuned), dataset_label(data), name)
+            if path.is_file():
+                found[name] = load_tuned(path)
+    for path in args.configs:
+        tuned = load_tuned(path)
+        if tuned.model not in models:
+            raise ValueError(f"--config {path} is tuned for {tuned.model!r}, which --models does not list")
+        found[tuned.model] = tuned
+    for name, tuned in found.items():
+        print(f"  {name:<9} tuned configuration {tuned.path}", file=sys.stderr)
+    return {name: tuned.overrides for name, tuned in found.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    rows = run_benchmark(base, models, range(args.seeds), cache_dir=Path(args.cache_dir), on_row=show)
+    tuned = tuned_overrides(args, models, base.data)
+    rows = run_benchmark(base, models, range(args.seeds), cache_dir=Path(args.cache_dir), on_row=show, tuned=tuned)
     print(format_table(summarize(rows)))
     print(f"\n{len(rows)} runs in {time.time() - started:.0f}s on {platform.node()} ({platform.processor() or '?'})")
     if args.out:

@@ -118,10 +118,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         choices=("auto", "full", "minibatch"),
         help="full-batch or neighbour-sampled mini-batch training (default: auto, by graph size)",
     )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a tuned configuration (gatlens tune writes data/tuning/<dataset>-<model>.best.json) for --model; "
+        "flags given explicitly win over it (default: none)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     model_kw: dict[str, Any] = {"name": getattr(args, "model", "gat")}
+    tuned = _tuned_overrides(getattr(args, "config", None), model_kw["name"])
     if getattr(args, "attention", None):
         model_kw["attention"] = args.attention
     if getattr(args, "layers", None) is not None:
@@ -135,12 +143,34 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     }
     if getattr(args, "epochs", None) is not None:  # 0 must reach TrainConfig's check, not mean "default"
         train_kw["epochs"] = args.epochs
+    features_kw = {**tuned.get("features", {})}
+    if getattr(args, "no_text", False):
+        features_kw["text"] = False
     return RunConfig(
         data=data_config_from_args(args),
-        features=FeatureConfig(text=not getattr(args, "no_text", False)),
-        model=ModelConfig(**model_kw),
-        train=TrainConfig(**train_kw),
+        features=FeatureConfig(**features_kw),
+        # The tuned file fills what the flags leave unset; a flag given explicitly wins.
+        model=ModelConfig(**{**tuned.get("model", {}), **model_kw}),
+        train=TrainConfig(**{**tuned.get("train", {}), **train_kw}),
     )
+
+
+def _tuned_overrides(path: str | None, model: str) -> dict[str, dict[str, Any]]:
+    """The overrides of the tuned file ``path`` for ``model`` ({} without a file).
+
+    Raises:
+        ValueError: for a file tuned for another model (it would silently apply foreign knobs).
+    """
+    if not path:
+        return {}
+    from engine.tuning.best import load_tuned  # json only: no torch
+
+    tuned = load_tuned(path)
+    if tuned.model != model:
+        raise ValueError(
+            f"--config {path} was tuned for model {tuned.model!r}, not {model!r}: add --model {tuned.model}"
+        )
+    return tuned.overrides
 
 
 def load_recommender(args: argparse.Namespace, *, progress: bool = True) -> ServedModel:

@@ -14,7 +14,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ def run_benchmark(
     cache_dir: Path = Path("data/cache"),
     isolate: bool = True,
     on_row: Any = None,
+    tuned: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every (seed, model) pair; returns the rows in run order.
 
@@ -73,11 +74,14 @@ def run_benchmark(
         cache_dir: feature cache (language-model embeddings are computed once).
         isolate: one child process per run for honest peak RSS (default: True).
         on_row: called with each finished row (progress display).
+        tuned: model name -> ``RunConfig.with_overrides`` sections from ``gatlens tune``, applied
+            to that model's runs before the seed (default: none, every model at its defaults).
     """
     rows = []
     for seed in seeds:
         for name in models:
-            cfg = base.with_overrides(data={"seed": seed}, model={"name": name}, train={"seed": seed})
+            own = base.with_overrides(**(tuned or {}).get(name, {}))
+            cfg = own.with_overrides(data={"seed": seed}, model={"name": name}, train={"seed": seed})
             row = _run_isolated(cfg, cache_dir) if isolate else run_one(cfg, cache_dir)
             rows.append(row)
             if on_row is not None:

@@ -283,9 +283,11 @@ def build_model(
 
 # -- built-in models ---------------------------------------------------------------------------
 # The BPR recipe's shared knobs, searched for every trained model alike (a fair comparison).
+# L2 is a choice that includes 0 (a log range cannot reach it): BPR-MF on ml-100k reaches 0.2668
+# test NDCG@10 with lr 1e-3, batch 2048 and no L2, against 0.2432 at our defaults (DESIGN.md §4).
 _BPR_SPACE: dict[str, Distribution] = {
     "train.lr": FloatRange(1e-4, 1e-2, log=True),
-    "train.weight_decay": FloatRange(1e-6, 1e-3, log=True),
+    "train.weight_decay": Choice((0.0, 1e-6, 1e-5, 1e-4, 1e-3)),
     "train.batch_size": Choice((1024, 2048, 4096)),
 }
 _GRAPH_KNOBS = (

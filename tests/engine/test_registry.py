@@ -65,7 +65,7 @@ def test_build_model_reads_the_config_view() -> None:
 def test_search_space_suggests_override_sections() -> None:
     trial = FakeTrial()
     point = model_spec("bprmf").suggest(trial)
-    assert point == {"train": {"lr": 1e-4, "weight_decay": 1e-6, "batch_size": 1024}}
+    assert point == {"train": {"lr": 1e-4, "weight_decay": 0.0, "batch_size": 1024}}
     assert ("float", "train.lr") in trial.asked and ("categorical", "train.batch_size") in trial.asked
     assert model_spec("itemknn").suggest(FakeTrial()) == {"model": {"knn_k": 10}}
 

@@ -1,0 +1,206 @@
+"""``gatlens tune``: the study keeps its best trial, resumes, writes a reusable file, prunes through the loop.
+
+Everything runs on the tests' tiny demo world (scale 0.1: 150 users, 200 items) without the
+text encoder; the closed-form EASE fits in well under a second, so a 3-trial study is cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from engine.assembly import prepare, train_model
+from engine.cli import build_parser
+from engine.commands.benchmark import tuned_overrides
+from engine.commands.common import config_from_args
+from engine.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.evaluation.benchmark import run_benchmark
+from engine.evaluation.ranking import evaluate
+from engine.models.registry import model_spec
+from engine.tuning import study as study_module
+from engine.tuning.best import load_tuned, write_best
+from engine.tuning.pruning import PruningCallback
+from engine.tuning.study import objective_for, storage_url, study_name, tune
+
+DATA = ["--dataset", "demo", "--scale", "0.1"]
+
+
+def tiny(model: str, **train: Any) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(dataset="demo", scale=0.1),
+        features=FeatureConfig(text=False),
+        model=ModelConfig(name=model),
+        train=TrainConfig(**train),
+    )
+
+
+@pytest.fixture(scope="module")
+def ease_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A 3-trial EASE study, with what its objective evaluated and the progress it wrote."""
+    root = tmp_path_factory.mktemp("tune")
+    parts: list[str] = []
+    real = study_module.evaluate
+
+    def recording(model: Any, split: Any, part: str = "test", **kw: Any) -> Any:
+        parts.append(part)
+        return real(model, split, part, **kw)
+
+    stream = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study_module, "evaluate", recording)
+        result = tune(tiny("ease"), 3, study_dir=root / "tuning", cache_dir=root / "cache", progress=stream)
+    yield {"root": root, "result": result, "parts": parts, "progress": stream.getvalue()}
+
+
+def stored_trials(result: Any) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=result.study_name, storage=storage_url(result.storage)).trials
+
+
+def test_closed_form_study_returns_the_best_trial_it_ran(ease_study: dict[str, Any]) -> None:
+    result = ease_study["result"]
+    trials = stored_trials(result)
+    values = [t.value for t in trials]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3 and result.ran == 3
+    assert result.best_value == max(values) and result.best_trial == values.index(max(values)) + 1
+    # Trial 1 is the defaults, so the tuned value is never below them.
+    assert trials[0].params == {"model.ease_l2": 500.0} and result.default_value == values[0]
+    assert len({t.params["model.ease_l2"] for t in trials}) == 3
+    assert result.config.model.ease_l2 == trials[result.best_trial - 1].params["model.ease_l2"]
+    # The objective is validation NDCG@10: the test part is never evaluated.
+    assert ease_study["parts"] == ["valid"] * 3
+    assert result.study_name.startswith("demo-ease-data") and result.storage.name == "demo-ease.db"
+
+
+def test_progress_says_trial_n_of_budget_value_and_best(ease_study: dict[str, Any]) -> None:
+    lines = ease_study["progress"].splitlines()
+    values = [t.value for t in stored_trials(ease_study["result"])]
+    assert len(lines) == 3
+    for n, (line, value) in enumerate(zip(lines, values, strict=True), start=1):
+        best = max(values[:n])
+        assert line.startswith(f"tune ease on demo: trial {n} of 3: valid NDCG@10 {value:.4f} in 0:0")
+        assert f"; best {best:.4f} (trial {values.index(best) + 1})" in line
+    assert lines[0].endswith("ease_l2=500")
+
+
+def test_best_json_round_trips_into_a_config_that_trains_the_same_model(ease_study: dict[str, Any]) -> None:
+    result = ease_study["result"]
+    doc = json.loads(result.best_file.read_text())
+    assert result.best_file.name == "demo-ease.best.json"
+    assert doc["best_value"] == result.best_value and doc["objective"] == "valid ndcg@10"
+    assert doc["overrides"] == {"features": {"text": False}, "model": {"ease_l2": result.config.model.ease_l2}}
+    assert doc["reuse"]["train"] == f"gatlens train --dataset demo --scale 0.1 --model ease --config {result.best_file}"
+
+    args = build_parser().parse_args(["train", *DATA, "--model", "ease", "--config", str(result.best_file)])
+    config = config_from_args(args)
+    assert config == result.config
+    prep = prepare(config, cache_dir=ease_study["root"] / "cache")
+    model, _ = train_model(prep)
+    assert evaluate(model, prep.split, "valid", ks=(10,)).overall["ndcg@10"] == pytest.approx(
+        result.best_value, abs=1e-12
+    )
+
+
+def test_resuming_runs_only_the_missing_trials(ease_study: dict[str, Any]) -> None:
+    root, first = ease_study["root"], ease_study["result"]
+    before = [t.value for t in stored_trials(first)]
+    more = tune(tiny("ease"), 5, study_dir=root / "tuning", cache_dir=root / "cache")
+    trials = stored_trials(more)
+    assert more.study_name == first.study_name and more.ran == 2 and more.complete == 5
+    assert [t.value for t in trials[:3]] == before
+    # A resumed sampler is seeded by the stored history: no trial repeats a start-up point.
+    assert len({t.params["model.ease_l2"] for t in trials}) == 5
+    assert more.best_value == max(t.value for t in trials) >= first.best_value
+    again = tune(tiny("ease"), 5, study_dir=root / "tuning", cache_dir=root / "cache")
+    assert again.ran == 0 and again.best_value == more.best_value
+
+
+def test_changed_data_or_budget_is_a_different_study() -> None:
+    config = tiny("ease")
+    name = study_name(config, "demo", "a" * 64)
+    assert name.startswith("demo-ease-dataaaaaaaaaaa-cfg")
+    assert study_name(config, "demo", "b" * 64) != name
+    assert study_name(config.with_overrides(train={"epochs": 7}), "demo", "a" * 64) != name
+    assert study_name(config.with_overrides(train={"device": "cpu"}), "demo", "a" * 64) == name
+
+
+def test_a_model_without_a_search_space_runs_one_trial(tmp_path: Path) -> None:
+    result = tune(tiny("pop"), 4, study_dir=tmp_path, cache_dir=tmp_path / "cache")
+    assert (result.complete, result.ran) == (1, 1) and result.default_value == result.best_value
+    assert load_tuned(result.best_file).overrides == {"features": {"text": False}}
+
+
+class FakeTrial:
+    """Records reports; says "prune" from ``prune_from`` on."""
+
+    def __init__(self, prune_from: int) -> None:
+        self.prune_from = prune_from
+        self.reports: list[tuple[float, int]] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((value, step))
+
+    def should_prune(self) -> bool:
+        return bool(self.reports) and self.reports[-1][1] >= self.prune_from
+
+
+def test_pruning_callback_reports_evaluated_epochs_and_raises_when_told() -> None:
+    trial = FakeTrial(prune_from=3)
+    cb = PruningCallback(trial)
+    cb.on_epoch_end(1, {"loss": 0.6, "valid_ndcg@10": 0.11, "best_valid": 0.11})
+    cb.on_epoch_end(2, {"loss": 0.5})  # eval_every > 1: nothing to report
+    assert trial.reports == [(0.11, 1)]
+    with pytest.raises(optuna.TrialPruned, match=r"pruned at epoch 3: valid NDCG@10 0\.0900 \(best 0\.1100\)"):
+        cb.on_epoch_end(3, {"loss": 0.4, "valid_ndcg@10": 0.09, "best_valid": 0.11})
+    assert trial.reports == [(0.11, 1), (0.09, 3)]
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_a_trained_models_trial_is_pruned_from_inside_the_training_loop(tmp_path: Path) -> None:
+    config = tiny("lightgcn", epochs=5)
+    prep = prepare(config, cache_dir=tmp_path)
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    study.optimize(objective_for(model_spec("lightgcn"), config, prep), n_trials=1)
+    (trial,) = study.trials
+    # Pruned at the first evaluated epoch: one report, epochs 2-5 never ran.
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
+    assert 0.0 < trial.intermediate_values[1] < 1.0
+
+
+def test_config_file_is_checked_and_explicit_flags_win(tmp_path: Path) -> None:
+    path = write_best(
+        tmp_path / "demo-bprmf.best.json", model="bprmf", overrides={"train": {"lr": 0.001, "epochs": 40}}
+    )
+    args = build_parser().parse_args(["train", *DATA, "--model", "bprmf", "--config", str(path), "--epochs", "7"])
+    config = config_from_args(args)
+    assert (config.train.lr, config.train.epochs, config.train.weight_decay) == (0.001, 7, 1e-4)
+    wrong = build_parser().parse_args(["train", *DATA, "--model", "ease", "--config", str(path)])
+    with pytest.raises(ValueError, match="tuned for model 'bprmf', not 'ease': add --model bprmf"):
+        config_from_args(wrong)
+    bad = write_best(tmp_path / "bad.json", model="bprmf", overrides={"train": {"learning_rate": 0.1}})
+    with pytest.raises(ValueError, match=r"train has no field\(s\) \['learning_rate'\]"):
+        load_tuned(bad)
+    with pytest.raises(FileNotFoundError, match=r"nope\.json"):
+        load_tuned(tmp_path / "nope.json")
+
+
+def test_benchmark_uses_the_tuned_folder_per_model(tmp_path: Path) -> None:
+    write_best(tmp_path / "demo-ease.best.json", model="ease", overrides={"model": {"ease_l2": 42.0}})
+    args = build_parser().parse_args(["benchmark", *DATA, "--models", "pop,ease", "--tuned", str(tmp_path)])
+    base = config_from_args(args)
+    tuned = tuned_overrides(args, ["pop", "ease"], base.data)
+    assert tuned == {"ease": {"model": {"ease_l2": 42.0}}}
+    rows = run_benchmark(
+        base.with_overrides(features={"text": False}), ["ease"], [0], cache_dir=tmp_path, isolate=False, tuned=tuned
+    )
+    assert rows[0]["config"]["model"]["ease_l2"] == 42.0
