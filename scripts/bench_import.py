@@ -75,15 +75,20 @@ def make_lists(path: Path, *, users: int, items: int, k: int, seed: int = 1) -> 
     ).to_csv(path, index=False)
 
 
-def timed(command: list[str]) -> tuple[float, float, int]:
-    """``(wall seconds, peak RSS in MiB, exit status)`` of one command run in its own process."""
+def timed(command: list[str]) -> tuple[float, float, float, int]:
+    """``(wall seconds, CPU seconds, peak RSS in MiB, exit status)`` of one command in its own process.
+
+    CPU seconds (user + system) say what the wall time would be on a quiet machine: the work is
+    single-threaded (OMP_NUM_THREADS=1), so a shared, loaded machine stretches only the wall time.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     print(output[-1500:])
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
 def main() -> int:
@@ -123,14 +128,18 @@ def main() -> int:
             *(["--sweep", args.sweep] if args.sweep else []),
         ],
     }
-    total = 0.0
+    total = cpu_total = 0.0
     for name, command in runs.items():
-        seconds, rss, code = timed(command)
+        seconds, cpu, rss, code = timed(command)
         total += seconds
-        print(f"{name}: {seconds:.1f} s wall, peak RSS {rss:,.0f} MiB, exit {code}")
+        cpu_total += cpu
+        print(f"{name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:,.0f} MiB, exit {code}")
         if code != 0:
             return code
-    print(f"import + audit: {total:.1f} s wall (budget 30 s); load: {os.getloadavg()[0]:.2f}")
+    print(
+        f"import + audit: {total:.1f} s wall, {cpu_total:.1f} s CPU (budget 30 s); "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     return 0
 
 
