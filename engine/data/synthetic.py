@@ -234,16 +234,7 @@ def generate_demo_world(seed: int = 0, *, n_users: int = 1500, n_items: int = 20
     Returns:
         The :class:`DemoWorld`.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer (got {seed!r})")
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be a positive finite number (got {scale!r})")
-    nu, ni = round(n_users * scale), round(n_items * scale)
-    if nu < 1:
-        raise ValueError(f"n_users * scale must give at least 1 user (got {n_users!r} * {scale!r})")
-    if ni < 50:
-        raise ValueError(f"n_items * scale must give at least 50 items (got {n_items!r} * {scale!r})")
-
+    nu, ni = _sizes(seed, n_users, n_items, scale)
     r_items, r_text, r_users, r_trig, r_draw, r_fire, r_rate, r_time = (
         np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(8)
     )
@@ -269,15 +260,61 @@ def generate_demo_world(seed: int = 0, *, n_users: int = 1500, n_items: int = 20
 
     user_ids = _ids("u", nu)
     item_ids = _ids("i", ni)
-    interactions = pd.DataFrame(
+    interactions = _interaction_frame(user_ids[u], item_ids[i], rating, timestamp)
+    items = _item_frame(item_ids, titles, cats, texts, major, year)
+    users = pd.concat([_user_frame(user_ids, age, region, group_minority), _new_signups(seed, nu)], ignore_index=True)
+    dataset = Dataset(name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0))
+    triggers = _trigger_frame(item_ids, trig_a, trig_b, strength)
+    logger.debug(
+        "demo world: %d users, %d items, %d interactions, %d triggers",
+        nu,
+        ni,
+        len(interactions),
+        len(triggers),
+    )
+    return DemoWorld(
+        dataset=dataset,
+        triggers=triggers,
+        user_clusters=_user_cluster_frame(user_ids, c1, c2, w1),
+        item_clusters=pd.DataFrame({ITEM: pd.array(item_ids, dtype="str"), "cluster": item_cluster.astype(np.int64)}),
+    )
+
+
+def _sizes(seed: int, n_users: int, n_items: int, scale: float) -> tuple[int, int]:
+    """Check the arguments of :func:`generate_demo_world`; the number of users and items at ``scale``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (got {seed!r})")
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive finite number (got {scale!r})")
+    nu, ni = round(n_users * scale), round(n_items * scale)
+    if nu < 1:
+        raise ValueError(f"n_users * scale must give at least 1 user (got {n_users!r} * {scale!r})")
+    if ni < 50:
+        raise ValueError(f"n_items * scale must give at least 50 items (got {n_items!r} * {scale!r})")
+    return nu, ni
+
+
+# --------------------------------------------------------------------------- frames
+def _interaction_frame(users: np.ndarray, items: np.ndarray, rating: np.ndarray, timestamp: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            USER: pd.array(user_ids[u], dtype="str"),
-            ITEM: pd.array(item_ids[i], dtype="str"),
+            USER: pd.array(users, dtype="str"),
+            ITEM: pd.array(items, dtype="str"),
             RATING: rating.astype(np.float64),
             TIMESTAMP: timestamp.astype(np.int64),
         }
     )
-    items = pd.DataFrame(
+
+
+def _item_frame(
+    item_ids: np.ndarray,
+    titles: list[str],
+    cats: list[tuple[str, ...]],
+    texts: list[str],
+    major: np.ndarray,
+    year: np.ndarray,
+) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             ITEM: pd.array(item_ids, dtype="str"),
             TITLE: pd.array(titles, dtype="str"),
@@ -287,45 +324,43 @@ def generate_demo_world(seed: int = 0, *, n_users: int = 1500, n_items: int = 20
             "year": year.astype(np.int64),
         }
     )
-    users = pd.DataFrame(
+
+
+def _user_frame(user_ids: np.ndarray, age: np.ndarray, region: np.ndarray, minority: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             USER: pd.array(user_ids, dtype="str"),
             "age_band": pd.array(np.array(AGE_BANDS)[age], dtype="str"),
             "region": pd.array(np.array(REGIONS)[region], dtype="str"),
-            "group": pd.array(np.where(group_minority, "minority", "majority"), dtype="str"),
+            "group": pd.array(np.where(minority, "minority", "majority"), dtype="str"),
         }
     )
-    users = pd.concat([users, _new_signups(seed, nu)], ignore_index=True)
-    dataset = Dataset(name="demo", interactions=interactions, items=items, users=users, rating_scale=(1.0, 5.0))
 
+
+def _user_cluster_frame(user_ids: np.ndarray, c1: np.ndarray, c2: np.ndarray, w1: np.ndarray) -> pd.DataFrame:
+    """A row per (user, cluster) with its weight, heaviest cluster first (``c2 < 0``: one cluster)."""
     two = c2 >= 0
-    uc_user = np.concatenate([np.arange(nu), np.flatnonzero(two)])
+    uc_user = np.concatenate([np.arange(len(c1)), np.flatnonzero(two)])
     uc_cluster = np.concatenate([c1, c2[two]])
     uc_weight = np.concatenate([w1, 1.0 - w1[two]])
     uc_order = np.lexsort((-uc_weight, uc_user))
-    user_clusters = pd.DataFrame(
+    return pd.DataFrame(
         {
             USER: pd.array(user_ids[uc_user[uc_order]], dtype="str"),
             "cluster": uc_cluster[uc_order].astype(np.int64),
             "weight": uc_weight[uc_order].astype(np.float64),
         }
     )
-    item_clusters = pd.DataFrame({ITEM: pd.array(item_ids, dtype="str"), "cluster": item_cluster.astype(np.int64)})
-    triggers = pd.DataFrame(
+
+
+def _trigger_frame(item_ids: np.ndarray, trig_a: np.ndarray, trig_b: np.ndarray, strength: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "trigger_item_id": pd.array(item_ids[trig_a], dtype="str"),
             "target_item_id": pd.array(item_ids[trig_b], dtype="str"),
             "strength": strength.astype(np.float64),
         }
     )
-    logger.debug(
-        "demo world: %d users, %d items, %d interactions, %d triggers",
-        nu,
-        ni,
-        len(interactions),
-        len(triggers),
-    )
-    return DemoWorld(dataset=dataset, triggers=triggers, user_clusters=user_clusters, item_clusters=item_clusters)
 
 
 # --------------------------------------------------------------------------- items
