@@ -458,12 +458,7 @@ class ArtifactStore:
             shown = path.resolve().relative_to(self.root).as_posix()
         except ValueError:
             shown = str(path)
-        return {
-            "dataset": parent.dataset,
-            "fingerprint": parent.fingerprint,
-            "version": parent.version,
-            "path": shown,
-        }
+        return {"dataset": parent.dataset, "fingerprint": parent.fingerprint, "version": parent.version, "path": shown}
 
     def _parent_ref(self, entry: Mapping[str, Any] | None) -> ArtifactRef | None:
         if entry is None:
