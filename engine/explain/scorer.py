@@ -96,6 +96,42 @@ class SubgraphScorer:
             Scores [B] (and per-layer :class:`LayerAttention` on the layer's edges).
         """
         sub = self.sub
+        b, x0, attr, mask, deg, deg_eff = self._batch(mask, scales, keep, gate)
+        n = sub.num_nodes
+        x = x0.reshape(b * n, -1)
+        layers = [x]
+        atts: list[LayerAttention] = []
+        for layer in range(len(self.model.convs)):
+            node_degree, m_b = deg, None
+            if mask is not None:
+                idx = sub.layer_edges[layer]
+                m_b = mask[:, idx].reshape(-1)
+                node_degree = self._degree_arg(sub.edge_index[1, idx], mask[:, idx], deg_eff)
+            x, att = self._layer(layer, x, b, attr, m_b, node_degree, gate)
+            layers.append(x)
+            if return_attention:
+                atts.append(att)
+            if layer == 0 and b == 1 and mask is None and scales is None and gate is None:
+                self.__dict__.setdefault("first_layer", (x.detach(), att.coef.detach()))
+        final = self.model.readout(layers).view(b, n, -1)
+        scores = (final[:, sub.local_user] * final[:, sub.local_item]).sum(-1)
+        if return_embeddings:
+            return scores, final[:, sub.local_user], final[:, sub.local_item]
+        if return_attention:
+            return scores, atts
+        return scores
+
+    __call__ = forward
+
+    def _batch(
+        self, mask: Tensor | None, scales: Tensor | None, keep: Tensor | None, gate: Tensor | None
+    ) -> tuple[int, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+        """:meth:`forward`'s inputs broadcast to one batch size ``b``.
+
+        Returns ``(b, layer-0 inputs [b, n, d], edge attributes [b, E, a], directed mask [b, E]
+        or None, full-graph degrees [b, n], degrees with the masked edges removed [b, n])``.
+        """
+        sub = self.sub
         b = 1
         for t in (mask, scales, gate, keep):
             if t is not None:
@@ -124,30 +160,7 @@ class SubgraphScorer:
             # The removed mass lowers the destinations' degrees (as a full-graph forward would).
             removed = torch.zeros(b, n, dtype=mask.dtype).index_add_(1, dst, 1.0 - mask)
             deg_eff = deg - removed
-        x = x0.reshape(b * n, -1)
-        layers = [x]
-        atts: list[LayerAttention] = []
-        for layer in range(len(self.model.convs)):
-            node_degree, m_b = deg, None
-            if mask is not None:
-                idx = sub.layer_edges[layer]
-                m_b = mask[:, idx].reshape(-1)
-                node_degree = self._degree_arg(sub.edge_index[1, idx], mask[:, idx], deg_eff)
-            x, att = self._layer(layer, x, b, attr, m_b, node_degree, gate)
-            layers.append(x)
-            if return_attention:
-                atts.append(att)
-            if layer == 0 and b == 1 and mask is None and scales is None and gate is None:
-                self.__dict__.setdefault("first_layer", (x.detach(), att.coef.detach()))
-        final = self.model.readout(layers).view(b, n, -1)
-        scores = (final[:, sub.local_user] * final[:, sub.local_item]).sum(-1)
-        if return_embeddings:
-            return scores, final[:, sub.local_user], final[:, sub.local_item]
-        if return_attention:
-            return scores, atts
-        return scores
-
-    __call__ = forward
+        return b, x0, attr, mask, deg, deg_eff
 
     def _layer(
         self,
