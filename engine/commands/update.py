@@ -66,8 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--artifact",
         default=None,
         metavar="KEY",
-        help="the stored model to update, as DATASET/FINGERPRINT/vN (see `gatlens train --json` or the dashboard); "
-        "its newest version is updated (default: the newest stored model of --dataset and --model)",
+        help="the stored model to update: its key DATASET/FINGERPRINT[:16]/vN or the version's folder (the "
+        "artifact `gatlens train` prints); its newest version is updated (default: the newest stored model of "
+        "--dataset and --model)",
     )
     add_csv_args(p)  # --columns, --encoding, --name: as for train
     p.set_defaults(encoding=None)  # None: the stored model's (an explicit value must match it)
@@ -135,7 +136,7 @@ def find_stored(args: argparse.Namespace) -> StoredModel:
     name = service.stored_dataset_name(args.dataset, args.data_dir, args.name)
     found = service.stored_models(name, args.model, cache_dir=args.cache_dir)
     if args.artifact is not None:
-        found = [s for s in found if s.key == args.artifact or s.path == args.artifact]
+        found = [s for s in found if args.artifact in (s.key, s.fingerprint) or _same_dir(s.path, args.artifact)]
         if not found:
             raise ValueError(f"no stored {args.model} model {args.artifact!r} in {args.cache_dir}")
     if not found:

@@ -111,3 +111,6 @@ def test_artifact_picks_a_stored_model(trained: tuple, tmp_path: Path, capsys: p
     assert main([*argv, "--new", str(_new_rows(tmp_path, "erin")), "--epochs", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["parent"].startswith(first.key.rsplit("/", 1)[0]) and out["version"] > 1
+    argv[-1] = first.path  # or by its folder, as `gatlens train` prints it
+    assert main([*argv, "--new", str(_new_rows(tmp_path, "fay")), "--epochs", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == out["version"] + 1
