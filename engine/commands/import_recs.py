@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from engine.commands.common import echo, emit_json
@@ -61,6 +62,20 @@ def import_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+def _data_options(args: argparse.Namespace) -> list[str]:
+    """The data options given, as ``gatlens audit`` spells them (for the hint printed after an import)."""
+    out = ["--dataset", args.dataset]
+    pairs = (("--data-dir", args.data_dir), ("--columns", args.data_columns), ("--name", args.data_name))
+    out += [item for flag, value in pairs if value is not None for item in (flag, str(value))]
+    if args.data_encoding != "utf-8":
+        out += ["--encoding", args.data_encoding]
+    defaults = (("--seed", args.seed, 0), ("--scale", args.scale, 1.0), ("--split", args.split, "random"))
+    out += [item for flag, value, default in defaults if value != default for item in (flag, str(value))]
+    if args.cache_dir != "data/cache":
+        out += ["--cache-dir", args.cache_dir]
+    return out
+
+
 def run_import_recs(args: argparse.Namespace) -> int:
     from engine import service  # lazy: torch loads only when the command runs
 
@@ -88,5 +103,6 @@ def run_import_recs(args: argparse.Namespace) -> int:
     ndcg = metrics.get("test_ndcg@10")
     echo(f"  covers {covered} test users" + (f"; test NDCG@10 {ndcg:.4f} on them" if ndcg is not None else ""))
     echo(f"  stored at {card['path']}")
-    echo(f"  audit them: gatlens audit --dataset {args.dataset} --model {card['label']}")
+    data = " ".join(shlex.quote(a) for a in _data_options(args))
+    echo(f"  audit them: gatlens audit {data} --model {card['label']}")
     return 0
