@@ -36,7 +36,9 @@ from engine.models.pop import MostPop
 # declares which of them it works with, each model which of them it provides.
 ATTENTION_GRAPH = "attention-graph"  # GraphRecommender with the attention encoder: subgraph, gates, attention
 HISTORY_SCORES = "history-scores"  # score_history(histories): the score as a function of the user's history
-EXPLAIN_INTERFACES = (ATTENTION_GRAPH, HISTORY_SCORES)
+# contributions(user, item): the score as one exact term per past interaction plus named residuals
+DECOMPOSITION = "exact-decomposition"
+EXPLAIN_INTERFACES = (ATTENTION_GRAPH, HISTORY_SCORES, DECOMPOSITION)
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig}
 
