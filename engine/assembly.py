@@ -129,10 +129,14 @@ def train_model(
     model = make_model(prep)
     if isinstance(model, EmbeddingModel):
         cfg = prep.config.train
-        mode = choose_mode(prep.graph, mode=cfg.mode, model=model)
+        own_fit = model_spec(prep.config.model.name).fit  # a model's own recipe, else the shared loop
+        mode = "full" if own_fit is not None else choose_mode(prep.graph, mode=cfg.mode, model=model)
         graph = prep.graph.to(resolve_device(cfg.device))  # validation runs where the model trains
         valid_fn = valid_fn_for(model, prep.split, graph, mode=mode)
-        result = fit_auto(model, graph, prep.split, cfg, mode=mode, valid_fn=valid_fn, callbacks=callbacks)
+        if own_fit is not None:
+            result = own_fit(model, graph, prep.split, prep.config, valid_fn=valid_fn, callbacks=callbacks)
+        else:
+            result = fit_auto(model, graph, prep.split, cfg, mode=mode, valid_fn=valid_fn, callbacks=callbacks)
         model.cpu()
         model.cache_embeddings(prep.graph.cpu())
         return model, result

@@ -87,6 +87,14 @@ class ModelConfig:
     init: str = "xavier"  # id-embedding init of the graph models: xavier (PyG LightGCN) | normal (std 0.1)
     ease_l2: float = 500.0  # EASE regularisation
     knn_k: int = 100  # ItemKNN neighbours per item
+    # itemgat (engine/models/itemgat.py; staged fit in engine/training/staged.py):
+    attention_dim: int = 32  # width of the target-aware attention keys/queries a(j, i)
+    relation: str = "ease"  # item-item relation: ease (ridge inverse) | gfcf (graph filter, any catalog size)
+    relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 1..50 x the mean item degree
+    relation_dense_max: int = 20000  # active items up to which the relation is dense (all sources; 1.6 GB at 20k)
+    relation_neighbours: int = 512  # sources kept per item on the sparse top-k (GF-CF) path above that size
+    taste_weight: float = -1.0  # taste term in units of std(history)/std(taste); < 0: chosen on validation
+    finetune_epochs: int = 0  # attention/theta fine-tuning budget; 0: off (did not raise validation NDCG@10)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -103,6 +111,13 @@ class ModelConfig:
             )
         if not self.attention_lr >= 0:
             raise ValueError(f"attention_lr must be >= 0 (got {self.attention_lr!r})")
+        if self.relation not in ("ease", "gfcf"):
+            raise ValueError(f"relation must be 'ease' or 'gfcf' (got {self.relation!r})")
+        if self.attention_dim < 1 or self.relation_neighbours < 1 or self.finetune_epochs < 0:
+            raise ValueError(
+                "attention_dim and relation_neighbours must be >= 1 and finetune_epochs >= 0 "
+                f"(got {self.attention_dim!r}, {self.relation_neighbours!r}, {self.finetune_epochs!r})"
+            )
         if self.init not in ("xavier", "normal"):
             raise ValueError(f"init must be 'xavier' or 'normal' (got {self.init!r})")
 

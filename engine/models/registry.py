@@ -27,6 +27,7 @@ from engine.config import DataConfig, FeatureConfig, ModelConfig, TrainConfig
 from engine.models.base import EmbeddingModel, FittedModel
 from engine.models.ease import EASE
 from engine.models.gat import GraphRecommender
+from engine.models.itemgat import ItemGAT
 from engine.models.itemknn import ItemKNN
 from engine.models.lightgcn import LightGCN
 from engine.models.mf import BPRMF
@@ -147,6 +148,9 @@ class ModelInputs:
 
 
 Builder = Callable[[ModelConfig, ModelInputs], EmbeddingModel | FittedModel]
+# fit(model, graph, split, config: RunConfig, *, valid_fn, callbacks) -> TrainResult: how a trained
+# model is fitted when the shared BPR loop (engine.training.minibatch.fit_auto) is not the recipe.
+Fitter = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ class ModelSpec:
         knobs: the :class:`ModelConfig` fields the model reads (its view of the config).
         search_space: ``"section.field"`` -> distribution, for ``gatlens tune``.
         description: one line for pickers and ``--help``.
+        fit: the training recipe of a trained model, ``fit(model, graph, split, config, *,
+            valid_fn, callbacks) -> TrainResult`` (None: the shared BPR loop, ``fit_auto``).
     """
 
     name: str
@@ -169,6 +175,7 @@ class ModelSpec:
     knobs: tuple[str, ...] = ()
     search_space: Mapping[str, Distribution] = field(default_factory=dict)
     description: str = ""
+    fit: Fitter | None = None
 
     def options(self, cfg: ModelConfig) -> dict[str, Any]:
         """The knobs of ``cfg`` this model reads, by name (its view of the config)."""
@@ -208,6 +215,7 @@ def register_model(
     search_space: Mapping[str, Distribution] | None = None,
     description: str = "",
     replace: bool = False,
+    fit: Fitter | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register a model builder under ``name`` (a decorator; returns the builder unchanged).
 
@@ -218,6 +226,7 @@ def register_model(
         search_space: ``"section.field"`` -> distribution for tuning (default: empty).
         description: one line for pickers and help texts (default: "").
         replace: allow replacing a registered name (default: False: a clash is an error).
+        fit: the model's own training recipe (default: None, the shared BPR loop); see :class:`ModelSpec`.
 
     Raises:
         ValueError: for a taken name (unless ``replace``), a knob that is no ModelConfig
@@ -225,7 +234,7 @@ def register_model(
     """
 
     def decorate(build: Builder) -> Builder:
-        spec = ModelSpec(name, build, capabilities, tuple(knobs), dict(search_space or {}), description)
+        spec = ModelSpec(name, build, capabilities, tuple(knobs), dict(search_space or {}), description, fit)
         _check_spec(spec)
         if name in _REGISTRY and not replace:
             raise ValueError(f"model {name!r} is already registered (pass replace=True to override it)")
@@ -399,3 +408,58 @@ def _build_itemknn(cfg: ModelConfig, inputs: ModelInputs) -> ItemKNN:
 @register_model("pop", capabilities=Capabilities(trained=False), description="most popular items")
 def _build_pop(cfg: ModelConfig, inputs: ModelInputs) -> MostPop:
     return MostPop()
+
+
+def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_fn: Any, callbacks: Any = ()) -> Any:
+    from engine.training.staged import fit_staged  # training sits above the models
+
+    m = config.model
+    return fit_staged(
+        model,
+        graph,
+        split,
+        config.train,
+        valid_fn=valid_fn,
+        callbacks=callbacks,
+        l2=m.relation_l2 if m.relation_l2 > 0 else None,
+        taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
+        finetune_epochs=m.finetune_epochs,
+    )
+
+
+@register_model(
+    "itemgat",
+    capabilities=Capabilities(trained=True, text_features=True),
+    knobs=(
+        "embedding_dim",
+        "num_layers",
+        "init",
+        "attention_dim",
+        "relation",
+        "relation_l2",
+        "relation_dense_max",
+        "relation_neighbours",
+        "taste_weight",
+        "finetune_epochs",
+    ),
+    search_space={
+        **_BPR_SPACE,
+        "model.num_layers": IntRange(1, 4),
+        "model.finetune_epochs": Choice((0, 10)),
+    },
+    description="item-item graph attention (EASE/GF-CF relation) + LightGCN taste: one exact term per past interaction",
+    fit=_fit_itemgat,
+)
+def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
+    return ItemGAT(
+        inputs.n_users,
+        inputs.n_items,
+        embedding_dim=cfg.embedding_dim,
+        num_layers=cfg.num_layers,
+        attention_dim=cfg.attention_dim,
+        neighbours=cfg.relation_neighbours,
+        relation=cfg.relation,
+        max_dense_items=cfg.relation_dense_max,
+        text_features=inputs.text_features,
+        init=cfg.init,
+    )

@@ -1,4 +1,4 @@
-"""ItemGAT: exact per-interaction decomposition, closed-form start, cold items placed by text."""
+"""ItemGAT: exact per-interaction decomposition, closed-form start, cold items by text, staged fit, save/load."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from engine.config import TrainConfig
 from engine.data.graph import build_graph
 from engine.data.schema import Dataset
 from engine.data.split import split
+from engine.evaluation.validation import default_valid_fn
 from engine.models.ease import ease_weights
 from engine.models.itemgat import ItemGAT
+from engine.training.staged import fit_staged
 
 N_ITEMS, COLD = 30, (27, 28, 29)  # the last three items never occur: cold
 
@@ -36,17 +39,28 @@ def make(graph, sp, seed: int = 0, **kw) -> ItemGAT:
     torch.manual_seed(seed)
     text = torch.randn(sp.n_items, 16, generator=torch.Generator().manual_seed(1))
     model = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=text, **kw)
-    return model.fit_relation(graph, l2=5.0, folds=2)
+    return model.fit_relation(graph, l2=5.0)
 
 
 def randomise(model: ItemGAT) -> None:
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for p in (model.att_query.weight, model.item_bias, model.edge_theta, model.text_query.weight):
+        for p in (
+            model.att_query.weight,
+            model.item_bias,
+            model.edge_theta,
+            model.text_query.weight,
+            model.text_taste.weight,
+        ):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        model.taste_scale.fill_(0.7)
 
 
-@pytest.mark.parametrize("kw", [{}, {"neighbours": 5}, {"max_dense_items": 1}], ids=["ease", "top5", "gfcf"])
+PATHS = [{}, {"neighbours": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
+IDS = ["ease-dense", "gfcf-top5", "gfcf"]
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=IDS)
 def test_contributions_sum_to_score(graph_and_split, kw):
     graph, sp = graph_and_split
     model = make(graph, sp, **kw)
@@ -57,14 +71,19 @@ def test_contributions_sum_to_score(graph_and_split, kw):
     for u, i in zip(rng.integers(0, sp.n_users, 25), rng.integers(0, sp.n_items, 25), strict=True):
         c = model.contributions(int(u), int(i))
         total = float(c["contribution"].sum()) + c["taste profile"] + c["popularity"]
-        assert total == pytest.approx(float(scores[u, i]), rel=1e-6, abs=1e-5)
+        assert total == pytest.approx(float(scores[u, i]), rel=1e-5, abs=1e-5)
         assert c["score"] == pytest.approx(float(scores[u, i]), rel=1e-6, abs=1e-5)
+        assert c["taste scale"] == pytest.approx(0.7)
         assert len(c["history"]) == len(c["contribution"]) == int((sp.train["u"] == u).sum())
+    many = model.contributions_many(3, torch.arange(sp.n_items))
+    total = many["contribution"].sum(1) + many["taste profile"] + many["popularity"]
+    assert torch.allclose(total, scores[3], atol=1e-5)
 
 
-def test_training_path_matches_scoring_path(graph_and_split):
+@pytest.mark.parametrize("kw", PATHS, ids=IDS)
+def test_training_path_matches_scoring_path(graph_and_split, kw):
     graph, sp = graph_and_split
-    model = make(graph, sp)
+    model = make(graph, sp, **kw)
     randomise(model)
     model.cache_embeddings(graph)
     model.eval()  # eval: the full relation, not the out-of-fold training ones
@@ -73,7 +92,7 @@ def test_training_path_matches_scoring_path(graph_and_split):
     with torch.no_grad():
         p, q = model(graph)
         hist = model.history_scores(users, items)
-        full = hist + (p[users] * q[items]).sum(-1) + model.item_bias[items]
+        full = hist + model.taste_scale * (p[users] * q[items]).sum(-1) + model.item_bias[items]
     warm = model.warm[items]
     expected = model.score(torch.arange(sp.n_users)).reshape(-1)
     assert torch.allclose(full[warm], expected[warm], atol=1e-5)
@@ -85,22 +104,16 @@ def test_initial_history_term_is_the_closed_form_relation(graph_and_split):
     model.cache_embeddings(graph)
     X = sp.matrix("train")
     active = np.flatnonzero(X.getnnz(axis=0) > 0)
-    B = ease_weights(X[:, active].tocsc(), 5.0)
-    expected = torch.from_numpy(X[:, active].toarray()) @ B
-    hist = torch.zeros(sp.n_users, len(active))
-    for u in range(sp.n_users):
-        for i_pos, i in enumerate(active):
-            hist[u, i_pos] = model.contributions(u, int(i))["contribution"].sum()
-    # a(j, i) = exp(c) for every pair at the start: the relation's scores times one constant
-    assert torch.allclose(hist, expected * float(torch.exp(model.att_bias)), atol=1e-4)
-    # the learned residuals start small next to the history term
+    expected = torch.from_numpy(X[:, active].toarray()) @ ease_weights(X[:, active].tocsc(), 5.0)
+    # a(j, i) = 1, w = 1, gamma = 0, b = 0 at the start: the score is EASE's
     s = model.score(torch.arange(sp.n_users))[:, torch.as_tensor(active)]
-    assert (s - hist).abs().mean() < 0.1 * hist.abs().mean()
+    assert torch.allclose(s, expected, atol=1e-5)
 
 
 def test_cold_items_scored_from_text(graph_and_split):
     graph, sp = graph_and_split
     model = make(graph, sp)
+    randomise(model)
     model.cache_embeddings(graph)
     cold = [sp.idmap.item_index(f"i{i}") for i in COLD]
     assert not model.warm[cold].any()
@@ -109,17 +122,57 @@ def test_cold_items_scored_from_text(graph_and_split):
     assert s.std() > 0 and not torch.allclose(s[:, 0], s[:, 1])
 
 
-def test_loss_backpropagates_to_attention(graph_and_split):
+@pytest.mark.parametrize("kw", PATHS, ids=IDS)
+def test_finetune_loss_backpropagates_to_attention_only(graph_and_split, kw):
     graph, sp = graph_and_split
-    model = make(graph, sp)
+    model = make(graph, sp, **kw)
+    model.prepare_finetune(graph, folds=2)
     model.train()
     u, i = model(graph)
     users = torch.as_tensor(sp.train["u"].to_numpy()[:32])
     pos = torch.as_tensor(sp.train["i"].to_numpy()[:32])
     neg = torch.randint(0, sp.n_items, (32,))
     model.loss(u, i, users, pos, neg).backward()
-    assert model.att_query.weight.grad.abs().sum() > 0
-    assert model.user_embedding.weight.grad.abs().sum() > 0
+    assert model.att_bias.grad is not None and model.att_bias.grad.abs() > 0
+    assert model.user_embedding.weight.grad is None  # frozen in this stage
+    trained = {id(p) for g in model.param_groups(1e-3) for p in g["params"]}
+    assert id(model.user_embedding.weight) not in trained and id(model.edge_theta) in trained
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=IDS)
+def test_save_load_scores_equal(graph_and_split, kw, tmp_path):
+    graph, sp = graph_and_split
+    model = make(graph, sp, **kw)
+    randomise(model)
+    model.cache_embeddings(graph)
+    emb = model.cached_embeddings()
+    torch.save({"model": model.state_dict(), "embeddings": emb}, tmp_path / "m.pt")
+    stored = torch.load(tmp_path / "m.pt", weights_only=True)
+    fresh = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=model.text.clone(), **kw)
+    fresh.load_state_dict(stored["model"])  # as engine.pipeline.recommender_from_artifact does
+    fresh.set_cached_embeddings(stored["embeddings"]["users"], stored["embeddings"]["items"])
+    users = torch.arange(sp.n_users)
+    assert torch.equal(fresh.score(users), model.score(users))
+    assert fresh.contributions(2, 5)["contribution"].tolist() == model.contributions(2, 5)["contribution"].tolist()
+
+
+def test_staged_fit_picks_the_validation_best_gamma(graph_and_split):
+    graph, sp = graph_and_split
+    model = make(graph, sp)
+    valid = default_valid_fn(sp, graph)
+    grid = (0.0, 0.5, 1.0, 3.0)
+    cfg = TrainConfig(epochs=3, patience=2, batch_size=128, seed=0)
+    result = fit_staged(model, graph, sp, cfg, valid_fn=valid, l2_grid=(1.0, 5.0), gamma_grid=grid, finetune_epochs=2)
+    rep = model.fit_report
+    assert rep["relation"]["l2"] == max(rep["relation"]["valid"], key=rep["relation"]["valid"].get)
+    g_valid = rep["gamma"]["valid"]
+    assert set(g_valid) == set(grid)
+    assert g_valid[rep["gamma"]["weight"]] == max(g_valid.values())
+    relation_only = rep["relation"]["valid"][rep["relation"]["l2"]]
+    assert result.best_valid >= relation_only  # never below the relation alone
+    assert float(model.taste_scale) == pytest.approx(rep["gamma"]["weight"] * rep["gamma"]["unit"])
+    assert result.best_valid == pytest.approx(valid(model))  # the final model validates at what is reported
+    assert result.best_valid >= rep["finetune"]["epoch0"]  # fine-tuning never ends below stage 3
 
 
 def test_repr_and_bad_arguments():
