@@ -9,6 +9,7 @@ and its parameters, e.g.::
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from engine.training.callbacks import duration
+from engine.training.callbacks import Callback, duration
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards the trial budget
 
@@ -107,11 +108,32 @@ class TrialProgress:
             out.write(text + "\n")
             out.flush()
 
+    def epochs(self) -> Callback | None:
+        """A training callback showing the running trial's epoch on the bar (None without a bar).
+
+        A trained model's trial can take minutes; on a terminal the bar's postfix says where it
+        is. Logs get no per-epoch lines: one line per trial keeps them readable.
+        """
+        return None if self.bar is None else _EpochPostfix(self)
+
     def close(self) -> None:
         """End the bar (lines need no ending)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class _EpochPostfix(Callback):
+    def __init__(self, progress: TrialProgress) -> None:
+        self.progress = progress
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        bar = self.progress.bar
+        if bar is None:
+            return
+        best = logs.get("best_valid")
+        shown = f", valid NDCG@10 so far {best:.4f}" if best is not None and math.isfinite(best) else ""
+        bar.set_postfix_str(f"trial {self.progress.done + 1}: epoch {epoch}{shown}")
 
 
 def _seconds(trial: FrozenTrial) -> float:

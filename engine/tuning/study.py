@@ -41,6 +41,7 @@ from engine.config import RunConfig
 from engine.data.schema import Dataset
 from engine.evaluation.ranking import evaluate
 from engine.models.registry import Choice, Distribution, FloatRange, IntRange, ModelSpec, model_spec
+from engine.training.callbacks import Callback
 from engine.tuning.best import best_path, dataset_label, file_stem, overrides_of, write_best
 from engine.tuning.progress import FINISHED, TrialProgress, best_of
 from engine.tuning.pruning import PruningCallback
@@ -184,15 +185,28 @@ def evaluate_config(
 
 
 def objective_for(
-    spec: ModelSpec, base: RunConfig, prep: Prepared, *, cache_dir: Path = DEFAULT_CACHE
+    spec: ModelSpec,
+    base: RunConfig,
+    prep: Prepared,
+    *,
+    cache_dir: Path = DEFAULT_CACHE,
+    callbacks: Sequence[Callback] = (),
 ) -> Callable[[optuna.Trial], float]:
-    """The Optuna objective: suggest a point, train it (pruning trained models), return validation NDCG@10."""
+    """The Optuna objective: suggest a point, train it (pruning trained models), return validation NDCG@10.
+
+    Args:
+        spec: the model's registry entry (its search space and whether it trains).
+        base: the fixed settings each point overrides.
+        prep: the prepared data, shared by the trials.
+        cache_dir: the feature cache, for a point that changes the features (default: data/cache).
+        callbacks: extra training callbacks, e.g. progress (default: none).
+    """
 
     def objective(trial: optuna.Trial) -> float:
         config = base.with_overrides(**spec.suggest(trial))
-        callbacks = (PruningCallback(trial),) if spec.capabilities.trained else ()
+        hooks = (*callbacks, PruningCallback(trial)) if spec.capabilities.trained else ()
         t0 = time.perf_counter()
-        value, result = evaluate_config(config, prep, callbacks=callbacks, cache_dir=cache_dir)
+        value, result = evaluate_config(config, prep, callbacks=hooks, cache_dir=cache_dir)
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
@@ -287,23 +301,18 @@ def tune(
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     missing = max(0, n_trials - done)
     log.info("study %s in %s: %d of %d trials stored, running %d", name, storage, done, n_trials, missing)
-    callbacks = []
-    bar = None
+    shown = None
     if progress and missing:
         stream = None if progress is True else progress
-        bar = TrialProgress(f"tune {spec.name} on {prep.dataset.name}", n_trials, done=done, stream=stream)
-        callbacks.append(bar)
+        shown = TrialProgress(f"tune {spec.name} on {prep.dataset.name}", n_trials, done=done, stream=stream)
+    epoch_hook = shown.epochs() if shown is not None else None
+    objective = objective_for(spec, config, prep, cache_dir=cache_dir, callbacks=(epoch_hook,) if epoch_hook else ())
     try:
         if missing:
-            study.optimize(
-                objective_for(spec, config, prep, cache_dir=cache_dir),
-                n_trials=missing,
-                timeout=timeout,
-                callbacks=callbacks,
-            )
+            study.optimize(objective, n_trials=missing, timeout=timeout, callbacks=[shown] if shown else [])
     finally:
-        if bar is not None:
-            bar.close()
+        if shown is not None:
+            shown.close()
     return _finish(
         study, spec, config, prep, storage, Path(study_dir), ran=len(study.get_trials(deepcopy=False)) - stored
     )

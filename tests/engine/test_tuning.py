@@ -204,3 +204,35 @@ def test_benchmark_uses_the_tuned_folder_per_model(tmp_path: Path) -> None:
         base.with_overrides(features={"text": False}), ["ease"], [0], cache_dir=tmp_path, isolate=False, tuned=tuned
     )
     assert rows[0]["config"]["model"]["ease_l2"] == 42.0
+
+
+def test_bar_shows_the_running_trials_epoch_and_logs_get_none() -> None:
+    from engine.tuning.progress import TrialProgress
+
+    assert TrialProgress("tune x", 5, stream=io.StringIO(), bar=False).epochs() is None
+    shown = TrialProgress("tune bprmf on demo", 5, done=2, stream=io.StringIO(), bar=True)
+    hook = shown.epochs()
+    assert hook is not None
+    hook.on_epoch_end(7, {"loss": 0.3, "valid_ndcg@10": 0.2, "best_valid": 0.2345})
+    assert shown.bar.postfix == "trial 3: epoch 7, valid NDCG@10 so far 0.2345"
+    shown.close()
+
+
+def test_cli_tunes_every_listed_model_with_the_same_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    study_dir = tmp_path / "tuning"
+    common = [*DATA, "--no-text", "--cache-dir", str(tmp_path / "cache"), "--study-dir", str(study_dir)]
+    assert main(["tune", *common, "--models", "pop,itemknn,ease", "--trials", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert sorted(p.name for p in study_dir.glob("*.best.json")) == [
+        "demo-ease.best.json",
+        "demo-itemknn.best.json",
+        "demo-pop.best.json",
+    ]
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[-3:]}
+    assert [rows[m][1] for m in ("pop", "itemknn", "ease")] == ["1", "2", "2"]  # pop has nothing to search
+    assert "tune itemknn on demo: trial 2 of 2: valid NDCG@10 " in err
+    assert f"gatlens train --dataset demo --scale 0.1 --model ease --config {study_dir / 'demo-ease.best.json'}" in out
+    assert main(["tune", *common, "--models", "ease,nope", "--trials", "2"]) == 2
+    assert "--models: unknown model(s) ['nope']" in capsys.readouterr().err
