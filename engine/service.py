@@ -495,6 +495,21 @@ def list_lists(cache_dir: str | Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
     return _stored.list_imported(cache_dir)[::-1]
 
 
+def spreadsheet_safe_csv(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV whose text cells a spreadsheet would run as a formula (``= + - @``) start with ``'``.
+
+    Group names and titles come from data files: a cell like ``=HYPERLINK(...)`` must stay text when an
+    analyst opens the download in a spreadsheet. Numbers (``-0.5``) are left as they are.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            cells = out[col]
+            text = cells.notna()
+            out.loc[text, col] = _export.neutralise_formulas(cells[text])
+    return out.to_csv(index=False).encode("utf-8")
+
+
 def is_lists_path(path: str | Path) -> bool:
     """Whether a stored version folder holds imported lists rather than a model."""
     return _stored.is_imported_at(path)

@@ -480,7 +480,7 @@ def _downloads(cur: context.Current, report: Any, k: int, reranker: str, strengt
     with c1:
         st.download_button(
             "Download group table (CSV)",
-            report.groups.to_csv(index=False).encode(),
+            service.spreadsheet_safe_csv(report.groups),
             file_name=f"{stem}-groups.csv",
             mime="text/csv",
             icon=":material/download:",
