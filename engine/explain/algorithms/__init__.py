@@ -1,8 +1,9 @@
 """Explanation methods: one :class:`ExplainerAlgorithm` each, registered by name.
 
-Built in: ``ig``, ``saliency``, ``ablation``, ``attention``, ``rollout`` (attention-graph models)
-and ``leave-one-out`` (attention-graph and history-scores models). A new method is one class
-plus :func:`register_algorithm`; :func:`methods_for` says which explain a registered model.
+Built in: ``ig``, ``saliency``, ``ablation``, ``attention``, ``rollout`` (attention-graph models),
+``leave-one-out`` (attention-graph and history-scores models) and ``exact`` (models whose score
+decomposes exactly). A new method is one class plus :func:`register_algorithm`;
+:func:`methods_for` says which explain a registered model.
 """
 
 from engine.explain.algorithms.ablation import FeatureAblation
@@ -19,14 +20,17 @@ from engine.explain.algorithms.base import (
     require_support,
     unregister_algorithm,
 )
+from engine.explain.algorithms.decomposition import ExactDecomposition
 from engine.explain.algorithms.gradient import IntegratedGradients, Saliency
 from engine.explain.algorithms.leave_one_out import LeaveOneOut
 
-for _algorithm in (IntegratedGradients(), Saliency(), FeatureAblation(), Attention(), Rollout(), LeaveOneOut()):
+_BUILT_IN = (IntegratedGradients(), Saliency(), FeatureAblation(), Attention(), Rollout(), LeaveOneOut())
+for _algorithm in (*_BUILT_IN, ExactDecomposition()):
     register_algorithm(_algorithm)
 
 __all__ = [
     "Attention",
+    "ExactDecomposition",
     "ExplainerAlgorithm",
     "FeatureAblation",
     "GraphTarget",

@@ -27,12 +27,13 @@ from engine.errors import UnsupportedModelError
 from engine.explain.attention import AttentionResult
 from engine.explain.attribution import EdgeAttribution, GroupAttribution
 from engine.explain.scorer import SubgraphScorer
-from engine.models.registry import ATTENTION_GRAPH, HISTORY_SCORES, ModelSpec, model_names, model_spec
+from engine.models.registry import ATTENTION_GRAPH, DECOMPOSITION, HISTORY_SCORES, ModelSpec, model_names, model_spec
 
 # What each interface asks of a model, for error messages.
 INTERFACE_TEXT = {
     ATTENTION_GRAPH: "the attention model 'gat' (or another model registered with the attention-graph capability)",
     HISTORY_SCORES: "a model that re-scores an edited history (registered with the history-scores capability)",
+    DECOMPOSITION: "a model whose score decomposes exactly (registered with the exact-decomposition capability)",
 }
 
 
