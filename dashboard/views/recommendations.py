@@ -6,13 +6,23 @@ and the Why links carry them, so the Why page shows the rank the reader saw in t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import adapters, context, listview, state
-from dashboard.components.html import deep_link, headline, note, rec_cards, tiles
+from dashboard.components.cards import (
+    PENDING,
+    delta_legend,
+    item_card,
+    match_words,
+    popularity_words,
+    reason_numbers,
+)
+from dashboard.components.html import deep_link, esc, headline, note, table, tiles
 from dashboard.components.text import md
 from dashboard.components.widgets import bound_k, user_picker
 from dashboard.listview import HIDE_POPULAR_SHARE, ListView
@@ -34,42 +44,173 @@ def render() -> None:
         view = _list_controls(rec, (c_cat, c_pop, c_rr))
     status = rec.user_status(user)
     items, fallback = listview.top_list(rec, user, k, view)
+    source = ReasonSource.of(cur, user, status, k) if not fallback else None
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.html(headline("Top ", f"{len(items)} for {user}", ""))
         if fallback:
-            st.html(note(f"Not personalised: {fallback}.", "warn"))
+            st.html(headline("Most popular items for ", user, " (not personalised)"))
+            st.html(
+                note(
+                    f"Not personalised: {fallback}. {user} has no interactions the model learned from, so this is "
+                    "the catalog's most-played list (with the filters above), the same for every such user.",
+                    "warn",
+                )
+            )
+        else:
+            st.html(headline("Top ", f"{len(items)} for {user}", ""))
         if items.empty:
             st.info(
                 "No item passes these filters. Clear the category filter or show blockbusters.",
                 icon=":material/filter_alt_off:",
             )
+        elif "model_rank" in items and view.rerank != "none":
+            st.html(delta_legend(f"the {adapters.RERANKERS.get(view.rerank, view.rerank)} re-ranker"))
+        notice_slot = st.empty()
+        if source is not None and source.unavailable:
+            notice_slot.caption(md(source.unavailable))
         base = why_params(cur, user, k, view)
-        links = {str(i): deep_link("why", {**base, "item": i}) for i in items["item_id"]}
-        deltas = {}
-        if "model_rank" in items:
-            deltas = {str(r.item_id): _delta(int(r.model_rank), int(r.rank)) for r in items.itertuples()}
-        slot = st.empty()
-        slot.html(rec_cards(items, links=links, deltas=deltas))
-        if status == "known" and not items.empty and cur.is_gat:
-            # Reasons cost one explanation each: the first few are computed as the page opens (memoised,
-            # so "Why this item?" then opens at once for them), the rest on request.
-            ids = items["item_id"].astype(str).tolist()
-            wanted = ids if st.session_state.get(f"all_reasons|{cur.key}|{user}") else ids[: cur.settings.list_reasons]
-            reasons = _reasons(rec, user, wanted)
-            if reasons:
-                slot.html(rec_cards(items, links=links, deltas=deltas, reasons=reasons))
-            if len(reasons) < len(ids) and st.button(
-                f"Reasons for all {len(ids)}", icon=":material/notes:", key="w_all_reasons"
-            ):
-                st.session_state[f"all_reasons|{cur.key}|{user}"] = True
-                st.rerun()
+        cards = _draw_cards(rec, user, items, base, fallback, pending=source is not None and source.ready)
+        more_slot = st.empty()
         if not items.empty and status == "known":
             _why_button(base, items)
     with right:
         _profile(cur, user, status)
     context.write_url("recommendations", "user", "k", *listview.LIST_KEYS)
+    # Last: everything else is on screen while the reasons are worked out, card by card, top first.
+    if cards and source is not None and source.ready:
+        _fill_reasons(cur, user, cards, source, notice_slot, more_slot)
+
+
+@dataclass
+class ReasonSource:
+    """How this list's reasons are obtained: the explanation call's options, or why there are none."""
+
+    kwargs: dict[str, Any]
+    unavailable: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.unavailable is None
+
+    @classmethod
+    def of(cls, cur: context.Current, user: str, status: str, k: int) -> ReasonSource | None:
+        """None for a user without history (the popular fallback needs no reason per card)."""
+        if status != "known":
+            return None
+        model = str(cur.row.get("model") or "this model")
+        if cur.imported:
+            return cls(
+                {},
+                f"These lists were imported from another system ({model}): there is no model here to ask "
+                "why an item is listed, so the cards carry no reasons.",
+            )
+        methods = state.explain_methods(model)
+        if not methods:
+            others = [m for m in state.explainable_models() if m != model]
+            why = (
+                "ranks items by play count alone, so each card's play count is its whole reason"
+                if model == "pop"
+                else "cannot say which past interactions produce its scores"
+            )
+            hint = f" Pick a {' or '.join(others)} model in the sidebar for a reason on every card." if others else ""
+            return cls({}, f"No reasons for {model}: it {why}.{hint}")
+        # The Why page calls explain(user, item, k=K) too, so it opens at once for these items (memoised).
+        kwargs: dict[str, Any] = {"k": k}
+        if "ig" not in methods:  # the engine's default method; another model names its own
+            kwargs["method"] = methods[0]
+        return cls(kwargs)
+
+
+@dataclass
+class _Card:
+    row: Any
+    facts: tuple[str, str]
+    link: str
+    delta: str | None
+    slot: Any
+    details: Any
+
+    def draw(self, reason: str | None) -> None:
+        self.slot.html(item_card(self.row, facts=self.facts, reason=reason, link=self.link, delta=self.delta))
+
+
+def _draw_cards(
+    rec: Any, user: str, items: pd.DataFrame, base: dict[str, Any], fallback: str | None, *, pending: bool
+) -> list[_Card]:
+    """Every card, at once, with its reason line pending; the slots are filled by :func:`_fill_reasons`."""
+    if items.empty:
+        return []
+    ranked = np.sort(np.asarray(rec.item_popularity, dtype=np.float64))
+    seen = set()
+    if not fallback:
+        history = rec.history(user)
+        seen = {c for cs in history["categories"] for c in cs}
+    cards = []
+    with st.container(gap="small"):
+        for row in items.itertuples(index=False):
+            plays = int(row.popularity)
+            share = float(np.searchsorted(ranked, plays, side="left") / max(len(ranked), 1))
+            small = popularity_words(plays, share)
+            if fallback:
+                facts = (f"popular: {plays:,} plays", small.split(" · ", 1)[-1])
+            else:
+                facts = (match_words(row.categories, seen) or f"{plays:,} plays", small)
+            delta = _delta(int(row.model_rank), int(row.rank)) if "model_rank" in items else None
+            card = _Card(row, facts, deep_link("why", {**base, "item": row.item_id}), delta, st.empty(), st.empty())
+            card.draw(PENDING if pending else None)
+            cards.append(card)
+    return cards
+
+
+def _fill_reasons(
+    cur: context.Current, user: str, cards: list[_Card], source: ReasonSource, notice_slot: Any, more_slot: Any
+) -> None:
+    """Each card's reason, top first (explanations are memoised per model, so a revisit is instant)."""
+    flag = f"all_reasons|{cur.key}|{user}"
+    limit = len(cards) if st.session_state.get(flag) else max(int(cur.settings.list_reasons), 0)
+    for n, card in enumerate(cards):
+        if n >= limit:
+            card.draw(None)
+            continue
+        try:
+            exp = adapters.explain(cur.rec, user, str(card.row.item_id), **source.kwargs)
+        except adapters.FeatureUnavailableError as exc:
+            notice_slot.caption(f"No reasons for this model: {md(exc)}")
+            for rest in cards[n:]:
+                rest.draw(None)
+            return
+        except (KeyError, ValueError) as exc:
+            card.draw(f"No reason for this item: {exc}")
+            continue
+        card.draw(str(exp.reason))
+        with card.details.container(), st.expander("The numbers behind this reason", icon=":material/calculate:"):
+            _numbers(exp, card.link)
+    left = len(cards) - limit
+    if left > 0 and more_slot.button(
+        f"Work out the reasons for the other {left}", icon=":material/notes:", key="w_all_reasons"
+    ):
+        st.session_state[flag] = True
+        st.rerun()
+
+
+def _numbers(exp: Any, link: str) -> None:
+    """The table behind one reason and the way to the full explanation."""
+    frame, inputs = reason_numbers(exp)
+    if frame.empty:
+        st.caption("This explanation has no per-interaction figures.")
+    else:
+        st.html(table(frame))
+        st.caption(
+            "Effect: how much each past title moves this item's score, as a share of what the whole history "
+            f"moves it ({md(exp.method)} explanation)."
+        )
+    if inputs:
+        st.caption(md(inputs))
+    st.html(
+        f'<a class="gl-more" href="{esc(link)}" target="_self">Why this item? The graph, what-if and '
+        "counterfactual →</a>"
+    )
 
 
 def _list_controls(rec: Any, columns: tuple[Any, Any, Any]) -> ListView:
@@ -147,20 +288,6 @@ def why_params(cur: context.Current, user: str, k: int, view: ListView) -> dict[
     }
 
 
-def _reasons(rec: Any, user: str, item_ids: list[str]) -> dict[str, str]:
-    """First sentence of each item's plain-language reason (stops at the first unavailable one)."""
-    out: dict[str, str] = {}
-    if not item_ids:
-        return out
-    with st.spinner(f"Explaining {len(item_ids)} item(s)…"):
-        for item in item_ids:
-            text = adapters.reason(rec, user, str(item), k=int(context.selection().get("k") or context.DEFAULT_K))
-            if text is None:
-                break
-            out[str(item)] = adapters.first_sentence(text)
-    return out
-
-
 def _why_button(base: dict[str, Any], items: pd.DataFrame) -> None:
     sel = context.selection()
     options = items["item_id"].astype(str).tolist()
@@ -198,17 +325,30 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
     if history.empty:
         st.caption("No logged interactions: the list is the labelled most-popular fallback.")
         return
-    shown = history.assign(categories=history["categories"].map(", ".join))[
-        ["title", "categories", "rating", "date", "part"]
-    ]
+    # Title, rating and date fit the column without scrolling sideways: the categories are on the
+    # cards already, and a date needs no time of day.
+    shown = pd.DataFrame(
+        {
+            "title": history["title"].astype(str),
+            "rating": pd.to_numeric(history["rating"], errors="coerce"),
+            "date": pd.to_datetime(history["date"], errors="coerce"),
+            "part": history["part"].astype(str),
+        }
+    )
+    if shown["rating"].isna().all():  # implicit feedback: no rating to show
+        shown = shown.drop(columns="rating")
     st.dataframe(
         shown,
         width="stretch",
         hide_index=True,
-        height=360,
+        height=min(36 + 35 * len(shown), 400),
         column_config={
-            "rating": st.column_config.NumberColumn("rating", format="%.1f ★"),
-            "part": st.column_config.TextColumn("split", help="train: the model learned from it; valid/test: held out"),
+            "title": st.column_config.TextColumn("title", width="medium"),
+            "rating": st.column_config.NumberColumn("rating", format="%.1f ★", width=64),
+            "date": st.column_config.DateColumn("date", format="D MMM YYYY", width=96),
+            "part": st.column_config.TextColumn(
+                "split", width=58, help="train: the model learned from it; valid/test: held out to measure it"
+            ),
         },
     )
 
