@@ -85,7 +85,8 @@ class Settings:
         epochs: epoch cap for the Train button, or None for the engine default.
         text: train with language-model item features.
         model: artifact key to select when the URL names none, or None.
-        list_reasons: reasons computed when a top-K list opens.
+        list_reasons: reasons worked out, top card first, when a top-K list opens (default: 50, the
+            largest K, so every card; the rest are one click away).
         job_file: the background training job's status file, or None.
         job_refresh: seconds between checks of the job's status while it runs.
     """
@@ -98,7 +99,7 @@ class Settings:
     epochs: int | None = None
     text: bool = True
     model: str | None = None
-    list_reasons: int = 3
+    list_reasons: int = 50
     job_file: Path | None = None
     job_refresh: float = 2.0
 
@@ -145,7 +146,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         epochs=number("GATLENS_EPOCHS", int, None),
         text=env.get("GATLENS_TEXT", "1").strip().lower() not in ("0", "false", "no", "off"),
         model=env.get("GATLENS_MODEL") or None,
-        list_reasons=number("GATLENS_LIST_REASONS", int, 3),
+        list_reasons=number("GATLENS_LIST_REASONS", int, 50),
         job_file=Path(env[JOB_FILE_ENV]).expanduser().resolve() if env.get(JOB_FILE_ENV) else None,
         job_refresh=max(number("GATLENS_JOB_REFRESH", float, 2.0), 0.2),
     )

@@ -113,6 +113,13 @@ def explain_methods(model: str) -> tuple[str, ...]:
     return service.explain_methods(model)
 
 
+def explainable_models() -> tuple[str, ...]:
+    """The registered models that some explanation method supports (they get a reason per card)."""
+    from engine import service
+
+    return tuple(name for name in service.model_names() if service.explain_methods(name))
+
+
 def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:
     """Train (or load) ``config`` with a per-epoch progress hook, then refresh the model list."""
     from engine import service
