@@ -11,8 +11,9 @@ from environment variables that the command (or a test) sets:
 - ``GATLENS_EPOCHS``: epoch cap for the Train button (default: the engine's).
 - ``GATLENS_TEXT``: ``0`` trains without language-model item features (default: ``1``).
 - ``GATLENS_MODEL``: artifact key selected when the URL names none (default: newest GAT).
-- ``GATLENS_LIST_REASONS``: reasons computed when a top-K list opens (default: 3; each is one
-  explanation, memoised, so the "Why this item?" page then opens instantly for those items).
+- ``GATLENS_LIST_REASONS``: reasons worked out, top card first, when a top-K list opens (default: 50,
+  the largest K: every card; a button works out the rest). Each is one explanation, memoised, so
+  the "Why this item?" page then opens instantly for those items.
 - ``GATLENS_JOB_FILE``: status file of the background job training the model (set by ``gatlens
   dashboard``; every page shows its progress while it runs, see :mod:`dashboard.training`).
 - ``GATLENS_JOB_REFRESH``: seconds between checks of that file while it runs (default: 2).
