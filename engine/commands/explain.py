@@ -27,10 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--item", default=None, help="external item id (default: the user's top-1 recommendation)")
     p.add_argument(
         "--method",
-        default="ig",
+        default=None,
         choices=RegistryChoices("methods"),
         metavar="METHOD",
-        help="explanation method: ig, saliency, ablation, attention, rollout, leave-one-out, ... (default: ig)",
+        help="explanation method: exact, ig, saliency, ablation, attention, rollout, leave-one-out, ... "
+        "(default: exact where the model's score decomposes exactly, else ig)",
     )
     p.add_argument("--steps", type=int, default=16, help="Integrated Gradients steps (default: 16)")
     p.add_argument("-k", type=int, default=10, help="top-K for the counterfactual (default: 10)")
@@ -91,6 +92,8 @@ def _report(ex: Any, top: int, seconds: float) -> str:
     rank = f"rank {ex.rank}" if ex.rank else "already in the user's history"
     lines.append(f"  score {ex.score:.4f}, {rank}; explained in {seconds:.2f}s ({ex.method})")
     lines += ["", ex.reason, ""]
+    if hasattr(ex, "terms"):  # an exact decomposition
+        return "\n".join(lines + _decomposition_report(ex, top))
     hist = ex.history_influence.head(top)
     lines.append("Your past interactions that drive it (attribution, share of all edge attribution):")
     for row in hist.itertuples():
@@ -143,6 +146,36 @@ def _report(ex: Any, top: int, seconds: float) -> str:
         f"IG completeness gap {_fmt(ex.completeness, '.2e')}"
     )
     return "\n".join(lines)
+
+
+def _decomposition_report(ex: Any, top: int) -> list[str]:
+    """The terms of an exact decomposition, the top contributions and the counterfactual."""
+    lines = [f"The score is exactly the sum of these terms (round-off {_fmt(ex.completeness, '.1e')}):"]
+    for row in ex.terms.itertuples():
+        lines.append(f"  {row.label:<40} {_fmt(row.value, '+.4f'):>10} ({_fmt(row.share * 100, '.0f')}% of |terms|)")
+    hist = ex.history_influence
+    lines += [
+        "",
+        f"Past interactions by contribution (top {min(top, len(hist))} of {len(hist)}; share of what "
+        "the history adds):",
+    ]
+    for row in hist.head(top).itertuples():
+        rating = "" if math.isnan(row.rating) else f" rated {row.rating:g}"
+        lines.append(
+            f"  {row.rank:>2}. {row.title}{rating}: {_fmt(row.contribution, '+.4f')} "
+            f"({_fmt(row.share_of_history * 100, '.1f')}%) = attention {_fmt(row.attention, '.3g')} x weight "
+            f"{_fmt(row.weight, '.3g')} x relation {_fmt(row.relation, '+.3g')}"
+        )
+    cf = ex.counterfactual
+    if cf is not None:
+        lines += ["", f"Counterfactual (top-{cf.k}): {cf.verdict}"]
+        for row in cf.removed.itertuples():
+            lines.append(f"  - {row.title} ({_fmt(row.attribution, '+.4f')})")
+        if cf.n_more:
+            lines.append(f"  + {cf.n_more} more")
+        lines.append(f"  ({cf.note})")
+    lines += ["", f"Score without any past interaction: {_fmt(ex.baseline_score, '.4f')}"]
+    return lines
 
 
 def run_explain_eval(args: argparse.Namespace) -> int:
