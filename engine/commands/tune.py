@@ -84,24 +84,34 @@ def run(args: argparse.Namespace) -> int:
     from engine.assembly import load_data
     from engine.tuning.study import tune
 
-    if not args.verbose:  # our own line per trial replaces Optuna's INFO log
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not args.verbose:
+        # Our own line per trial replaces Optuna's INFO log; its "trial failed" WARNING repeats the
+        # error this command reports anyway (or a KeyboardInterrupt's traceback).
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     models = _models(args)
     base = config_from_args(args)
     dataset = load_data(base)  # once for every model
     results = []
     for name in models:
         config = base.with_overrides(model={"name": name})
-        result = tune(
-            config,
-            args.trials,
-            study_dir=Path(args.study_dir),
-            timeout=args.timeout,
-            pruner=args.pruner,
-            dataset=dataset,
-            cache_dir=Path(args.cache_dir),
-            progress=not getattr(args, "quiet", False),
-        )
+        try:
+            result = tune(
+                config,
+                args.trials,
+                study_dir=Path(args.study_dir),
+                timeout=args.timeout,
+                pruner=args.pruner,
+                dataset=dataset,
+                cache_dir=Path(args.cache_dir),
+                progress=not getattr(args, "quiet", False),
+            )
+        except KeyboardInterrupt:
+            print(
+                f"interrupted while tuning {name}: its finished trials are stored in {args.study_dir}, the "
+                "running one is discarded; run the same command again to resume",
+                file=sys.stderr,
+            )
+            raise
         results.append(result)
         if not args.json:
             _print_result(result)

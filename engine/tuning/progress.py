@@ -78,6 +78,9 @@ class TrialProgress:
         if trial.state == TrialState.COMPLETE:
             epochs = trial.user_attrs.get("epochs")
             ran = f" ({epochs} epochs)" if epochs else ""
+            twin = trial.user_attrs.get("duplicate_of")
+            if twin is not None:
+                ran = f" (same point as trial {twin}: not trained again)"
             what = f"valid NDCG@10 {trial.value:.4f} in {duration(_seconds(trial))}{ran}"
         elif trial.state == TrialState.PRUNED:
             steps = trial.intermediate_values

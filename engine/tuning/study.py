@@ -204,6 +204,13 @@ def objective_for(
 
     def objective(trial: optuna.Trial) -> float:
         config = base.with_overrides(**spec.suggest(trial))
+        # TPE repeats integer points (knn_k=10 twice in 8 trials on ml-100k); training is seeded,
+        # so a repeat would only re-measure the stored value.
+        twin = _same_point(trial)
+        if twin is not None:
+            trial.set_user_attr("duplicate_of", twin.number + 1)
+            trial.set_user_attr("epochs", twin.user_attrs.get("epochs"))
+            return float(twin.value)
         hooks = (*callbacks, PruningCallback(trial)) if spec.capabilities.trained else ()
         t0 = time.perf_counter()
         value, result = evaluate_config(config, prep, callbacks=hooks, cache_dir=cache_dir)
@@ -213,6 +220,12 @@ def objective_for(
         return value
 
     return objective
+
+
+def _same_point(trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+    """A complete trial of the study at exactly ``trial``'s parameters, if any."""
+    done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return next((t for t in done if t.params == trial.params), None)
 
 
 def reuse_commands(config: RunConfig, best_file: Path) -> dict[str, str]:

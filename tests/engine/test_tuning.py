@@ -236,3 +236,25 @@ def test_cli_tunes_every_listed_model_with_the_same_budget(tmp_path: Path, capsy
     assert f"gatlens train --dataset demo --scale 0.1 --model ease --config {study_dir / 'demo-ease.best.json'}" in out
     assert main(["tune", *common, "--models", "ease,nope", "--trials", "2"]) == 2
     assert "--models: unknown model(s) ['nope']" in capsys.readouterr().err
+
+
+def test_a_repeated_point_reuses_the_stored_value_without_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny("ease")
+    prep = prepare(config, cache_dir=tmp_path)
+    fits: list[float] = []
+    real = study_module.evaluate_config
+
+    def counting(cfg: RunConfig, *args: Any, **kw: Any) -> Any:
+        fits.append(cfg.model.ease_l2)
+        return real(cfg, *args, **kw)
+
+    monkeypatch.setattr(study_module, "evaluate_config", counting)
+    study = optuna.create_study(direction="maximize")
+    for _ in range(2):
+        study.enqueue_trial({"model.ease_l2": 100.0})
+    study.optimize(objective_for(model_spec("ease"), config, prep), n_trials=2)
+    first, second = study.trials
+    assert fits == [100.0] and second.value == first.value
+    assert second.user_attrs["duplicate_of"] == 1 and "duplicate_of" not in first.user_attrs
