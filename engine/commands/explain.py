@@ -186,6 +186,9 @@ def run_explain_eval(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_dict())
         return 0
+    if result.kind == "exact-decomposition":
+        print("\n".join(_decomposition_eval_report(result)))
+        return 0
     print(
         f"explain-eval on {result.dataset}: {result.n_pairs} (user, top-1 item) pairs, k = 1..{result.k_max}, "
         f"{result.seconds:.0f}s"
@@ -239,6 +242,67 @@ def run_explain_eval(args: argparse.Namespace) -> int:
         for line in _trigger_verdicts(gt, rec.config.model.attention):
             print(line)
     return 0
+
+
+def _decomposition_eval_report(result: Any) -> list[str]:
+    """``explain-eval`` on a model whose score decomposes exactly."""
+    lines = [
+        f"explain-eval on {result.dataset} (exact decomposition): {result.n_pairs} (user, top-1 item) pairs, "
+        f"k = 1..{result.k_max}, {result.seconds:.0f}s",
+        "",
+        "Deletion (remove the top-k past interactions, whole score re-computed); AUC = mean score drop",
+        f"  {'order':<10} {'del AUC':>9} {'vs random':>10} {'del norm':>9} {'rank chg@K':>10} {'beats rnd':>9}",
+    ]
+    for r in result.summary.itertuples():
+        beats = "-" if r.method == "random" else _fmt(r.beats_random * 100, ".0f") + "%"
+        lines.append(
+            f"  {r.method:<10} {r.deletion_auc:>9.4f} {r.deletion_margin_vs_random:>+10.4f} "
+            f"{_fmt(r.deletion_auc_norm, '.3f'):>9} {r.rank_change_at_k:>10.1f} {beats:>9}"
+        )
+    lines.append(f"  -> {result.attention_verdict['text']}")
+    lines += ["", "Agreement with the exact contributions (mean top-5 overlap, mean Spearman)"]
+    for r in result.agreement.itertuples():
+        lines.append(f"  {r.method:<14} overlap {r.top_overlap:.2f}  spearman {_fmt(r.spearman, '+.2f')}")
+    cf = result.counterfactual
+    lines += [
+        "",
+        f"Counterfactual (smallest greedy set of past interactions whose removal drops the item out of the "
+        f"top {cf['k']}, verified by re-scoring the catalog), {cf['pairs']} pairs:",
+        f"  median {_fmt(cf['median'], '.0f')}, quartiles {_fmt(cf['q25'], '.0f')}-{_fmt(cf['q75'], '.0f')}, "
+        f"90th percentile {_fmt(cf['q90'], '.0f')}; at most 10 interactions in {cf['at_most_10']:.0%}; "
+        f"not found {cf['not_found']:.0%}",
+    ]
+    gt = result.ground_truth
+    if gt is not None and len(gt):
+        n = int(gt["cases"].iloc[0])
+        lines += [
+            "",
+            f"Ground truth (demo triggers): {n} cases where a planted trigger is in the history of a user "
+            "whose top-10 has its target",
+        ]
+        for r in gt.itertuples():
+            lines.append(
+                f"  {r.method:<13} trigger in the top-{r.top}: {r.hits}/{r.cases} ({_fmt(r.hit_rate * 100, '.0f')}%; "
+                f"chance {_fmt(r.chance * 100, '.0f')}%), median position {_fmt(r.median_rank, '.0f')} of "
+                f"{_fmt(r.history, '.0f')}"
+            )
+        rel = result.trigger_reliance or {}
+        if rel.get("cases"):
+            lines.append(
+                f"  exact leave-one-out agrees with the contributions on 'trigger in the top-3' in "
+                f"{rel['loo_agrees_top']:.0%} of cases"
+            )
+            for key, label in (
+                ("trigger", "the trigger"),
+                ("strongest", "the largest contributor"),
+                ("random", "a random other item"),
+            ):
+                r = rel[key]
+                lines.append(
+                    f"    without {label + ':':<25} target leaves the top-{rel['top_k']} in {r['left_top_k']:.0%} "
+                    f"of cases, rank {r['rank_change']:+.2f}"
+                )
+    return lines
 
 
 def _trigger_verdicts(gt: Any, attention: str | None) -> list[str]:

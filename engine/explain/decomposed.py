@@ -77,10 +77,11 @@ def _history_table(rec: Recommender, u: int, item: int, dec: Decomposition) -> t
     order = np.argsort(-contrib, kind="stable")
     rank = np.empty(len(hist), dtype=np.int64)
     rank[order] = np.arange(1, len(hist) + 1)
+    ids = np.asarray(rec.idmap.items, dtype=object)[hist]
     inter = pd.DataFrame(
         {
             "user_id": rec.idmap.users[u],
-            "item_id": np.asarray(rec.idmap.items, dtype=object)[hist],
+            "item_id": ids,
             "title": rec.items[TITLE].to_numpy(dtype=object)[hist],
             "kind": "history",
             "attention": attention,
@@ -91,7 +92,7 @@ def _history_table(rec: Recommender, u: int, item: int, dec: Decomposition) -> t
         }
     ).sort_values("rank", kind="stable")
     frame = history_frame(rec, u, inter.reset_index(drop=True))
-    extra = pd.DataFrame({ITEM: inter["item_id"].to_numpy(), "weight": weight, "relation": relation})
+    extra = pd.DataFrame({ITEM: ids, "weight": weight, "relation": relation})
     frame = frame.merge(extra, on=ITEM, how="left")
     frame["contribution"] = frame["attribution"]
     added = float(contrib[contrib > 0].sum())
