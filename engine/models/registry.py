@@ -429,7 +429,7 @@ def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_f
 
 @register_model(
     "itemgat",
-    capabilities=Capabilities(trained=True, text_features=True),
+    capabilities=Capabilities(trained=True, text_features=True, explain=(DECOMPOSITION,)),
     knobs=(
         "embedding_dim",
         "num_layers",

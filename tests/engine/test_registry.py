@@ -44,10 +44,10 @@ class FakeTrial:
 
 
 def test_builtins_and_their_capabilities() -> None:
-    assert model_names() == ("gat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop")
+    assert model_names() == ("gat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop", "itemgat")
     assert model_spec("gat").capabilities.text_features and not model_spec("lightgcn").capabilities.text_features
     trained = [n for n in model_names() if model_spec(n).capabilities.trained]
-    assert trained == ["gat", "gcn", "sage", "lightgcn", "bprmf"]
+    assert trained == ["gat", "gcn", "sage", "lightgcn", "bprmf", "itemgat"]
     assert methods_for("gat") == ("ig", "saliency", "ablation", "attention", "rollout", "leave-one-out")
     assert methods_for("gcn") == () and methods_for("nope") == ()
     with pytest.raises(ValueError, match=r"unknown model 'nope'; expected one of gat, gcn"):
