@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.components.why_focus import effect, percent
+
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = (ImportError, NotImplementedError, AttributeError)
@@ -161,8 +163,8 @@ def graph_frames(
                 str(t) if isinstance(t, str) and t else str(i) for t, i in zip(shown["title"], shown["id"], strict=True)
             ],
             "detail": [
-                f"{i} · hop {h} · influence {v:.1%}"
-                for i, h, v in zip(shown["id"], shown["hop"], shown["influence"], strict=True)
+                _node_words(t, i, h, v)
+                for t, i, h, v in zip(shown["type"], shown["id"], shown["hop"], shown["influence"], strict=True)
             ],
             "importance": shown["influence"].astype(float).to_numpy(),
         }
@@ -192,9 +194,14 @@ def graph_frames(
             rank=("rank", "first"),
             attribution=("interaction_attribution", "first"),
         )
+    names = dict(zip(sub["node"], [_name(t, i) for t, i in zip(sub["title"], sub["id"], strict=True)], strict=True))
+    per_interaction = edges.groupby("interaction", sort=False)["interaction_attribution"].first()
+    total, n_inter = float(per_interaction.abs().sum()), len(per_interaction)
     agg["detail"] = [
-        f"attribution rank {int(r)} · attribution {a:+.4f}"
-        for r, a in zip(agg["rank"], agg["attribution"], strict=True)
+        f"{names.get(a, '?')} – {names.get(b, '?')}: "
+        + effect(float(v) / total if total > 0 else 0.0)
+        + f" (#{int(r)} of {n_inter:,} interactions)"
+        for a, b, r, v in zip(agg["src"], agg["dst"], agg["rank"], agg["attribution"], strict=True)
     ]
     out = agg.reset_index(drop=True)[["src", "dst", "weight", "detail"]]
     out["src"] = out["src"].astype(int)
@@ -202,6 +209,20 @@ def graph_frames(
     if len(out) > max_edges:
         out = _cap_edges(out, (user_node, item_node), max_edges)
     return nodes, out.reset_index(drop=True)
+
+
+def _name(title: Any, ext_id: Any) -> str:
+    return str(title) if isinstance(title, str) and title else str(ext_id)
+
+
+_STEPS = {0: "in the pair", 1: "one step from the pair", 2: "two steps from the pair"}
+
+
+def _node_words(kind: str, ext_id: Any, hop: Any, influence: Any) -> str:
+    """A node's tooltip line in words (its external id, never the subgraph's node index)."""
+    where = _STEPS.get(int(hop), f"{int(hop)} steps from the pair")
+    who = f"user {ext_id}" if kind == "user" else f"item {ext_id}"
+    return f"{who}, {where}; {percent(float(influence))} of the attention flow into the pair"
 
 
 def _cap_edges(edges: pd.DataFrame, pair: tuple[int, int], max_edges: int) -> pd.DataFrame:
@@ -217,34 +238,3 @@ def _cap_edges(edges: pd.DataFrame, pair: tuple[int, int], max_edges: int) -> pd
         strength = edges["weight"].abs().reindex(loose.index)
         keep |= set(strength.groupby(loose.to_numpy()).idxmax())
     return edges.loc[sorted(keep)]
-
-
-# A counterfactual of at most this many interactions is a short, checkable story.
-FOCUSED_COUNTERFACTUAL = 5
-
-
-def faithfulness_badge(exp: Any) -> tuple[str, str, str]:
-    """(label, tone, explanation) for the faithfulness badge, from the verified counterfactual."""
-    cf = getattr(exp, "counterfactual", None)
-    if cf is None:
-        return "not checked", "neutral", "No counterfactual was computed for this explanation."
-    if cf.found:
-        n = len(cf.removed)
-        what = f"Removing the {n} most-attributed interaction{'s' if n != 1 else ''} (re-scored on the edited graph)"
-        moved = f"drops the item from #{cf.old_rank} to #{cf.new_rank}, out of the top {cf.k}."
-        if n <= FOCUSED_COUNTERFACTUAL:
-            verb = "s move" if n != 1 else " moves"
-            return f"faithful: {n} interaction{verb} the rank", "good", f"{what} {moved}"
-        return (
-            f"diffuse: {n} interactions needed to move it",
-            "warn",
-            f"{what} {moved} The attribution ranking is verified, but the score rests on many signals.",
-        )
-    if cf.old_rank is None or cf.old_rank > cf.k:
-        return "outside the top-K", "neutral", str(cf.note)
-    return (
-        "robust: no small set explains it",
-        "warn",
-        f"{str(cf.note).capitalize()}: the score rests on many weak signals, so no short list of "
-        "interactions is a faithful summary.",
-    )

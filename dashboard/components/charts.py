@@ -189,9 +189,17 @@ def metric_bars(
 
 
 def attribution_bars(
-    frame: pd.DataFrame, *, label: str = "label", value: str = "value", title: str = "Attribution", max_rows: int = 12
+    frame: pd.DataFrame,
+    *,
+    label: str = "label",
+    value: str = "value",
+    title: str = "Attribution",
+    max_rows: int = 12,
+    x_title: str = "Attribution",
+    y_title: str | None = None,
+    percent: bool = False,
 ) -> go.Figure:
-    """Horizontal signed bars, largest magnitude on top (negative values in red).
+    """Horizontal signed bars, largest magnitude on top (negative values in red), with axis titles.
 
     Args:
         frame: a frame with a label column and a numeric column.
@@ -199,6 +207,10 @@ def attribution_bars(
         value: value column (default: ``"value"``).
         title: chart title (default: "Attribution").
         max_rows: bars shown (default: 12).
+        x_title: the value axis title (default: "Attribution").
+        y_title: the label axis title (default: none).
+        percent: the values are shares of one whole: percent ticks, and the axis always spans
+            0 to the largest share, so two such charts read on the same footing (default: False).
     """
     top = frame.reindex(frame[value].abs().sort_values(ascending=False).index).head(max_rows).iloc[::-1]
     labels = [_e(_shorten(v)) for v in top[label]]
@@ -213,8 +225,16 @@ def attribution_bars(
             hoverinfo="text+x",
         )
     )
+    fig.update_xaxes(title_text=_e(x_title))
+    if y_title:
+        fig.update_yaxes(title_text=_e(y_title))
+    if percent and len(top):
+        values = top[value].astype(float)
+        low, high = min(0.0, float(values.min())), max(0.0, float(values.max()))
+        pad = 0.05 * ((high - low) or 1.0)
+        fig.update_xaxes(tickformat=".0%", range=[low - (pad if low < 0 else 0), high + pad], zeroline=True)
     fig.update_yaxes(automargin=True)
-    return _layout(fig, title, height=max(220, 28 * len(top) + 60))
+    return _layout(fig, title, height=max(220, 28 * len(top) + 80))
 
 
 def group_intervals(frame: pd.DataFrame, *, metric: str, feature: str, percent: bool = False) -> go.Figure:

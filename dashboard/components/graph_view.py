@@ -22,21 +22,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# Colours per node kind (readable on light and dark backgrounds) and their legend labels.
+# Colours per node kind and their legend labels, in legend order: four clearly different hues
+# (Okabe-Ito, safe for colour-blind readers, readable on light and dark pages) plus grey for
+# the full subgraph's other items. Shapes differ too (diamond, box/dot, star, triangle).
 NODE_COLORS: dict[str, str] = {
-    "user": "#6366f1",
-    "target": "#f59e0b",
-    "history": "#14b8a6",
+    "user": "#0072B2",
+    "history": "#009E73",
+    "target": "#E69F00",
+    "other_user": "#CC79A7",
     "item": "#94a3b8",
-    "other_user": "#a78bfa",
 }
 NODE_LABELS: dict[str, str] = {
     "user": "the user",
+    "history": "their past items",
     "target": "recommended item",
-    "history": "user's history",
-    "item": "other item",
-    "other_user": "other user",
+    "other_user": "other users",
+    "item": "other items",
 }
+NEGATIVE_EDGE = "#ef4444"
 MAX_NODES = 150
 LABELLED = 14  # besides the user and the item, only the most important nodes carry a visible label
 _ANCHOR = "network = new vis.Network(container, data, options);"
@@ -53,16 +56,30 @@ _TOOLTIP_JS = """
                     });
                   });
                   """
+# Once the layout has settled (stabilisation done, or fixed positions drawn) physics stops, so
+# nothing drifts; then the view is fitted with a margin, so no node or label touches the frame.
+_SETTLE_JS = """
+                  function glSettle() {
+                    network.setOptions({physics: false});
+                    network.fit({animation: false});
+                    network.moveTo({scale: network.getScale() * 0.92, animation: false});
+                  }
+                  if (options.physics && options.physics.enabled !== false) {
+                    network.once("stabilizationIterationsDone", glSettle);
+                  } else {
+                    network.once("afterDrawing", glSettle);
+                  }
+                  """
 _EXTRA_CSS = """
 <style>
   html, body { margin: 0; padding: 0; background: transparent; font-family: sans-serif; }
   #mynetwork { border: none !important; }
   .card { border: none !important; background: transparent !important; }
-  .gl-tip { font: 12px/1.4 sans-serif; max-width: 320px; white-space: normal; }
-  .gl-legend { position: absolute; top: 6px; left: 8px; font: 12px sans-serif; color: %(fg)s;
-               background: %(panel)s; padding: 4px 8px; border-radius: 8px; z-index: 5; }
-  .gl-legend span.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%%;
-                        margin: 0 4px 0 8px; vertical-align: -1px; }
+  .gl-tip { font: 13px/1.45 sans-serif; max-width: 340px; white-space: normal; }
+  .gl-legend { font: 13px sans-serif; color: %(fg)s; padding: 4px 2px 6px; height: 20px; }
+  .gl-legend span.dot { display: inline-block; width: 12px; height: 12px; border-radius: 50%%;
+                        margin: 0 5px 0 12px; vertical-align: -2px; }
+  .gl-legend span.dot:first-child { margin-left: 2px; }
 </style>
 """
 
@@ -87,21 +104,24 @@ def network_html(
     options_file: Path | None = None,
     max_nodes: int = MAX_NODES,
 ) -> str:
-    """Render an explanation subgraph as a standalone HTML page.
+    """Render an explanation graph as a standalone HTML page, with a colour legend above it.
 
     Args:
-        nodes: columns ``id`` (unique), ``kind`` (a key of :data:`NODE_COLORS`), ``label``
-            (full text), optional ``detail`` (extra tooltip line, plain text) and
-            ``importance`` (>= 0, scales the node size).
+        nodes: columns ``id`` (unique; never shown), ``kind`` (a key of :data:`NODE_COLORS`),
+            ``label`` (full text), optional ``detail`` (the tooltip's sentence, plain text),
+            ``importance`` (>= 0, scales the node size) and ``x``/``y`` (fixed positions: the
+            graph is drawn there, physics off, past items as labelled boxes).
         edges: columns ``src``, ``dst`` (node ids), ``weight`` (signed; width is its
             magnitude, negative edges are red) and optional ``detail`` (tooltip text).
         dark: colours for a dark page (default: False).
-        height: canvas height in pixels (default: 560).
-        options_file: vis-network options as JSON (default: built-in physics settings).
+        height: canvas height in pixels, legend excluded (default: 560).
+        options_file: vis-network options as JSON for a physics layout (default: built-in
+            settings); ignored for fixed positions.
         max_nodes: refuse larger graphs, which are unreadable and slow (default: 150).
 
     Returns:
-        The HTML document (about 700 kB: vis-network is inlined for offline use).
+        The HTML document (about 700 kB: vis-network is inlined for offline use). The layout
+        settles, then stays: physics is switched off once it has stabilised.
 
     Raises:
         ValueError: more than ``max_nodes`` nodes, an unknown kind, or an edge to a missing node.
@@ -119,6 +139,7 @@ def network_html(
         raise ValueError(f"edges refer to nodes not in the node table (got {sorted(map(str, missing))[:5]!r})")
 
     fg = "#e5e7eb" if dark else "#1f2937"
+    fixed = "x" in nodes and "y" in nodes
     # No network-wide font_color: pyvis would overwrite each node's font dict with it.
     net = Network(height=f"{height}px", width="100%", bgcolor="rgba(0,0,0,0)", cdn_resources="in_line", directed=False)
     importance = nodes["importance"].astype(float) if "importance" in nodes else pd.Series(1.0, nodes.index)
@@ -127,33 +148,36 @@ def network_html(
     for (index, row), imp in zip(nodes.iterrows(), importance, strict=True):
         kind = str(row["kind"])
         big = kind in ("user", "target")
-        tip = f"<b>{_escape(row['label'])}</b><br>{_escape(NODE_LABELS[kind])} · {_escape(row['id'])}"
+        tip = f"<b>{_escape(row['label'])}</b><br><i>{_escape(NODE_LABELS[kind])}</i>"
         detail = row.get("detail")
         if detail:
             tip += f"<br>{_escape(detail)}"
+        boxed = fixed and kind == "history"
+        extra: dict = {"x": float(row["x"]), "y": float(row["y"]), "physics": False} if fixed else {}
+        if boxed:  # a labelled box: the title is readable inside it, beside its edges
+            extra["margin"] = 6
         net.add_node(
             str(row["id"]),
             # Canvas text, never parsed as HTML; unlabelled nodes show their title on hover.
-            label=_short(str(row["label"])) if big or index in labelled else " ",
+            label=_short(str(row["label"])) if big or fixed or index in labelled else " ",
             title=tip,
             color=NODE_COLORS[kind],
             size=(26 if big else 10 + 14 * float(imp) / top),
-            shape="star" if kind == "target" else ("diamond" if kind == "user" else "dot"),
+            shape=_SHAPES.get(kind, "dot") if not boxed else "box",
             borderWidth=3 if big else 1,
             font={
-                "size": 22 if big else 16,
-                "color": fg,
-                "strokeWidth": 3,
+                "size": 22 if big else (18 if fixed else 16),
+                "color": "#ffffff" if boxed else fg,
+                "strokeWidth": 0 if boxed else 3,
                 "strokeColor": "#111320" if dark else "#ffffff",
             },
+            **extra,
         )
     weights = edges["weight"].astype(float).to_numpy() if len(edges) else np.zeros(0)
     scale = float(np.abs(weights).max()) if len(weights) and np.abs(weights).max() > 0 else 1.0
     for row, w in zip(edges.itertuples(index=False), weights, strict=True):
-        tip = f"weight {w:.4f}"
         detail = getattr(row, "detail", None)
-        if detail:
-            tip += f"<br>{_escape(detail)}"
+        tip = _escape(detail) if detail else f"weight {w:.4f}"
         strength = abs(w) / scale
         net.add_edge(
             str(row.src),
@@ -162,15 +186,15 @@ def network_html(
             title=tip,
             # Weak edges fade so the few that matter stand out of the hairball.
             color={
-                "color": "#ef4444" if w < 0 else ("#818cf8" if dark else "#6366f1"),
+                "color": NEGATIVE_EDGE if w < 0 else ("#94a3b8" if dark else "#64748b"),
                 "opacity": round(0.12 + 0.88 * strength, 3),
             },
         )
-    net.set_options(_options(options_file))
+    net.set_options(json.dumps(FIXED_OPTIONS) if fixed else _options(options_file))
     page = net.generate_html(notebook=False)
     if _ANCHOR not in page:  # pyvis changed its template: refuse rather than ship raw tooltips
         raise RuntimeError("pyvis template has no network constructor anchor; cannot install tooltips")
-    page = page.replace(_ANCHOR, _TOOLTIP_JS + _ANCHOR, 1)
+    page = page.replace(_ANCHOR, _TOOLTIP_JS + _ANCHOR + _SETTLE_JS, 1)
     # pyvis's template links Bootstrap from a CDN even with in-line resources (for menus we do
     # not use): offline that is a failed request, and a script in the page waits for it.
     page = _REMOTE.sub("", page)
@@ -179,7 +203,11 @@ def network_html(
     return page.replace("<body>", "<body>" + _legend_html(nodes["kind"].unique()), 1)
 
 
+_SHAPES = {"user": "diamond", "target": "star", "other_user": "triangle", "history": "dot", "item": "dot"}
+
+
 def _legend_html(kinds: Sequence[str]) -> str:
+    """One entry per node kind present, in :data:`NODE_COLORS` order."""
     order = [k for k in NODE_COLORS if k in set(kinds)]
     items = "".join(
         f'<span class="dot" style="background:{NODE_COLORS[k]}"></span>{_escape(NODE_LABELS[k])}' for k in order
@@ -202,6 +230,13 @@ DEFAULT_OPTIONS: dict = {
     },
     "interaction": {"hover": True, "tooltipDelay": 80, "navigationButtons": False},
     "edges": {"smooth": False},
+}
+# Fixed positions: no physics at all, so the first drawing is the layout.
+FIXED_OPTIONS: dict = {
+    "physics": {"enabled": False},
+    "interaction": {"hover": True, "tooltipDelay": 80, "navigationButtons": False, "zoomView": True},
+    "edges": {"smooth": False},
+    "layout": {"randomSeed": 7},
 }
 
 

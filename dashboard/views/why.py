@@ -1,21 +1,27 @@
-"""Why this item? The attention subgraph, attributions, reason, faithfulness, counterfactual and what-if."""
+"""Why this item? For a PM first (reason, rank in words, focused graph, counterfactual), a data scientist second."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import adapters, context, listview, state
 from dashboard.components import charts
+from dashboard.components import why_focus as focus
+from dashboard.components.graph_view import MAX_NODES as MAX_FULL_NODES
 from dashboard.components.graph_view import network_html
-from dashboard.components.html import badge, headline, note, rec_cards, table, tiles
+from dashboard.components.html import headline, note, rec_cards, table, tiles
 from dashboard.components.text import md, md_code
-from dashboard.components.widgets import bound_selectbox, user_picker
+from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
 from dashboard.settings import asset
 
 GRAPH_HEIGHT = 540
-TABS = ("Attributions", "History influence", "What-if editor")
+LEGEND_HEIGHT = 40  # the colour legend above the canvas
+TABS = ("Contributions", "Past items", "What-if editor")
+# An exact decomposition first (its numbers add up), then Integrated Gradients.
+PREFERRED_METHODS = ("exact", "exact-decomposition", "ig")
 
 
 def render() -> None:
@@ -23,27 +29,30 @@ def render() -> None:
     cur = context.require_model()
     rec = cur.rec
     st.header("Why this item?", anchor=False)
-    if not cur.is_gat:
+    methods = state.explain_methods(str(cur.row.get("model")))
+    if not methods:
         st.info(
-            f"Explanations need the graph attention model; **{md(cur.row.get('model'))}** has no attention to "
-            "show. Pick a *gat* model in the sidebar.",
+            f"**{md(cur.row.get('model'))}** cannot explain its scores: explanations need the graph attention "
+            "model (*gat*) or a model whose score adds up from the user's past items. Pick one in the sidebar.",
             icon=":material/hub:",
         )
-        context.write_url("why", "user", "item")
+        context.write_url("why", "user", "item", "k")
         st.stop()
-    col_user, col_item = st.columns([2, 3], vertical_alignment="bottom")
+    col_user, col_item, col_k = st.columns([5, 6, 3], vertical_alignment="bottom")
     with col_user:
         user = user_picker(cur, key_prefix="why_")
     if user is None:
         st.stop()
+    with col_k:
+        k = bound_k("List length (K)", key="w_why_k")
     with col_item:
-        item = _item_picker(cur, user)
+        item = _item_picker(cur, user, k)
     if item is None:
         st.stop()
 
     try:
-        with st.spinner("Explaining: attention, Integrated Gradients, counterfactual…"):
-            exp = adapters.explain(rec, user, item, k=int(context.selection().get("k") or context.DEFAULT_K))
+        with st.spinner("Explaining this recommendation…"):
+            exp = adapters.explain(rec, user, item, k=k, **_method(methods))
     except adapters.FeatureUnavailableError as exc:
         st.info(md(exc), icon=":material/hourglass_empty:")
         st.stop()
@@ -51,31 +60,50 @@ def render() -> None:
         st.warning(f"This pair cannot be explained: {md(exc)}", icon=":material/help:")
         st.stop()
 
+    context.write_url("why", "user", "item", "k", *listview.LIST_KEYS)
     st.html(headline("Why ", exp.item_title, f" for {user}?"))
     if exp.fallback:
         st.html(note(exp.reason, "warn"))
         st.caption(f"Not personalised: {md(exp.fallback)}.")
-        context.write_url("why", "user", "item")
+        return
+    if exp.rank is None:
+        _already_seen(cur, user, exp, k)
         return
 
+    top = rec.recommend(user, k).items
+    n_unseen = len(rec.items) - int((rec.history(user)["part"] == "train").sum())
+    words = focus.rank_words(user, exp.rank, n_unseen, float(exp.score), top["score"].to_numpy(), k)
+    cfv = focus.counterfactual_view(exp)
+    _summary(cur, user, item, k, exp, words, cfv)
     graph_col, side_col = st.columns([3, 2], gap="medium")
-    with side_col:
-        k = int(context.selection().get("k") or context.DEFAULT_K)
-        _summary(exp, listview.rank_tile(rec, user, item, k, context.selection(), exp.rank))
     with graph_col:
-        _graph(cur, exp)
+        _graph(cur, exp, words)
+    with side_col:
+        _counterfactual(cfv)
     # Lazy tabs: only the open one runs and is sent to the browser. The history table and the
     # what-if editor's catalog-wide multiselect cost the browser time on every load otherwise.
     tabs = st.tabs(TABS, key="w_why_tab", on_change="rerun")
-    draws = (lambda: _attributions(exp), lambda: _history(exp), lambda: _what_if(cur, user, exp))
+    draws = (lambda: _contributions(exp), lambda: _history(cur, user, exp), lambda: _what_if(cur, user, exp))
     for tab, draw in zip(tabs, draws, strict=True):
         if tab.open:
             with tab:
                 draw()
-    context.write_url("why", "user", "item", "k", *listview.LIST_KEYS)
+    _for_data_scientists(exp)
 
 
-def _item_picker(cur: context.Current, user: str) -> str | None:
+def _method(methods: tuple[str, ...]) -> dict[str, str]:
+    """The explanation method: an exact decomposition where the model has one, else IG, else the first.
+
+    IG is the engine's default: not naming it shares the memoised explanation with the
+    Recommendations page's reasons.
+    """
+    for name in PREFERRED_METHODS:
+        if name in methods:
+            return {} if name == "ig" else {"method": name}
+    return {"method": methods[0]}
+
+
+def _item_picker(cur: context.Current, user: str, k: int) -> str | None:
     rec = cur.rec
     sel = context.selection()
     wanted = sel.get("item")
@@ -87,7 +115,7 @@ def _item_picker(cur: context.Current, user: str) -> str | None:
             icon=":material/search_off:",
         )
         sel["item"] = wanted = None
-    top = rec.recommend(user, int(sel.get("k") or context.DEFAULT_K)).items
+    top = rec.recommend(user, k).items
     top_ids = top["item_id"].astype(str).tolist()
     if wanted is None:
         sel["item"] = top_ids[0] if top_ids else ids.iloc[0]
@@ -105,41 +133,102 @@ def _item_picker(cur: context.Current, user: str) -> str | None:
     )
 
 
-def _summary(exp: Any, list_rank: tuple[str, str] | None = None) -> None:
-    cf = exp.counterfactual
-    rank = list_rank or (f"#{exp.rank}" if exp.rank else "seen", "among items the user has not seen")
+def _already_seen(cur: context.Current, user: str, exp: Any, k: int) -> None:
+    """The item is in the user's history: say so, and offer their top unseen item instead."""
+    rec = cur.rec
+    history = rec.history(user)
+    row = history[history["item_id"].astype(str) == str(exp.item_id)]
+    rating = float(row["rating"].iloc[0]) if len(row) and "rating" in row else float("nan")
+    when = f" on {row['date'].iloc[0]}" if len(row) and "date" in row and row["date"].iloc[0] else ""
     st.html(
-        tiles(
-            [
-                ("rank", *rank),
-                ("score", f"{exp.score:.3f}", f"{exp.baseline_score:.3f} without any subgraph edge"),
-                (
-                    "subgraph",
-                    f"{len(exp.subgraph_nodes):,} nodes",
-                    f"{int(exp.subgraph_nodes['in_display'].sum())} shown",
-                ),
-            ]
+        note(
+            f"{focus.rating_phrase(user, rating, title=exp.item_title)}{when}: it is already in their history, "
+            "so it is not recommended to them. Recommendations are made only from items they have not seen.",
+            "warn",
         )
     )
+    top = rec.recommend(user, k).items
+    if not len(top):
+        return
+    first_id, first_title = str(top["item_id"].iloc[0]), str(top["title"].iloc[0])
+
+    def show_top() -> None:
+        context.selection()["item"] = first_id
+
+    st.button(
+        f"Explain {user}'s top unseen item instead: {md(first_title)}",
+        type="primary",
+        icon=":material/arrow_forward:",
+        on_click=show_top,
+        key="w_why_top",
+    )
+
+
+def _summary(
+    cur: context.Current, user: str, item: str, k: int, exp: Any, words: Any, cfv: focus.CounterfactualView
+) -> None:
+    cells: list[tuple[str, Any, str | None]] = [
+        ("rank", words.value, words.of),
+        (f"against the top {k}", words.versus, f"the #{k} item is the last one in {user}'s list"),
+        ("what it rests on", cfv.headline, cfv.hint),
+    ]
+    listed = listview.rank_tile(cur.rec, user, item, k, context.selection(), exp.rank)
+    if listed is not None:
+        cells.insert(1, ("in the list shown", *listed))
+    st.html(tiles(cells))
     st.html(note(exp.reason))
-    label, tone, detail = adapters.faithfulness_badge(exp)
-    st.html(f"<div>{badge(label, tone, title=detail)}</div>")
-    st.caption(md(detail))
-    if cf is not None and cf.found and len(cf.removed):
-        st.markdown(
-            "**Counterfactual** — without these interactions it leaves the top "
-            f"{cf.k} (#{cf.old_rank} → #{cf.new_rank}):"
-        )
-        st.html(table(cf.removed[["title", "rating", "attribution"]], {"attribution": ".4f"}))
-    gap = exp.completeness
-    if gap == gap:  # not NaN: IG completeness check
-        st.caption(
-            f"Integrated Gradients completeness: attributions sum to score − baseline within {abs(gap):.1e}. "
-            f"Computed in {exp.timings.get('total', float('nan')):.2f} s."
-        )
 
 
-def _graph(cur: context.Current, exp: Any) -> None:
+def _counterfactual(cfv: focus.CounterfactualView) -> None:
+    st.markdown("**What would change it**")
+    st.html(note(cfv.verdict, cfv.tone))
+    if len(cfv.rows):
+        st.html(table(cfv.rows.rename(columns={"title": "past item", "share": "share of this recommendation"})))
+    if cfv.more:
+        st.caption(f"+{cfv.more} more past items")
+
+
+def _graph(cur: context.Current, exp: Any, words: Any) -> None:
+    has_graph = len(exp.subgraph_nodes) > 0
+    full = False
+    if has_graph:
+        full = st.toggle(
+            "Show the full computation subgraph",
+            key="w_why_full",
+            help="Every user and item the model read for this score (the most influential "
+            f"{MAX_FULL_NODES}), with attention and attention-flow views. The default view keeps only the "
+            "past items and other users that count most.",
+        )
+    dark = _is_dark()
+    if full:
+        measure, layer_v, head_v = _measure_pickers(exp)
+        key = f"graph|{cur.key}|{exp.user_id}|{exp.item_id}|{measure}|{layer_v}|{head_v}|{dark}"
+
+        def build() -> str:
+            nodes, edges = adapters.graph_frames(exp, measure=measure, layer=layer_v, head=head_v)
+            return network_html(nodes, edges, dark=dark, height=GRAPH_HEIGHT, options_file=asset("pyvis_options.json"))
+
+        caption = (
+            "Every node the model read for this score. Edge width is the chosen measure; red edges push the "
+            "score down. Hover for details; scroll to zoom."
+        )
+    else:
+        key = f"focus|{cur.key}|{exp.user_id}|{exp.item_id}|{words.sentence}|{dark}"
+
+        def build() -> str:
+            nodes, edges = focus.focused_frames(exp, rank=words)
+            return network_html(nodes, edges, dark=dark, height=GRAPH_HEIGHT)
+
+        caption = (
+            f"{exp.user_id}'s past items that count most for this recommendation, and other users who chose it. "
+            "Edge width is each one's share of the recommendation; hover a node or an edge for details."
+        )
+    page = state.rendered(build, key)
+    st.iframe(page, height=GRAPH_HEIGHT + LEGEND_HEIGHT, alt="What this recommendation rests on, as a graph")
+    st.caption(caption)
+
+
+def _measure_pickers(exp: Any) -> tuple[str, int | None, int | None]:
     c_m, c_l, c_h = st.columns([3, 2, 2])
     n_layers, n_heads = adapters.attention_heads(exp.edges)
     with c_m:
@@ -164,19 +253,7 @@ def _graph(cur: context.Current, exp: Any) -> None:
         )
     layer_v = None if layer == "all" or measure != "attention" else int(layer)
     head_v = None if head == "mean" or measure != "attention" else int(head)
-    dark = _is_dark()
-    key = f"graph|{cur.key}|{exp.user_id}|{exp.item_id}|{measure}|{layer_v}|{head_v}|{dark}"
-
-    def build() -> str:
-        nodes, edges = adapters.graph_frames(exp, measure=measure, layer=layer_v, head=head_v)
-        return network_html(nodes, edges, dark=dark, height=GRAPH_HEIGHT, options_file=asset("pyvis_options.json"))
-
-    page = state.rendered(build, key)
-    st.iframe(page, height=GRAPH_HEIGHT + 10, alt="Attention subgraph of the user and the recommended item")
-    st.caption(
-        "Hover a node or an edge for details; drag to rearrange, scroll to zoom. Edge width is the chosen "
-        "measure; red edges push the score down."
-    )
+    return measure, layer_v, head_v
 
 
 def _is_dark() -> bool:
@@ -186,17 +263,20 @@ def _is_dark() -> bool:
         return False
 
 
-def _attributions(exp: Any) -> None:
+def _contributions(exp: Any) -> None:
     left, right = st.columns(2)
-    inter = exp.interactions.copy()
+    terms = focus.contributions(exp)
     with left:
-        if len(inter):
-            inter["label"] = [
-                f"{t} · {k} · {u}" if k != "history" else f"{t} (your history)"
-                for t, k, u in zip(inter["title"], inter["kind"], inter["user_id"], strict=True)
-            ]
+        if len(terms):
             st.plotly_chart(
-                charts.attribution_bars(inter, value="attribution", title="Which interactions drive the score (IG)"),
+                charts.attribution_bars(
+                    terms,
+                    value="share",
+                    title="What counts for this recommendation",
+                    x_title="Share of the recommendation (red: weighs against it)",
+                    y_title="Past item or other user",
+                    percent=True,
+                ),
                 width="stretch",
                 key="edge_attr",
             )
@@ -205,40 +285,73 @@ def _attributions(exp: Any) -> None:
         if len(groups):
             avail = groups[groups["available"].astype(bool)]
             st.plotly_chart(
-                charts.attribution_bars(avail, value="attribution", title="Which input features drive the score (IG)"),
+                charts.attribution_bars(
+                    avail,
+                    value="share",
+                    title="Which kinds of input count",
+                    x_title="Share of the score's input attribution",
+                    y_title="Input",
+                    percent=True,
+                ),
                 width="stretch",
                 key="group_attr",
             )
             missing = groups.loc[~groups["available"].astype(bool), "label"].tolist()
             if missing:
                 st.caption(md("Not in this model: " + ", ".join(missing) + "."))
+        else:
+            st.caption(
+                "This model's score adds up exactly from the user's past items"
+                + (" and the terms listed" if len(focus.residuals(exp)) else "")
+                + "; it reads no other inputs."
+            )
 
 
-def _history(exp: Any) -> None:
-    hist = exp.history_influence
-    if not len(hist):
+def _history(cur: context.Current, user: str, exp: Any) -> None:
+    past = focus.past_items(exp)
+    if not len(past):
         st.caption("No training history.")
         return
-    shown = hist.assign(categories=hist["categories"].map(lambda c: ", ".join(c)))[
-        ["rank", "title", "categories", "rating", "attention", "influence", "attribution", "share_of_history"]
-    ]
+    info = exp.history_influence.set_index("item_id")
+    dated = cur.rec.history(user).drop_duplicates("item_id").set_index("item_id")
+    shown = pd.DataFrame(
+        {
+            "past item": past["title"],
+            "categories": past["item_id"].map(info["categories"]).map(lambda c: ", ".join(c) if c is not None else ""),
+            "rating": past["rating"],
+            "date": past["item_id"].map(dated["date"]) if "date" in dated else "",
+            "share": past["size"],
+            "effect": past["direction"],
+        }
+    )
+    st.caption(f"All {len(past)} of {user}'s past items, by how much each counts for this recommendation.")
     st.dataframe(
         shown,
         hide_index=True,
         width="stretch",
         height=320,
         column_config={
-            "attention": st.column_config.NumberColumn(format="%.3f", help="softmax attention the user pays to it"),
-            "influence": st.column_config.ProgressColumn(
-                format="%.3f",
+            "rating": st.column_config.NumberColumn(format="%g ★"),
+            "share": st.column_config.ProgressColumn(
+                "share of this recommendation",
+                format="percent",
                 min_value=0.0,
-                max_value=float(max(hist["influence"].max(), 1e-9)),
-                help="attention rollout into the user's embedding",
+                max_value=1.0,
+                help="Each past item's part of everything this explanation attributes, in size (0-100 %).",
             ),
-            "attribution": st.column_config.NumberColumn(format="%.4f", help="Integrated Gradients on the score"),
-            "share_of_history": st.column_config.ProgressColumn("share", format="%.2f", min_value=-1.0, max_value=1.0),
+            "effect": st.column_config.TextColumn(help="Whether it raises or lowers the item's score."),
         },
     )
+
+
+def _for_data_scientists(exp: Any) -> None:
+    with st.expander("For data scientists", icon=":material/science:"):
+        figures = focus.technical_figures(exp)
+        st.html(table(pd.DataFrame(figures, columns=["figure", "value"])))
+        st.caption(
+            "Completeness: Integrated Gradients attributions sum to the score minus the baseline score; the gap "
+            "measures the integration error. Exact decompositions have a gap of zero."
+        )
 
 
 def _what_if(cur: context.Current, user: str, exp: Any) -> None:

@@ -49,7 +49,7 @@ def test_network_html_is_offline_escaped_and_counts_nodes() -> None:
     assert "vis-network" in page
     data = json.loads(page.split("nodes = new vis.DataSet(")[1].split(");")[0])
     target = next(n for n in data if n["id"] == "t1")
-    assert target["title"] == "<b>&lt;img src=x onerror=alert(1)&gt;</b><br>recommended item · t1"
+    assert target["title"] == "<b>&lt;img src=x onerror=alert(1)&gt;</b><br><i>recommended item</i>"  # no node id
     assert "<img" not in page.split("nodes = new vis.DataSet(")[1].split("</script>")[0]
     edge_data = json.loads(page.split("edges = new vis.DataSet(")[1].split(");")[0])
     assert [round(e["width"], 4) for e in edge_data] == [8.0, round(0.5 + 7.5 * 0.5, 4), round(0.5 + 7.5 * 0.25, 4)]
@@ -196,30 +196,9 @@ def test_dashboard_never_imports_torch_and_uses_new_apis() -> None:
         assert "use_container_width" not in text and "components.v1" not in text, path
 
 
-def test_faithfulness_badge_reads_the_verified_counterfactual() -> None:
-    from types import SimpleNamespace
+def test_first_sentence_of_a_reason() -> None:
+    from dashboard.adapters import first_sentence
 
-    from dashboard.adapters import faithfulness_badge, first_sentence
-
-    def exp(found: bool, n: int, old: int | None = 2, new: int | None = 14) -> SimpleNamespace:
-        cf = SimpleNamespace(
-            found=found,
-            removed=pd.DataFrame({"item_id": range(n)}),
-            old_rank=old,
-            new_rank=new,
-            k=10,
-            note="removing all 7 positively attributed interactions keeps the item in the top-10",
-        )
-        return SimpleNamespace(counterfactual=cf)
-
-    label, tone, text = faithfulness_badge(exp(True, 2))
-    assert (label, tone) == ("faithful: 2 interactions move the rank", "good")
-    assert "drops the item from #2 to #14, out of the top 10" in text
-    assert faithfulness_badge(exp(True, 1))[0] == "faithful: 1 interaction moves the rank"
-    assert faithfulness_badge(exp(True, 9))[:2] == ("diffuse: 9 interactions needed to move it", "warn")
-    assert faithfulness_badge(exp(False, 0))[:2] == ("robust: no small set explains it", "warn")
-    assert faithfulness_badge(exp(False, 0, old=None))[1] == "neutral"
-    assert faithfulness_badge(SimpleNamespace(counterfactual=None))[0] == "not checked"
     assert first_sentence("Because you liked A. It is also Drama.") == "Because you liked A."
     assert first_sentence("No period here") == "No period here"
 
