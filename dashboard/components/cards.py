@@ -124,7 +124,7 @@ def reason_numbers(exp: Any, *, top: int = 5) -> tuple[pd.DataFrame, str | None]
             rows.append(
                 {
                     "past title": str(r["title"]),
-                    "rating": f"{float(rating):g}★" if rating is not None and pd.notna(rating) else "–",
+                    "rating": f"{float(rating):.1f} ★" if rating is not None and pd.notna(rating) else "–",
                     "effect": verb if a == 0 else f"{verb} · {_percent(float(s))}",
                 }
             )

@@ -27,6 +27,14 @@ from dashboard.components.text import md
 from dashboard.components.widgets import bound_k, user_picker
 from dashboard.listview import HIDE_POPULAR_SHARE, ListView
 
+# How a card's numbers were computed, in words (the explanation's ``method`` key otherwise).
+METHOD_NAMES = {
+    "ig": "Integrated Gradients over the model's graph",
+    "leave-one-out": "each past title removed in turn and the item re-scored",
+    "saliency": "gradient saliency",
+    "ablation": "feature ablation",
+}
+
 
 def render() -> None:
     context.show_notices()
@@ -38,7 +46,8 @@ def render() -> None:
         st.stop()
 
     with st.container(border=True):
-        c_k, c_cat, c_pop, c_rr = st.columns([2, 3, 2, 3], vertical_alignment="bottom")
+        # Top-aligned: the re-ranker's strength slider appears under it without pushing the row down.
+        c_k, c_cat, c_pop, c_rr = st.columns([2, 3, 2, 3], vertical_alignment="top")
         with c_k:
             k = bound_k()
         view = _list_controls(rec, (c_cat, c_pop, c_rr))
@@ -184,7 +193,8 @@ def _fill_reasons(
             card.draw(f"No reason for this item: {exc}")
             continue
         card.draw(str(exp.reason))
-        with card.details.container(), st.expander("The numbers behind this reason", icon=":material/calculate:"):
+        label = "The numbers behind this reason"
+        with card.details.container(), st.expander(label, icon=":material/calculate:", key=f"rec_numbers_{n}"):
             _numbers(exp, card.link)
     left = len(cards) - limit
     if left > 0 and more_slot.button(
@@ -203,7 +213,7 @@ def _numbers(exp: Any, link: str) -> None:
         st.html(table(frame))
         st.caption(
             "Effect: how much each past title moves this item's score, as a share of what the whole history "
-            f"moves it ({md(exp.method)} explanation)."
+            f"moves it ({md(METHOD_NAMES.get(exp.method, exp.method))})."
         )
     if inputs:
         st.caption(md(inputs))
@@ -326,13 +336,12 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         st.caption("No logged interactions: the list is the labelled most-popular fallback.")
         return
     # Title, rating and date fit the column without scrolling sideways: the categories are on the
-    # cards already, and a date needs no time of day.
+    # cards already, a date needs no time of day, and the held-out rows are counted below.
     shown = pd.DataFrame(
         {
             "title": history["title"].astype(str),
             "rating": pd.to_numeric(history["rating"], errors="coerce"),
             "date": pd.to_datetime(history["date"], errors="coerce"),
-            "part": history["part"].astype(str),
         }
     )
     if shown["rating"].isna().all():  # implicit feedback: no rating to show
@@ -343,14 +352,17 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         hide_index=True,
         height=min(36 + 35 * len(shown), 400),
         column_config={
-            "title": st.column_config.TextColumn("title", width="medium"),
+            "title": st.column_config.TextColumn("title", width="medium"),  # long titles wrap out of view
             "rating": st.column_config.NumberColumn("rating", format="%.1f ★", width=64),
             "date": st.column_config.DateColumn("date", format="D MMM YYYY", width=96),
-            "part": st.column_config.TextColumn(
-                "split", width=58, help="train: the model learned from it; valid/test: held out to measure it"
-            ),
         },
     )
+    held = history["part"].isin(("valid", "test"))
+    if held.any():
+        st.caption(
+            f"{int(held.sum())} of these {len(history)} (the newest) are held out: the model never saw them, "
+            "they measure it."
+        )
 
 
 def _delta(before: int, after: int) -> str:
