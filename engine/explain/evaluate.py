@@ -201,11 +201,7 @@ def _evaluate(
         if len(curves_all)
         else curves_all
     )
-    agree_frame = (
-        pd.DataFrame(agree).groupby(["method", "scope"], sort=False)[["top_overlap", "spearman"]].mean().reset_index()
-        if agree
-        else pd.DataFrame(columns=["method", "scope", "top_overlap", "spearman"])
-    )
+    agree_frame = _agreement_frame(agree)
     gt = reliance = None
     if triggers is not None:
         gt = ground_truth_hits(rec, triggers, cases=users, steps=steps, seed=seed)
@@ -222,6 +218,14 @@ def _evaluate(
         k_max=k_max,
         trigger_reliance=reliance,
     )
+
+
+def _agreement_frame(agree: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean top-overlap and Spearman per (method, scope)."""
+    if not agree:
+        return pd.DataFrame(columns=["method", "scope", "top_overlap", "spearman"])
+    means = pd.DataFrame(agree).groupby(["method", "scope"], sort=False)[["top_overlap", "spearman"]].mean()
+    return means.reset_index()
 
 
 def _summary(per_pair: pd.DataFrame) -> pd.DataFrame:
@@ -490,11 +494,7 @@ def evaluate_decomposition(
         if curves
         else pd.DataFrame(columns=["method", "curve", "k", "drop"])
     )
-    agree_frame = (
-        pd.DataFrame(agree).groupby(["method", "scope"], sort=False)[["top_overlap", "spearman"]].mean().reset_index()
-        if agree
-        else pd.DataFrame(columns=["method", "scope", "top_overlap", "spearman"])
-    )
+    agree_frame = _agreement_frame(agree)
     gt = reliance = None
     if triggers is not None:
         gt, reliance = decomposition_ground_truth(rec, triggers, cases=users, seed=seed)
