@@ -152,7 +152,7 @@ def _decomposition_report(ex: Any, top: int) -> list[str]:
     """The terms of an exact decomposition, the top contributions and the counterfactual."""
     lines = [f"The score is exactly the sum of these terms (round-off {_fmt(ex.completeness, '.1e')}):"]
     for row in ex.terms.itertuples():
-        lines.append(f"  {row.label:<40} {_fmt(row.value, '+.4f'):>10} ({_fmt(row.share * 100, '.0f')}% of |terms|)")
+        lines.append(f"  {row.label:<32} {_fmt(row.value, '+.4f'):>10} ({_fmt(row.share * 100, '.0f')}% of |terms|)")
     hist = ex.history_influence
     lines += [
         "",

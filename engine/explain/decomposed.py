@@ -23,7 +23,13 @@ import pandas as pd
 from engine.data.schema import CATEGORIES, ITEM, TITLE
 from engine.explain.additive import attention_of, edited_scores, interaction_weights, require_decomposable, user_terms
 from engine.explain.algorithms.base import ExplainerAlgorithm
-from engine.explain.algorithms.decomposition import TERM_LABELS, Decomposition, DecompositionTarget, ExactDecomposition
+from engine.explain.algorithms.decomposition import (
+    TERM_LABELS,
+    TERM_MEANINGS,
+    Decomposition,
+    DecompositionTarget,
+    ExactDecomposition,
+)
 from engine.explain.counterfactual import find_counterfactual_exact, ranks
 from engine.explain.explanation import Explanation
 from engine.explain.history import GROUP_COLUMNS, high_rating, history_frame
@@ -51,11 +57,13 @@ class DecomposedExplanation(Explanation):
 
     Attributes:
         terms: one row per term of the score: ``term`` (``history``, ``taste profile``,
-            ``popularity``), ``label`` (plain words), ``value``, ``share`` (of the sum of the
-            terms' absolute values).
+            ``popularity``), ``label`` (plain words), ``meaning`` (one line), ``value``, ``share``
+            (of the sum of the terms' absolute values).
     """
 
-    terms: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["term", "label", "value", "share"]))
+    terms: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["term", "label", "meaning", "value", "share"])
+    )
 
     def to_dict(self, *, top_edges: int = 15) -> dict[str, Any]:
         out = super().to_dict(top_edges=top_edges)
@@ -124,6 +132,7 @@ def _terms_frame(dec: Decomposition) -> pd.DataFrame:
         {
             "term": list(values),
             "label": [labels[t] for t in values],
+            "meaning": [TERM_MEANINGS[t] for t in values],
             "value": list(values.values()),
             "share": [v / total if total > 0 else 0.0 for v in values.values()],
         }

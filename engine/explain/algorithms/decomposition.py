@@ -22,10 +22,12 @@ from engine.models.registry import DECOMPOSITION
 
 # The residual terms, in the order they are reported, and their plain names.
 RESIDUALS = {"taste profile": "taste profile", "popularity": "popularity"}
-TERM_LABELS = {
-    "history": "past interactions",
-    "taste profile": "taste profile (what the user's history says about their taste in general)",
-    "popularity": "popularity (how much the item is chosen overall)",
+TERM_LABELS = {"history": "past interactions", "taste profile": "taste profile", "popularity": "popularity"}
+# One line per term for a tooltip or a glossary.
+TERM_MEANINGS = {
+    "history": "the sum of one exact contribution per past interaction (listed below)",
+    "taste profile": "what the user's whole history says about their taste in general (learned embeddings)",
+    "popularity": "how much the item is chosen overall, the same for every user",
 }
 
 
