@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,8 +41,10 @@ from engine.assembly import DEFAULT_CACHE, Prepared, prepare, train_model
 from engine.config import RunConfig
 from engine.data.schema import Dataset
 from engine.evaluation.ranking import evaluate
+from engine.models.base import EmbeddingModel, FittedModel
 from engine.models.registry import Choice, Distribution, FloatRange, IntRange, ModelSpec, model_spec
 from engine.training.callbacks import Callback
+from engine.training.result import TrainResult
 from engine.tuning.best import best_path, dataset_label, file_stem, overrides_of, write_best
 from engine.tuning.progress import FINISHED, TrialProgress, best_of
 from engine.tuning.pruning import PruningCallback
@@ -161,14 +164,14 @@ def params_to_overrides(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def validation_ndcg(model: Any, prep: Prepared) -> float:
+def validation_ndcg(model: EmbeddingModel | FittedModel, prep: Prepared) -> float:
     """The objective: validation NDCG@10 with full ranking (training items excluded)."""
     return float(evaluate(model, prep.split, "valid", ks=(10,)).overall["ndcg@10"])
 
 
 def evaluate_config(
-    config: RunConfig, prep: Prepared, *, callbacks: Sequence[Any] = (), cache_dir: Path = DEFAULT_CACHE
-) -> tuple[float, Any]:
+    config: RunConfig, prep: Prepared, *, callbacks: Sequence[Callback] = (), cache_dir: Path = DEFAULT_CACHE
+) -> tuple[float, TrainResult]:
     """Train ``config`` on ``prep``'s data and return (validation NDCG@10, training result).
 
     ``prep`` is reused when ``config`` changes only the model and training sections (the
@@ -229,22 +232,20 @@ def _same_point(trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
 
 
 def reuse_commands(config: RunConfig, best_file: Path) -> dict[str, str]:
-    """The ``gatlens train`` / ``gatlens benchmark`` command lines that reuse a tuned file."""
+    """The ``gatlens train`` / ``gatlens benchmark`` command lines that reuse a tuned file.
+
+    ``train`` names the seed the study ran with (its split), ``benchmark`` runs its own seeds.
+    """
     d = config.data
-    data = [f"--dataset {d.dataset}"]
-    if d.data_dir:
-        data.append(f"--data-dir {d.data_dir}")
-    if d.scale != 1.0:
-        data.append(f"--scale {d.scale:g}")
-    if d.split != "random":
-        data.append(f"--split {d.split}")
-    data += [f"--{k} {v}" for k, v in (("columns", d.columns), ("name", d.name)) if v]
-    if d.encoding != "utf-8":
-        data.append(f"--encoding {d.encoding}")
-    flags = " ".join(data)
+    data = [("--dataset", d.dataset), ("--data-dir", d.data_dir), ("--split", None if d.split == "random" else d.split)]
+    data += [("--scale", None if d.scale == 1.0 else f"{d.scale:g}"), ("--columns", d.columns), ("--name", d.name)]
+    data.append(("--encoding", None if d.encoding == "utf-8" else d.encoding))
+    flags = " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in data if value)
+    seed = f" --seed {d.seed}" if d.seed else ""
+    model, path = shlex.quote(config.model.name), shlex.quote(str(best_file))
     return {
-        "train": f"gatlens train {flags} --model {config.model.name} --config {best_file}",
-        "benchmark": f"gatlens benchmark {flags} --models {config.model.name} --config {best_file}",
+        "train": f"gatlens train {flags}{seed} --model {model} --config {path}",
+        "benchmark": f"gatlens benchmark {flags} --models {model} --config {path}",
     }
 
 
