@@ -239,7 +239,7 @@ def reason_from_terms(
         verb: the verb for an unrated interaction (default: "watched"; :func:`interaction_verb`).
         in_history: the item is already one of the user's training items (default: False).
         avoid: cited sets (tuples of item ids) already used for other items of the same list;
-            when this item's would repeat one, the weakest cited title gives way to the next
+            when this item's would repeat one (in any order), the weakest cited title gives way to the next
             contributor (default: none).
 
     Returns:
@@ -274,12 +274,12 @@ def reason_from_terms(
     top = float(pos["contribution"].iloc[0])
     strong = pos[pos["contribution"] >= CITE_RATIO * top]
     cited = strong.head(MAX_CITED)
-    used = {tuple(a) for a in avoid}
-    if tuple(cited["item_id"]) in used:
+    used = {frozenset(a) for a in avoid}
+    if frozenset(cited["item_id"]) in used:
         # Another item of the list already has this set: keep the strongest, swap in the next contributor.
         for nxt in range(len(cited), min(len(pos), 10)):
             alt = pd.concat([cited.iloc[:-1], pos.iloc[nxt : nxt + 1]]) if len(cited) > 1 else pos.iloc[[0, nxt]]
-            if tuple(alt["item_id"]) not in used:
+            if frozenset(alt["item_id"]) not in used:
                 cited = alt
                 break
     text = f"{lead} because {user} {_cite_clause(cited, rated=rated, high_rating=high_rating, verb=verb)}"
