@@ -232,7 +232,9 @@ def attribution_bars(
         values = top[value].astype(float)
         low, high = min(0.0, float(values.min())), max(0.0, float(values.max()))
         pad = 0.05 * ((high - low) or 1.0)
-        fig.update_xaxes(tickformat=".0%", range=[low - (pad if low < 0 else 0), high + pad], zeroline=True)
+        # Whole percents repeat ticks below 10 % ("1%, 1%, 2%"): one decimal there.
+        tick = ".0%" if high - low >= 0.1 else ".1%"
+        fig.update_xaxes(tickformat=tick, range=[low - (pad if low < 0 else 0), high + pad], zeroline=True)
     fig.update_yaxes(automargin=True)
     return _layout(fig, title, height=max(220, 28 * len(top) + 80))
 

@@ -368,12 +368,29 @@ def focused_frames(
     return node_frame, edge_frame
 
 
+METHOD_NAMES = {
+    "ig": "Integrated Gradients",
+    "saliency": "gradient saliency",
+    "ablation": "edge ablation",
+    "attention": "attention weights",
+    "rollout": "attention rollout",
+    "leave-one-out": "exact leave-one-out",
+    "exact": "exact decomposition",
+}
+
+
 def technical_figures(exp: Any) -> list[tuple[str, str]]:
     """``(name, value)`` rows for the "For data scientists" expander."""
-    rows = [("Explanation method", str(exp.method)), ("Model score (raw)", f"{float(exp.score):.4f}")]
+    method = str(exp.method)
+    name = METHOD_NAMES.get(method)
+    rows = [
+        ("Explanation method", f"{name} ({method})" if name else method),
+        ("Model score (raw)", f"{float(exp.score):.4f}"),
+    ]
     base = _num(getattr(exp, "baseline_score", float("nan")))
+    graph = len(exp.subgraph_nodes) > 0
     if base == base:
-        rows.append(("Baseline score (nothing of the history / subgraph)", f"{base:.4f}"))
+        rows.append((f"Baseline score ({'no subgraph edges' if graph else 'an empty history'})", f"{base:.4f}"))
     gap = _num(getattr(exp, "completeness", float("nan")))
     if gap == gap:
         rows.append(("Completeness gap: Σ attributions − (score − baseline)", f"{gap:.2e}"))

@@ -273,13 +273,15 @@ def _contributions(exp: Any) -> None:
                     terms,
                     value="share",
                     title="What counts for this recommendation",
-                    x_title="Share of the recommendation (red: weighs against it)",
+                    x_title="Share of the recommendation",
                     y_title="Past item or other user",
                     percent=True,
                 ),
                 width="stretch",
                 key="edge_attr",
             )
+            if (terms["value"] < 0).any():
+                st.caption("Red bars weigh against the recommendation.")
     with right:
         groups = exp.feature_groups
         if len(groups):

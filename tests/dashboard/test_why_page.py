@@ -71,7 +71,7 @@ def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world) -> None:
     assert titles == ["What counts for this recommendation", "Which kinds of input count"]
     for chart in charts:  # axis titles everywhere, shares in percent
         assert chart["layout"]["xaxis"]["title"]["text"] and chart["layout"]["yaxis"]["title"]["text"]
-        assert chart["layout"]["xaxis"]["tickformat"] == ".0%"
+        assert chart["layout"]["xaxis"]["tickformat"] in (".0%", ".1%")
         low, high = chart["layout"]["xaxis"]["range"]
         assert -1.05 <= low <= 0 <= high <= 1.05
     assert at.query_params == {
@@ -213,7 +213,7 @@ def test_data_scientist_expander_holds_the_technical_figures(open_app, tiny_worl
     inside = "\n".join(h.value for h in box.get("html"))
     assert "Completeness gap" in inside and esc(f"{exp.completeness:.2e}") in inside
     assert esc(f"{exp.baseline_score:.4f}") in inside and "Computation subgraph" in inside
-    assert ">ig<" in inside  # the method
+    assert ">Integrated Gradients (ig)<" in inside  # the method
 
 
 def test_an_item_already_seen_says_so_and_offers_the_top_unseen_one(open_app, tiny_world) -> None:
