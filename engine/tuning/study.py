@@ -95,12 +95,18 @@ def study_name(config: RunConfig, dataset: str, data_hash: str) -> str:
     """``<dataset>-<model>-data<hash>-cfg<hash>``: a different dataset or fixed setting is a different study.
 
     Args:
-        config: the study's fixed settings (the config hash leaves out the device: where
-            trials run does not change what they find).
+        config: the study's fixed settings; the hash reads the data, features and training
+            sections and the model's own knobs, and leaves out the device (where trials run
+            does not change what they find).
         dataset: the dataset's name (``Dataset.name``: a csv folder's name, not ``"csv"``).
         data_hash: the dataset's content hash.
     """
-    cfg_hash = fingerprint(config.fingerprint_dict(), data_hash, _SCHEME)
+    fixed = config.fingerprint_dict()
+    # Only the model's own knobs: a field added to ModelConfig for another model (this happened
+    # mid-study: ItemGAT's knobs) must not orphan every stored study.
+    knobs = set(model_spec(config.model.name).knobs)
+    fixed["model"] = {k: v for k, v in fixed["model"].items() if k == "name" or k in knobs}
+    cfg_hash = fingerprint(fixed, data_hash, _SCHEME)
     return f"{file_stem(dataset, config.model.name)}-data{data_hash[:10]}-cfg{cfg_hash[:8]}"
 
 

@@ -128,6 +128,9 @@ def test_changed_data_or_budget_is_a_different_study() -> None:
     assert study_name(config, "demo", "b" * 64) != name
     assert study_name(config.with_overrides(train={"epochs": 7}), "demo", "a" * 64) != name
     assert study_name(config.with_overrides(train={"device": "cpu"}), "demo", "a" * 64) == name
+    # A ModelConfig field EASE does not read (a knob of other models) is not part of its study.
+    assert study_name(config.with_overrides(model={"num_layers": 3}), "demo", "a" * 64) == name
+    assert study_name(config.with_overrides(model={"ease_l2": 9.0}), "demo", "a" * 64) != name
 
 
 def test_a_model_without_a_search_space_runs_one_trial(tmp_path: Path) -> None:
