@@ -9,10 +9,10 @@ EASE scores with a validation-chosen weight did (ml-100k, seed 0: +0.002 valid, 
    on taste-only validation NDCG@10;
 2. **relation**: EASE's ridge ``lambda = c x mean item degree``, ``c`` in :data:`L2_GRID`, by
    validation NDCG@10 of the history term alone (the ridge scales with the data through the
-   degree: ml-100k chose 5, ml-latest-small 10);
+   degree: ml-100k chose 5, ml-latest-small 10), hill-climbing from the middle of the grid;
 3. **gamma**: the taste weight in units of ``std(history) / std(taste)`` (over a user sample x
    all items, so it is free of either part's arbitrary scale), from :data:`GAMMA_GRID`, by
-   validation; 0 is in the grid, so the mix never validates below the relation alone;
+   validation, climbing up from 0 (the relation alone), so the mix never validates below it;
 4. **attention** (optional, ``finetune_epochs > 0``): ``a(j, i)`` and ``theta`` fine-tuned with
    everything else frozen (BPR on the full score, out-of-fold relations), early stopping with an
    epoch-0 evaluation: the result is kept only when it validates above stage 3.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import torch
@@ -95,15 +95,18 @@ def fit_staged(
     # 2. relation ridge by validation of the history term alone (gamma = 0)
     base = mean_item_degree(train_matrix(graph))
     grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid]
-    scores: dict[float, float] = {}
-    best_rel = None
-    for lam in grid:
+    kept: dict[str, tuple] = {}  # only the best relation so far: each is A x A
+
+    def relation_score(lam: float) -> float:
         model.fit_relation(graph, l2=lam)
-        scores[lam] = valid_fn(model)
-        if best_rel is None or scores[lam] > scores[best_rel[0]]:
-            best_rel = (lam, model.relation_dense, model.nbr_index, model.nbr_value)
-        log.info("itemgat relation l2=%.1f: valid NDCG@10 %.4f", lam, scores[lam])
-    lam, model.relation_dense, model.nbr_index, model.nbr_value = best_rel
+        score = valid_fn(model)
+        if "best" not in kept or score > kept["best"][0]:
+            kept["best"] = (score, lam, model.relation_dense, model.nbr_index, model.nbr_value)
+        log.info("itemgat relation l2=%.1f: valid NDCG@10 %.4f", lam, score)
+        return score
+
+    scores = climb(grid, relation_score, start=len(grid) // 2)
+    _, lam, model.relation_dense, model.nbr_index, model.nbr_value = kept.pop("best")
     model.relation_l2.fill_(lam)
     report["relation"] = {"l2": lam, "mean_item_degree": base, "valid": scores, "dense": model.dense}
     relation_only = scores[lam]
@@ -111,12 +114,15 @@ def fit_staged(
     model.cache_embeddings(graph)
     users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(cfg.seed))[:UNIT_USERS]
     unit = model.taste_unit(users)
-    weights = [float(taste_weight)] if taste_weight is not None else list(gamma_grid)
-    g_scores: dict[float, float] = {}
-    for g in weights:
+    weights = [float(taste_weight)] if taste_weight is not None else sorted(gamma_grid)
+
+    def gamma_score(g: float) -> float:
         model.taste_scale.fill_(g * unit)
-        g_scores[g] = relation_only if g == 0.0 else valid_fn(model)
-        log.info("itemgat taste weight %.2f: valid NDCG@10 %.4f", g, g_scores[g])
+        score = relation_only if g == 0.0 else valid_fn(model)
+        log.info("itemgat taste weight %.2f: valid NDCG@10 %.4f", g, score)
+        return score
+
+    g_scores = climb(weights, gamma_score, start=0)
     g_best = max(g_scores, key=lambda g: (g_scores[g], -g))  # ties: the smaller weight
     model.taste_scale.fill_(g_best * unit)
     best = g_scores[g_best]
@@ -158,3 +164,33 @@ def fit_staged(
         stopped_early=taste.stopped_early,
         device=taste.device,
     )
+
+
+def climb(grid: Sequence[float], score: Callable[[float], float], *, start: int = 0) -> dict[float, float]:
+    """Hill-climb an ordered grid from ``grid[start]``: step towards the better neighbour until none is better.
+
+    Validation NDCG@10 is unimodal in EASE's ridge and in the taste weight on every dataset
+    measured, so this finds the grid's best in about half the evaluations (each one a full
+    validation ranking, or an ``A x A`` inverse for the ridge).
+
+    Returns:
+        ``{value: score}`` of every grid point evaluated (the best one included).
+    """
+    grid = list(grid)
+    seen: dict[float, float] = {}
+
+    def at(i: int) -> float:
+        if grid[i] not in seen:
+            seen[grid[i]] = score(grid[i])
+        return seen[grid[i]]
+
+    i = min(max(start, 0), len(grid) - 1)
+    at(i)
+    for step in (1, -1):
+        moved = False
+        while 0 <= i + step < len(grid) and at(i + step) > at(i):
+            i += step
+            moved = True
+        if moved:
+            break
+    return seen
