@@ -24,7 +24,7 @@ import pandas as pd
 MAX_PAST_ITEMS = 15  # past items in the focused graph: more stops being readable at 1440 px
 MAX_CO_CONSUMERS = 5  # other users who chose the item, strongest first
 MAX_CF_ROWS = 10  # counterfactual rows shown before "+N more"
-RESIDUAL_COLUMNS = ("label", "contribution")
+RESIDUAL_COLUMNS = ("label", "contribution", "meaning")
 
 # Fixed layout (vis-network units; the view is fitted to the frame): user left, past items in a
 # column, the item right, co-consumers in an arc beyond it. Nothing moves after the first draw.
@@ -74,25 +74,22 @@ def rating_phrase(user: str, rating: float, *, title: str | None = None) -> str:
 
 # ----------------------------------------------------------------------------- contributions
 def residuals(exp: Any) -> pd.DataFrame:
-    """Named residual terms of a decomposable explanation (``label``, ``contribution``); empty for ``gat``.
+    """Named residual terms of a decomposable explanation (``label``, ``contribution``, ``meaning``); empty for ``gat``.
 
     A decomposition explains the score as one term per past interaction plus named residuals
-    (e.g. "taste profile", "popularity"). They are read from ``exp.residuals`` when the
-    explanation carries it (a frame with ``label`` and ``contribution``, or a mapping label ->
-    value).
+    ("taste profile", "popularity"): the explanation's ``terms`` frame (``term``, ``label``,
+    ``meaning``, ``value``), whose ``history`` row is the sum of the per-interaction terms and
+    so is left out here.
     """
-    raw = getattr(exp, "residuals", None)
-    if raw is None:
+    terms = getattr(exp, "terms", None)
+    if not isinstance(terms, pd.DataFrame) or not len(terms) or "value" not in terms:
         return pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
-    if isinstance(raw, pd.DataFrame):
-        value = "contribution" if "contribution" in raw else "attribution" if "attribution" in raw else None
-        label = "label" if "label" in raw else "name" if "name" in raw else None
-        if value is None or label is None:
-            return pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
-        return pd.DataFrame({"label": raw[label].astype(str), "contribution": raw[value].astype(float)})
-    if isinstance(raw, dict):
-        return pd.DataFrame({"label": [str(k) for k in raw], "contribution": [float(v) for v in raw.values()]})
-    return pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
+    rest = terms[terms["term"].astype(str) != "history"] if "term" in terms else terms
+    label = rest["label"] if "label" in rest else rest["term"]
+    meaning = rest["meaning"] if "meaning" in rest else pd.Series("", index=rest.index)
+    return pd.DataFrame(
+        {"label": label.astype(str), "contribution": rest["value"].astype(float), "meaning": meaning.astype(str)}
+    ).reset_index(drop=True)
 
 
 def contributions(exp: Any) -> pd.DataFrame:

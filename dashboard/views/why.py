@@ -302,11 +302,30 @@ def _contributions(exp: Any) -> None:
             if missing:
                 st.caption(md("Not in this model: " + ", ".join(missing) + "."))
         else:
-            st.caption(
-                "This model's score adds up exactly from the user's past items"
-                + (" and the terms listed" if len(focus.residuals(exp)) else "")
-                + "; it reads no other inputs."
-            )
+            _score_terms(exp)
+
+
+def _score_terms(exp: Any) -> None:
+    """How a decomposable score adds up: the past items together, and each named residual term."""
+    rest = focus.residuals(exp)
+    if not len(rest):
+        st.caption("This model's score adds up exactly from the user's past items; it reads no other inputs.")
+        return
+    terms = exp.terms
+    st.plotly_chart(
+        charts.attribution_bars(
+            terms.assign(label=terms["label"].astype(str)),
+            value="share",
+            title="How the score adds up",
+            x_title="Share of the score",
+            y_title="Term",
+            percent=True,
+        ),
+        width="stretch",
+        key="term_attr",
+    )
+    meanings = [f"{label}: {meaning}" for label, meaning in zip(rest["label"], rest["meaning"], strict=True)]
+    st.caption(md("; ".join(meanings) + "."))
 
 
 def _history(cur: context.Current, user: str, exp: Any) -> None:
