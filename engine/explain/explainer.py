@@ -185,6 +185,7 @@ def _explain_graph(
 
     categories = tuple(rec.items[CATEGORIES].iloc[item])
     text = reason_for(
+        user_id=user_id,
         title=title,
         item_categories=categories,
         history=hist,
@@ -228,7 +229,7 @@ def _fallback(rec: Recommender, user_id: str, item_id: str, item: int, title: st
         method=method,
         score=float(pop[item]),
         rank=None,
-        reason=reason_fallback(title, pop_rank, int(pop[item])),
+        reason=reason_fallback(title, pop_rank, int(pop[item]), user_id=user_id),
         subgraph_nodes=pd.DataFrame(columns=["node", "type", "id", "title", "in_display"]),
         edges=empty,
         interactions=pd.DataFrame(columns=["user_id", "item_id", "title", "attribution"]),

@@ -122,6 +122,7 @@ def explain_history(
     feat = pd.DataFrame(columns=GROUP_COLUMNS)
     title = str(rec.items[TITLE].iloc[item])
     text = reason_for(
+        user_id=user_id,
         title=title,
         item_categories=tuple(rec.items[CATEGORIES].iloc[item]),
         history=hist,

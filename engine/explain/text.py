@@ -45,6 +45,7 @@ def cited_history(history: pd.DataFrame) -> pd.DataFrame:
 
 def reason_for(
     *,
+    user_id: str,
     title: str,
     item_categories: Sequence[str],
     history: pd.DataFrame,
@@ -55,9 +56,13 @@ def reason_for(
     counterfactual: Any = None,
     in_history: bool = False,
 ) -> str:
-    """One to three sentences on why ``title`` is recommended.
+    """One to three sentences, in the third person, on why ``title`` is recommended to ``user_id``.
+
+    The reader is usually not the user (a product manager, an analyst), so the text names the
+    user instead of saying "you".
 
     Args:
+        user_id: the user's external id.
         title: the item's title.
         item_categories: its categories.
         history: the explanation's ``history_influence`` frame (``title``, ``categories``,
@@ -73,61 +78,83 @@ def reason_for(
     Returns:
         The reason, plain text.
     """
+    user = str(user_id)
     sentences: list[str] = []
     if in_history:
-        sentences.append(f"{title} is already in your history, so it is not recommended; this explains its score.")
+        sentences.append(
+            f"{quote(title)} is already in {user}'s history, so it is not recommended; this explains its score."
+        )
     cited = cited_history(history)
     kinds = interactions.groupby("kind")["share"].agg(["sum", "size"]) if len(interactions) else None
     history_share = float(kinds.loc["history", "sum"]) if kinds is not None and "history" in kinds.index else 0.0
     audience_share = float(kinds.loc["audience", "sum"]) if kinds is not None and "audience" in kinds.index else 0.0
     n_audience = int(kinds.loc["audience", "size"]) if kinds is not None and "audience" in kinds.index else 0
     cited_share = float(cited["share"].sum()) if len(cited) else 0.0
+    thin = len(cited) > 0 and cited_share < THIN
 
     if cited.empty:
-        sentences.append(f"None of your past interactions raises the score of {title}.")
-    elif cited_share < THIN:
-        top3 = history[history["attribution"] > 0].head(3)
-        spread = (
-            f"No single past interaction stands out: your top {len(top3)} account for only "
-            f"{_pct(float(top3['share'].sum()))} of the edge attribution"
-        )
-        if history_share > 0:
-            spread += f", while your {len(history)} past interactions together carry {_pct(history_share)}"
-            if n_audience and audience_share > 0:
-                people = "other person" if n_audience == 1 else "other people"
-                spread += f" and the {n_audience} {people} who chose {title} {_pct(audience_share)}"
-        sentences.append(spread + ".")
+        sentences.append(f"None of {user}'s past titles raises the score of {quote(title)}.")
+    elif thin:
+        sentences.append(_thin_sentence(user, title, history, history_share, audience_share, n_audience))
     else:
-        names = join_titles(cited["title"].tolist())
-        ratings = cited["rating"].to_numpy(dtype=np.float64)
-        if rated and np.all(ratings >= high_rating):
-            lead = f"Because you rated {names} highly"
-        elif rated and not np.isnan(ratings).any():
-            rated_list = join_titles([f"{t} {r:g}★" for t, r in zip(cited["title"], ratings, strict=True)])
-            lead = f"Because you rated {rated_list}"
-        else:
-            lead = f"Because you interacted with {names}"
-        sentences.append(f"{lead} ({_pct(cited_share)} of the edge attribution).")
-
-    if audience_share > max(history_share, THIN) and not (len(cited) and cited_share < THIN):
         sentences.append(
-            f"More of the credit ({_pct(audience_share)}) goes to the people who already liked {title} "
-            f"than to your own history ({_pct(history_share)})."
+            f"Recommended because {user} {_attributed_clause(cited, rated=rated, high_rating=high_rating)} "
+            f"({_pct(cited_share)} of the edge attribution)."
         )
 
-    cat_clause = _category_clause(item_categories, history, feature_groups, rated, high_rating)
+    if audience_share > max(history_share, THIN) and not thin:
+        sentences.append(
+            f"More of the credit ({_pct(audience_share)}) goes to the people who already liked {quote(title)} "
+            f"than to {user}'s own history ({_pct(history_share)})."
+        )
+
+    cat_clause = _category_clause(user, item_categories, history, feature_groups, rated, high_rating)
     if cat_clause:
         sentences.append(cat_clause)
 
     if counterfactual is not None and counterfactual.found and 0 < len(counterfactual.removed) <= MAX_CITED:
-        names = join_titles(counterfactual.removed["title"].tolist())
+        names = join_titles([quote(t) for t in counterfactual.removed["title"]])
         sentences.append(
-            f"Without {names} in your history it would fall to rank {counterfactual.new_rank} (verified by re-scoring)."
+            f"Without {names} in {user}'s history it would fall to rank {counterfactual.new_rank} "
+            "(verified by re-scoring)."
         )
     return " ".join(sentences)
 
 
+def _attributed_clause(cited: pd.DataFrame, *, rated: bool, high_rating: float) -> str:
+    """ "rated “A” and “B” highly" / "rated “A” 5★ and “B” 3★" / "interacted with “A”"."""
+    names = join_titles([quote(t) for t in cited["title"]])
+    ratings = cited["rating"].to_numpy(dtype=np.float64)
+    if rated and np.all(ratings >= high_rating):
+        return f"rated {names} highly"
+    if rated and not np.isnan(ratings).any():
+        return "rated " + join_titles([f"{quote(t)} {r:g}★" for t, r in zip(cited["title"], ratings, strict=True)])
+    return f"interacted with {names}"
+
+
+def _thin_sentence(
+    user: str, title: str, history: pd.DataFrame, history_share: float, audience_share: float, n_audience: int
+) -> str:
+    """No few past titles explain the score: name the largest anyway, and say where the rest comes from."""
+    positive = history[history["attribution"] > 0].sort_values("attribution", ascending=False, kind="stable")
+    largest = positive.iloc[0]
+    text = (
+        f"No single past title stands out for {user}: the largest, {quote(largest['title'])}, carries "
+        f"{_pct(float(largest['share']))} of the edge attribution"
+    )
+    if len(history) <= MAX_CITED:
+        # With so few past titles, "the top 3" is the whole history: one figure, not two that look contradictory.
+        text += f", and all {len(history)} of their past titles together {_pct(history_share)}"
+    elif history_share > 0:
+        text += f"; their {len(history)} past titles together carry {_pct(history_share)}"
+    if n_audience and audience_share > 0:
+        people = "other person" if n_audience == 1 else "other people"
+        text += f", the {n_audience} {people} who chose {quote(title)} {_pct(audience_share)}"
+    return text + "."
+
+
 def _category_clause(
+    user: str,
     item_categories: Sequence[str],
     history: pd.DataFrame,
     feature_groups: pd.DataFrame,
@@ -142,10 +169,10 @@ def _category_clause(
         return None
     if rated:
         pool = history.loc[history["rating"] >= high_rating, "categories"]
-        noun = "your favourites"
+        noun = f"{user}'s favourites"
     else:
         pool = history["categories"]
-        noun = "the items in your history"
+        noun = f"the items in {user}'s history"
     counts = {c: int(sum(c in cats for cats in pool)) for c in item_categories}
     best = max(counts, key=lambda c: (counts[c], c))
     if counts[best] < 2:
@@ -153,10 +180,10 @@ def _category_clause(
     return f"It is also {best}, like {counts[best]} of {noun}."
 
 
-def reason_fallback(title: str, popularity_rank: int, interactions: int) -> str:
-    """The reason for a user without training history."""
+def reason_fallback(title: str, popularity_rank: int, interactions: int, *, user_id: str = "This user") -> str:
+    """The reason for a user without training history (``user_id`` names them; default: "This user")."""
     return (
-        f"You have no history to learn from, so this list is a popularity fallback: {title} is the "
+        f"{user_id} has no history to learn from, so this list is a popularity fallback: {quote(title)} is the "
         f"#{popularity_rank} most popular item ({interactions} training interactions). "
         "There is no personalised reason to show."
     )

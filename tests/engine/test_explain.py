@@ -430,7 +430,7 @@ def test_cold_start_item_and_item_in_history(rec):
     own = rec.idmap.items[rec.train_items(0)[0]]
     ex = explain_pair(rec, uid, own, steps=8)
     assert ex.rank is None
-    assert ex.reason.startswith(f"{ex.item_title} is already in your history")
+    assert ex.reason.startswith(f"“{ex.item_title}” is already in {ex.user_id}'s history")
     assert not ex.counterfactual.found
 
 

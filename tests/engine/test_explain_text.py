@@ -25,6 +25,7 @@ def _inter(history: float, audience: float) -> pd.DataFrame:
 
 def _reason(history, *, groups=None, inter=None, rated=True, cats=("Animation",), cf=None) -> str:
     return reason_for(
+        user_id="u7",
         title="Target",
         item_categories=cats,
         history=history,
@@ -53,9 +54,9 @@ def test_cites_high_ratings_with_their_share():
     assert cited_history(h)["title"].tolist() == ["Toy Story (1995)", "Aladdin (1992)"]  # 0.05 < 0.40 / 2
     text = _reason(h)
     assert text.startswith(
-        "Because you rated Toy Story (1995) and Aladdin (1992) highly (61% of the edge attribution)."
+        "Recommended because u7 rated “Toy Story (1995)” and “Aladdin (1992)” highly (61% of the edge attribution)."
     )
-    assert "It is also Animation, like 2 of your favourites." in text
+    assert "It is also Animation, like 2 of u7's favourites." in text
     assert "Heat" not in text
 
 
@@ -63,28 +64,28 @@ def test_no_highly_for_a_middling_rating():
     h = _history([("A", 5, 0.40, ()), ("B", 3, 0.30, ())])
     text = _reason(h)
     assert "highly" not in text
-    assert text.startswith("Because you rated A 5★ and B 3★ (70% of the edge attribution).")
+    assert text.startswith("Recommended because u7 rated “A” 5★ and “B” 3★ (70% of the edge attribution).")
 
 
 def test_implicit_feedback_wording():
     h = _history([("A", float("nan"), 0.5, ("Animation",)), ("B", float("nan"), 0.3, ("Animation",))])
     text = _reason(h, rated=False)
-    assert text.startswith("Because you interacted with A and B (80% of the edge attribution).")
-    assert "like 2 of the items in your history" in text
+    assert text.startswith("Recommended because u7 interacted with “A” and “B” (80% of the edge attribution).")
+    assert "like 2 of the items in u7's history" in text
 
 
 def test_thin_attribution_is_called_thin():
     h = _history([("A", 5, 0.06, ()), ("B", 5, 0.04, ()), ("C", 5, 0.03, ()), ("D", 5, 0.02, ())])
     text = _reason(h)
-    assert text.startswith("No single past interaction stands out: your top 3 account for only 13% of the edge")
-    assert "while your 4 past interactions together carry 60% and the 1 other person who chose Target 10%." in text
+    assert text.startswith("No single past title stands out for u7: the largest, “A”, carries 6% of the edge attribution")
+    assert "; their 4 past titles together carry 60%, the 1 other person who chose “Target” 10%." in text
     assert "highly" not in text
 
 
 def test_negative_attributions_are_never_cited():
     h = _history([("A", 5, -0.2, ()), ("B", 5, -0.1, ())])
     text = _reason(h)
-    assert text.startswith("None of your past interactions raises the score of Target.")
+    assert text.startswith("None of u7's past titles raises the score of “Target”.")
     assert "A" not in text.replace("Animation", "")
 
 
@@ -101,15 +102,25 @@ def test_audience_and_counterfactual_clauses():
     h = _history([("A", 5, 0.2, ()), ("B", 5, 0.15, ())])
     text = _reason(h, inter=_inter(0.35, 0.5))
     assert (
-        "More of the credit (50%) goes to the people who already liked Target than to your own history (35%)." in text
+        "More of the credit (50%) goes to the people who already liked “Target” than to u7's own history (35%)." in text
     )
     removed = pd.DataFrame({"title": ["A"]})
     cf = SimpleNamespace(found=True, removed=removed, new_rank=14)
-    assert "Without A in your history it would fall to rank 14 (verified by re-scoring)." in _reason(h, cf=cf)
+    assert "Without “A” in u7's history it would fall to rank 14 (verified by re-scoring)." in _reason(h, cf=cf)
     not_found = SimpleNamespace(found=False, removed=removed.iloc[:0], new_rank=None)
     assert "Without" not in _reason(h, cf=not_found)
 
 
 def test_fallback_reason():
-    text = reason_fallback("Star Wars (1977)", 1, 583)
+    text = reason_fallback("Star Wars (1977)", 1, 583, user_id="u9")
+    assert text.startswith("u9 has no history to learn from")
     assert "popularity fallback" in text and "#1 most popular" in text and "583" in text
+
+
+def test_few_past_titles_are_not_called_a_top_3_and_a_total():
+    """With 3 past titles "the top 3" is the whole history: one figure, no contradiction, no "you"."""
+    h = _history([("A", 5, 0.05, ()), ("B", 5, 0.04, ()), ("C", 5, 0.03, ())])
+    text = _reason(h, inter=_inter(0.12, 0.0))
+    assert text.startswith("No single past title stands out for u7: the largest, “A”, carries 5%")
+    assert "all 3 of their past titles together 12%" in text
+    assert "top 3" not in text and "you" not in text.lower().split()

@@ -152,7 +152,7 @@ def test_explain_leave_one_out_is_the_models_arithmetic(served: service.ServedMo
     assert sum(contrib.values()) + exp.baseline_score == pytest.approx(exp.score, rel=1e-6)
     assert exp.completeness == pytest.approx(0.0, abs=1e-6)
     assert exp.history_influence["rank"].tolist() == [1, 2, 3]
-    assert exp.reason.startswith("Because you interacted with")
+    assert exp.reason.startswith(f"Recommended because {exp.user_id} interacted with")
     # A method the model does not offer is a clear, typed refusal, not a crash.
     with pytest.raises(service.UnsupportedModelError, match=r"'ig'.*test-cooc.*leave-one-out"):
         served.explain("u1", "c", method="ig")
