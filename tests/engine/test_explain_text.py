@@ -77,7 +77,7 @@ def test_implicit_feedback_wording():
 def test_thin_attribution_is_called_thin():
     h = _history([("A", 5, 0.06, ()), ("B", 5, 0.04, ()), ("C", 5, 0.03, ()), ("D", 5, 0.02, ())])
     text = _reason(h)
-    assert text.startswith("No single past title stands out for u7: the largest, “A”, carries 6% of the edge attribution")
+    assert text.startswith("No single past title stands out for u7: the largest, “A”, carries 6% of the edge")
     assert "; their 4 past titles together carry 60%, the 1 other person who chose “Target” 10%." in text
     assert "highly" not in text
 
