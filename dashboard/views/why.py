@@ -268,17 +268,12 @@ def _contributions(exp: Any) -> None:
     terms = focus.contributions(exp)
     with left:
         if len(terms):
-            st.plotly_chart(
-                charts.attribution_bars(
-                    terms,
-                    value="share",
-                    title="What counts for this recommendation",
-                    x_title="Share of the recommendation",
-                    y_title="Past item or other user",
-                    percent=True,
-                ),
-                width="stretch",
-                key="edge_attr",
+            _share_chart(
+                terms,
+                "What counts for this recommendation",
+                "Share of the recommendation",
+                "Past item or other user",
+                "edge_attr",
             )
             if (terms["value"] < 0).any():
                 st.caption("Red bars weigh against the recommendation.")
@@ -286,17 +281,8 @@ def _contributions(exp: Any) -> None:
         groups = exp.feature_groups
         if len(groups):
             avail = groups[groups["available"].astype(bool)]
-            st.plotly_chart(
-                charts.attribution_bars(
-                    avail,
-                    value="share",
-                    title="Which kinds of input count",
-                    x_title="Share of the score's input attribution",
-                    y_title="Input",
-                    percent=True,
-                ),
-                width="stretch",
-                key="group_attr",
+            _share_chart(
+                avail, "Which kinds of input count", "Share of the score's input attribution", "Input", "group_attr"
             )
             missing = groups.loc[~groups["available"].astype(bool), "label"].tolist()
             if missing:
@@ -305,25 +291,20 @@ def _contributions(exp: Any) -> None:
             _score_terms(exp)
 
 
+def _share_chart(frame: pd.DataFrame, title: str, x_title: str, y_title: str, key: str) -> None:
+    """Signed shares of one whole (``share`` column) as bars on a percent axis, with axis titles."""
+    chart = charts.attribution_bars(frame, value="share", title=title, x_title=x_title, y_title=y_title, percent=True)
+    st.plotly_chart(chart, width="stretch", key=key)
+
+
 def _score_terms(exp: Any) -> None:
     """How a decomposable score adds up: the past items together, and each named residual term."""
     rest = focus.residuals(exp)
     if not len(rest):
         st.caption("This model's score adds up exactly from the user's past items; it reads no other inputs.")
         return
-    terms = exp.terms
-    st.plotly_chart(
-        charts.attribution_bars(
-            terms.assign(label=terms["label"].astype(str)),
-            value="share",
-            title="How the score adds up",
-            x_title="Share of the score",
-            y_title="Term",
-            percent=True,
-        ),
-        width="stretch",
-        key="term_attr",
-    )
+    terms = exp.terms.assign(label=exp.terms["label"].astype(str))
+    _share_chart(terms, "How the score adds up", "Share of the score", "Term", "term_attr")
     meanings = [f"{label}: {meaning}" for label, meaning in zip(rest["label"], rest["meaning"], strict=True)]
     st.caption(md("; ".join(meanings) + "."))
 
