@@ -25,6 +25,7 @@ import pytest
 from dashboard_support import APP, XSS_TITLE, app_recommender
 from server_support import free_port, running_server
 
+from dashboard.components.why_focus import focused_frames
 from dashboard.settings import CHROMIUM_ARGS
 from engine.cli import build_parser
 from engine.commands.common import config_from_args
@@ -135,7 +136,9 @@ def test_every_page_renders_its_key_content(server, page, tiny_world) -> None:
     frame = page.frame_locator("iframe").first
     frame.locator("#mynetwork canvas").wait_for(state="visible", timeout=60_000)
     n_nodes = _graph_frame(page).evaluate("() => nodes.length")
-    assert n_nodes == int(rec.explain(user, str(first["item_id"]), k=10).subgraph_nodes["in_display"].sum())
+    exp = rec.explain(user, str(first["item_id"]), k=10)
+    focused, _ = focused_frames(exp)  # the default view: the user, <= 15 past items, the item, co-consumers
+    assert n_nodes == len(focused) <= 2 + 15 + 5
     _shot(page, "why")
 
     _visit(page, f"{server}/fairness?{base}", ".gl-tiles", "fairness cold")
