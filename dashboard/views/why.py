@@ -18,6 +18,7 @@ from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
 from dashboard.settings import asset
 
 GRAPH_HEIGHT = 540
+MIN_FOCUSED_HEIGHT = 320
 LEGEND_HEIGHT = 40  # the colour legend above the canvas
 TABS = ("Contributions", "Past items", "What-if editor")
 # An exact decomposition first (its numbers add up), then Integrated Gradients.
@@ -200,31 +201,34 @@ def _graph(cur: context.Current, exp: Any, words: Any) -> None:
             "past items and other users that count most.",
         )
     dark = _is_dark()
+    height = GRAPH_HEIGHT
     if full:
         measure, layer_v, head_v = _measure_pickers(exp)
         key = f"graph|{cur.key}|{exp.user_id}|{exp.item_id}|{measure}|{layer_v}|{head_v}|{dark}"
 
         def build() -> str:
             nodes, edges = adapters.graph_frames(exp, measure=measure, layer=layer_v, head=head_v)
-            return network_html(nodes, edges, dark=dark, height=GRAPH_HEIGHT, options_file=asset("pyvis_options.json"))
+            return network_html(nodes, edges, dark=dark, height=height, options_file=asset("pyvis_options.json"))
 
         caption = (
             "Every node the model read for this score. Edge width is the chosen measure; red edges push the "
             "score down. Hover for details; scroll to zoom."
         )
     else:
-        key = f"focus|{cur.key}|{exp.user_id}|{exp.item_id}|{words.sentence}|{dark}"
+        nodes, edges = focus.focused_frames(exp, rank=words)
+        # As tall as its column of past items needs: a short history leaves no empty band.
+        height = min(GRAPH_HEIGHT, max(MIN_FOCUSED_HEIGHT, 160 + 26 * int((nodes["kind"] == "history").sum())))
+        key = f"focus|{cur.key}|{exp.user_id}|{exp.item_id}|{words.sentence}|{dark}|{height}"
 
         def build() -> str:
-            nodes, edges = focus.focused_frames(exp, rank=words)
-            return network_html(nodes, edges, dark=dark, height=GRAPH_HEIGHT)
+            return network_html(nodes, edges, dark=dark, height=height)
 
         caption = (
             f"{exp.user_id}'s past items that count most for this recommendation, and other users who chose it. "
             "Edge width is each one's share of the recommendation; hover a node or an edge for details."
         )
     page = state.rendered(build, key)
-    st.iframe(page, height=GRAPH_HEIGHT + LEGEND_HEIGHT, alt="What this recommendation rests on, as a graph")
+    st.iframe(page, height=height + LEGEND_HEIGHT, alt="What this recommendation rests on, as a graph")
     st.caption(caption)
 
 
