@@ -19,6 +19,32 @@ ATTENTIONS = ("edge", "dot", "gat")
 SPLITS = ("random", "temporal", "global_time", "leave_one_out")
 
 
+# ModelConfig's fields when the fingerprint scheme was fixed (engine 0.1.0, main at 41f3c27). Later
+# fields are fingerprinted only when set to a non-default value (RunConfig.fingerprint_dict).
+_MODEL_FIELDS_V1 = frozenset(
+    {
+        "name",
+        "embedding_dim",
+        "num_layers",
+        "heads",
+        "attention",
+        "edge_weight",
+        "text_dim",
+        "edge_dropout",
+        "attention_lr",
+        "item_item_dim",
+        "init",
+        "ease_l2",
+        "knn_k",
+    }
+)
+
+
+def _plain(value: Any) -> Any:
+    """A default as ``to_dict`` writes it (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def parse_columns(spec: str | None) -> dict[str, str] | None:
     """``"uid=user_id,movie=item_id"`` -> ``{"uid": "user_id", "movie": "item_id"}`` (None for none).
 
@@ -183,9 +209,19 @@ class RunConfig:
         )
 
     def fingerprint_dict(self) -> dict[str, Any]:
+        """What identifies a trained artifact (see the module docstring).
+
+        A model field added after the fingerprint scheme was fixed enters only when it differs from
+        its default, so every artifact trained before the field existed keeps its fingerprint and
+        still loads; a model that sets it (e.g. ItemGAT's relation) is told apart.
+        """
         d = self.to_dict()
         d["train"] = {k: v for k, v in d["train"].items() if k not in _NOT_FINGERPRINTED}
         d["data"] = {k: v for k, v in d["data"].items() if k not in _DATA_NOT_FINGERPRINTED}
+        defaults = ModelConfig()
+        d["model"] = {
+            k: v for k, v in d["model"].items() if k in _MODEL_FIELDS_V1 or v != _plain(getattr(defaults, k))
+        }
         return d
 
     def with_overrides(self, **sections: dict[str, Any]) -> RunConfig:
