@@ -120,7 +120,7 @@ class ModelConfig:
     relation_dense_max: int = 20000  # active items up to which the relation is dense (all sources; 1.6 GB at 20k)
     relation_neighbours: int = 512  # sources kept per item on the sparse top-k (GF-CF) path above that size
     taste_weight: float = -1.0  # taste term in units of std(history)/std(taste); < 0: chosen on validation
-    finetune_epochs: int = 0  # attention/theta fine-tuning budget; 0: off (did not raise validation NDCG@10)
+    finetune_epochs: int = 0  # attention/theta fine-tuning epochs; 0: off (ml-latest-small valid .1933 vs .2063 before)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

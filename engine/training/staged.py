@@ -10,6 +10,9 @@ EASE scores with a validation-chosen weight did (ml-100k, seed 0: +0.002 valid, 
 2. **relation**: EASE's ridge ``lambda = c x mean item degree``, ``c`` in :data:`L2_GRID`, by
    validation NDCG@10 of the history term alone (the ridge scales with the data through the
    degree: ml-100k chose 5, ml-latest-small 10), hill-climbing from the middle of the grid;
+   Then the interaction weights ``w_uj = exp(theta . (f_uj - mean f))``: ``theta`` per feature
+   (rating, recency) in units of 1 / std(feature), from :data:`THETA_GRID`, by validation
+   (a closed-form choice of what stage 4 would otherwise learn by gradient);
 3. **gamma**: the taste weight in units of ``std(history) / std(taste)`` (over a user sample x
    all items, so it is free of either part's arbitrary scale), from :data:`GAMMA_GRID`, by
    validation, climbing up from 0 (the relation alone), so the mix never validates below it;
@@ -46,7 +49,9 @@ log = logging.getLogger(__name__)
 # won on ml-100k and ml-latest-small, the ends of the grid never did).
 L2_GRID = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 # Taste weights in units of std(history term) / std(taste term); ml-100k peaked at 1-2.
-GAMMA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+GAMMA_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+# Interaction-weight exponents per standard deviation of the feature (rating, recency); 0 = unweighted.
+THETA_GRID = (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5)
 UNIT_USERS = 2048  # users sampled (x all items) for the std ratio
 
 
@@ -63,6 +68,7 @@ def fit_staged(
     finetune_epochs: int = 0,
     l2_grid: Sequence[float] = L2_GRID,
     gamma_grid: Sequence[float] = GAMMA_GRID,
+    theta_grid: Sequence[float] | None = THETA_GRID,
     folds: int = 5,
 ) -> TrainResult:
     """Fit ``model`` in place: taste, relation, taste weight, then (optionally) the attention.
@@ -77,7 +83,8 @@ def fit_staged(
         l2: EASE ridge; None chooses ``c x mean item degree`` on validation over ``l2_grid``.
         taste_weight: ``gamma`` in std-ratio units; None chooses it on validation over ``gamma_grid``.
         finetune_epochs: epoch budget of the attention fine-tuning (default: 0, off).
-        l2_grid / gamma_grid: the validation grids (default: :data:`L2_GRID`, :data:`GAMMA_GRID`).
+        l2_grid / gamma_grid / theta_grid: the validation grids (default: :data:`L2_GRID`,
+            :data:`GAMMA_GRID`, :data:`THETA_GRID`; ``theta_grid=None`` keeps ``w = 1``).
         folds: user folds of the out-of-fold relations for fine-tuning (default: 5).
 
     Returns:
@@ -110,6 +117,27 @@ def fit_staged(
     model.relation_l2.fill_(lam)
     report["relation"] = {"l2": lam, "mean_item_degree": base, "valid": scores, "dense": model.dense}
     relation_only = scores[lam]
+    # 2b. interaction weights w_uj = exp(theta . (f_uj - mean f)), one feature at a time, in units
+    # of 1 / std(feature): t = the log-weight change per standard deviation of rating / recency
+    feat_std = model.hist_feats.std(0) if len(model.hist_feats) > 1 else torch.zeros(2)
+    report["weights"] = {}
+    for k, name in enumerate(("rating", "recency")):
+        if theta_grid is None or not float(feat_std[k]) > 1e-6:
+            continue  # no grid, or a constant feature (implicit data: every rating the same)
+
+        def theta_score(t: float, k: int = k, current: float = relation_only) -> float:
+            with torch.no_grad():
+                model.edge_theta[k] = t / feat_std[k]
+            return current if t == 0.0 else valid_fn(model)
+
+        grid_t = sorted(set(theta_grid) | {0.0})
+        t_scores = climb(grid_t, theta_score, start=grid_t.index(0.0))
+        t_best = max(t_scores, key=lambda t: (t_scores[t], -abs(t)))  # ties: the smaller weight
+        with torch.no_grad():
+            model.edge_theta[k] = t_best / feat_std[k]
+        relation_only = t_scores[t_best]
+        report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k]), "valid": t_scores}
+        log.info("itemgat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
     # 3. gamma in units of std(history) / std(taste)
     model.cache_embeddings(graph)
     users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(cfg.seed))[:UNIT_USERS]
