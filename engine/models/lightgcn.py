@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
-from torch_geometric.nn.conv import LGConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import to_torch_csr_tensor
 
 from engine.data.graph import EDGE_IU, EDGE_UI
 from engine.models.base import EmbeddingModel
 from engine.models.mf import INITS, init_embeddings
+
+if TYPE_CHECKING:  # importing torch_geometric costs ~2.5 s: done where a model is built, not at import
+    from torch_geometric.data import Data
 
 
 class LightGCN(EmbeddingModel):
@@ -57,6 +57,8 @@ class LightGCN(EmbeddingModel):
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_dim)
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_dim)
         # normalize=False: the symmetric normalisation is computed once in normalised_adjacency().
+        from torch_geometric.nn.conv import LGConv
+
         self.convs = nn.ModuleList([LGConv(normalize=False) for _ in range(self.num_layers)])
         self._adj_key: tuple | None = None
         self._adj: Tensor | None = None
@@ -115,6 +117,9 @@ class LightGCN(EmbeddingModel):
         if edge_type is not None:
             keep = (edge_type == EDGE_UI) | (edge_type == EDGE_IU)
         ei = edge_index[:, keep]
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+        from torch_geometric.utils import to_torch_csr_tensor
+
         ei, w = gcn_norm(ei, None, n, add_self_loops=False, dtype=dtype)
         # adj_t[target, source]: LGConv's spmm multiplies the transposed adjacency with x.
         # Cached + fused CSR product: ~8x faster per BPR step than LGConv(normalize=True) on an

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from engine.models.base import EmbeddingModel
+
+if TYPE_CHECKING:  # importing torch_geometric costs ~2.5 s; commands that never train should not pay it
+    from torch_geometric.data import Data
 
 INITS = ("xavier", "normal")
 
