@@ -31,6 +31,15 @@ def render() -> None:
     rec = cur.rec
     st.header("Why this item?", anchor=False)
     methods = state.explain_methods(str(cur.row.get("model")))
+    if cur.imported:
+        st.info(
+            f"**{md(cur.row.get('model'))}** holds lists imported from another system: there is no model "
+            "behind them to explain, only the lists themselves. Audit them on the Fairness and Compare "
+            "pages, or pick a trained model in the sidebar to see why it recommends what it does.",
+            icon=":material/hub:",
+        )
+        context.write_url("why", "user", "item", "k")
+        st.stop()
     if not methods:
         st.info(
             f"**{md(cur.row.get('model'))}** cannot explain its scores: explanations need the graph attention "

@@ -63,7 +63,7 @@ def test_compare_page_puts_imported_lists_beside_the_gat(open_app, lists_cache, 
 def test_why_page_says_imported_lists_have_no_explanation(open_app, lists_cache) -> None:
     at = open_app(page="why", model=lists_cache["vendor"])
     assert not at.exception
-    assert any("vendor" in i.value for i in at.info)
+    assert any("vendor" in i.value and "imported from another system" in i.value for i in at.info)
 
 
 def test_recommendations_page_shows_the_imported_list(open_app, lists_cache, tiny_world) -> None:
