@@ -30,7 +30,8 @@ from engine.explain.algorithms.decomposition import (
     DecompositionTarget,
     ExactDecomposition,
 )
-from engine.explain.counterfactual import find_counterfactual_exact, ranks
+from engine.explain.counterfactual import ranks
+from engine.explain.counterfactual_exact import find_counterfactual_exact
 from engine.explain.explanation import Explanation
 from engine.explain.history import GROUP_COLUMNS, high_rating, history_frame
 from engine.explain.resolve import resolve_user

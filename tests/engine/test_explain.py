@@ -473,7 +473,8 @@ def test_explain_eval_small(rec, world):
 
 def test_ground_truth_on_a_constructed_trigger(rec):
     """A trigger pair made from a user's own top-1 item: a case is found, positions and removals are exact."""
-    from engine.explain.evaluate import _pair_state, ground_truth_hits, trigger_cases, trigger_reliance
+    from engine.explain.evaluate import ground_truth_hits, trigger_cases, trigger_reliance
+    from engine.explain.evaluate_common import pair_state as _pair_state
     from engine.explain.faithfulness import leave_one_out
 
     u = 3

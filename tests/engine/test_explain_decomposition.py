@@ -14,7 +14,8 @@ from engine.data.synthetic import generate_demo_world
 from engine.errors import UnsupportedModelError
 from engine.explain import explain_pair
 from engine.explain.additive import edited_scores, leave_one_out, user_terms
-from engine.explain.counterfactual import find_counterfactual_exact, ranks
+from engine.explain.counterfactual import ranks
+from engine.explain.counterfactual_exact import find_counterfactual_exact
 from engine.explain.decomposed import list_reasons
 from engine.explain.evaluate import evaluate_explanations
 from engine.explain.explainer import default_method
