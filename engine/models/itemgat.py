@@ -13,7 +13,7 @@ named residuals:
   active items up to ``max_dense_items`` (every source counts). Larger catalogs, where the
   inverse does not fit in memory, use the symmetric-normalised co-occurrence filter
   ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021), computed in column blocks and kept as the
-  ``neighbours`` strongest sources per target item.
+  ``neighbours`` strongest sources per target item (the fitting is :mod:`engine.models.relation`).
 * ``a(j, i) = exp(<k_j, q^a_i> + c)`` is target-aware attention (NAIS, He et al. 2018, without
   the history softmax so that a contribution does not change when another interaction is
   removed): how much history item ``j`` counts *for candidate* ``i``. Keys and queries are
@@ -54,8 +54,11 @@ from torch import Tensor, nn
 
 from engine.data.graph import EDGE_UI, RecGraph
 from engine.models.base import EmbeddingModel
-from engine.models.ease import ease_weights
 from engine.models.mf import init_embeddings
+from engine.models.relation import default_l2, mean_item_degree, relation_buffers, train_matrix
+
+# mean_item_degree and train_matrix moved to engine.models.relation; callers still import them from here.
+__all__ = ["RELATIONS", "STAGES", "ItemGAT", "default_l2", "mean_item_degree", "train_matrix"]
 
 RELATIONS = ("ease", "gfcf")
 STAGES = ("taste", "attention")
@@ -196,7 +199,7 @@ class ItemGAT(EmbeddingModel):
                 :func:`engine.training.staged.fit_staged` chooses it on validation instead).
         """
         self._set_history(graph)
-        X = _train_matrix(graph)
+        X = train_matrix(graph)
         active = np.flatnonzero(X.getnnz(axis=0) > 0)
         self.warm = torch.zeros(self.n_items, dtype=torch.bool, device=self.warm.device)
         self.warm[torch.as_tensor(active)] = True
@@ -209,17 +212,10 @@ class ItemGAT(EmbeddingModel):
 
     def _relation(self, X: sp.csr_matrix, active: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
         """``(dense [A, A] or empty, top-k index [I, k] or empty, top-k value [I, k] or empty)`` of ``X``."""
-        Xa = X[:, active].tocsc()
-        empty = (torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0))
-        if self.relation == "ease" and len(active) <= self.max_dense_items:
-            return ease_weights(Xa, float(self.relation_l2)), empty[1], empty[2]
-        idx, val = _gfcf_top_k(Xa, self.neighbours)
-        act = torch.as_tensor(active, dtype=torch.long)
-        index = torch.zeros(self.n_items, idx.shape[1], dtype=torch.long)
-        value = torch.zeros(self.n_items, idx.shape[1])
-        index[act], value[act] = act[idx], val
-        # rows of cold items (all-zero index) must stay sorted for the binary search: 0-padding at value 0
-        return empty[0], index, value
+        dense = self.relation == "ease" and len(active) <= self.max_dense_items
+        return relation_buffers(
+            X, active, n_items=self.n_items, dense=dense, l2=float(self.relation_l2), neighbours=self.neighbours
+        )
 
     def _set_history(self, graph: RecGraph) -> None:
         """Training histories and the LightGCN adjacency of ``graph`` (recomputed when the graph changes)."""
@@ -252,7 +248,7 @@ class ItemGAT(EmbeddingModel):
             seed: seed of the fold assignment and of the users sampled for the temperature (default: 0).
             sample_users: users whose full scores set the temperature (default: 1024).
         """
-        X = _train_matrix(graph)
+        X = train_matrix(graph)
         active = self.active.cpu().numpy()
         self._folds = None
         if folds > 1:
@@ -546,55 +542,6 @@ class ItemGAT(EmbeddingModel):
 
 
 # ------------------------------------------------------------------------------------- helpers
-def default_l2(X: sp.spmatrix) -> float:
-    """EASE ridge that scales with the data: 5 x the mean training degree of the active items."""
-    return 5.0 * mean_item_degree(X)
-
-
-def mean_item_degree(X: sp.spmatrix) -> float:
-    """Mean training degree of the items with at least one training interaction (1.0 when none)."""
-    deg = np.asarray(X.sum(axis=0)).ravel()
-    deg = deg[deg > 0]
-    return float(deg.mean()) if len(deg) else 1.0
-
-
-def train_matrix(graph: RecGraph) -> sp.csr_matrix:
-    """Binary user x item training matrix of the graph's user->item edges."""
-    return _train_matrix(graph)
-
-
-def _train_matrix(graph: RecGraph) -> sp.csr_matrix:
-    ui = (graph.edge_type == EDGE_UI).cpu()
-    u = graph.edge_index[0, ui].cpu().numpy()
-    i = graph.edge_index[1, ui].cpu().numpy() - graph.n_users
-    X = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(graph.n_users, graph.n_items))
-    X.sum_duplicates()
-    X.data[:] = 1.0
-    return X
-
-
-def _gfcf_top_k(Xa: sp.csc_matrix, k: int, block: int = 512) -> tuple[Tensor, Tensor]:
-    """Top-``k`` sources per item of GF-CF's linear filter ``R~^T R~`` (R~ = D_u^-1/2 R D_i^-1/2), blockwise."""
-    du = np.asarray(Xa.sum(axis=1)).ravel()
-    di = np.asarray(Xa.sum(axis=0)).ravel()
-    R = sp.diags(1 / np.sqrt(np.maximum(du, 1))) @ Xa @ sp.diags(1 / np.sqrt(np.maximum(di, 1)))
-    R = R.tocsc().astype(np.float32)
-    Rt = R.T.tocsr()
-    n = R.shape[1]
-    k = min(k, n)
-    idx = torch.empty(n, k, dtype=torch.long)
-    val = torch.empty(n, k)
-    for b in range(0, n, block):
-        G = torch.from_numpy((Rt @ R[:, b : b + block]).toarray())  # [n, block]
-        cols = torch.arange(b, min(b + block, n))
-        G[cols, cols - b] = 0.0  # no self-loop, as EASE's zero diagonal
-        top = torch.topk(G.T, k, dim=1).indices
-        top = torch.sort(top, dim=1).values
-        idx[b : b + block] = top
-        val[b : b + block] = torch.gather(G.T, 1, top)
-    return idx, val
-
-
 def _lightgcn_adjacency(u: Tensor, i: Tensor, n_users: int, n_items: int) -> Tensor:
     """``D^-1/2 A D^-1/2`` of the user-item graph as a sparse CSR ``[U+I, U+I]``."""
     n = n_users + n_items
