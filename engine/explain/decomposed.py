@@ -4,7 +4,7 @@
 :data:`~engine.models.registry.DECOMPOSITION` interface (a user with history): the user's past
 interactions with their exact contributions (ranked), the residual terms under plain names
 ("taste profile", "popularity") and their shares, the smallest verified counterfactual
-(:func:`~engine.explain.counterfactual.find_counterfactual_exact`) and the plain reason.
+(:func:`~engine.explain.counterfactual_exact.find_counterfactual_exact`) and the plain reason.
 :func:`list_reasons` writes one reason per item of a list (the cards of the Recommendations page),
 different per item. No graph: the subgraph frames are empty.
 """
