@@ -38,7 +38,7 @@ def list_models(cache_dir: str) -> list[dict[str, Any]]:
 
     A short TTL lets models trained from the CLI appear without restarting the app.
     """
-    from engine import service
+    import engine.service as service
 
     # Imported lists (gatlens import-recs) are listed beside the models, marked ``imported``.
     rows = sorted(
@@ -69,7 +69,7 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
     Raises:
         ModelNotReadyError: the artifact is gone, unreadable, corrupt or stale.
     """
-    from engine import service
+    import engine.service as service
 
     folder = Path(artifact_path)
     if service.is_lists_path(folder):
@@ -108,21 +108,21 @@ def load_recommender(cache_dir: str, artifact_path: str) -> Any:
 
 def explain_methods(model: str) -> tuple[str, ...]:
     """The registered explanation methods that support ``model`` (none for an unregistered name)."""
-    from engine import service
+    import engine.service as service
 
     return service.explain_methods(model)
 
 
 def explainable_models() -> tuple[str, ...]:
     """The registered models that some explanation method supports (they get a reason per card)."""
-    from engine import service
+    import engine.service as service
 
     return tuple(name for name in service.model_names() if service.explain_methods(name))
 
 
 def train_model(config: Any, cache_dir: str, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> Any:
     """Train (or load) ``config`` with a per-epoch progress hook, then refresh the model list."""
-    from engine import service
+    import engine.service as service
 
     rec = service.train(config, cache_dir=cache_dir, on_epoch=on_epoch)
     list_models.clear()

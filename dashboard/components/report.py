@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+import engine.service as service
 from dashboard.adapters import RERANKERS as RERANKER_NAMES
 from dashboard.components import charts
 from dashboard.components.findings import findings_html
 from dashboard.components.tables import PLAIN_COLUMNS
-from engine import service
 
 _CSS = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2rem auto;

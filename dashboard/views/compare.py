@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import engine.service as service
 from dashboard import context, state
 from dashboard.components import charts
 from dashboard.components.colors import model_colors
@@ -16,7 +17,6 @@ from dashboard.components.html import headline, note
 from dashboard.components.leaderboard import better_model_note
 from dashboard.components.text import md, md_code
 from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
-from engine import service
 
 _METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import engine.service as service
 from dashboard import adapters, context, state
 from dashboard.components import charts
 from dashboard.components.findings import findings_html
@@ -24,7 +25,6 @@ from dashboard.components.report import audit_report_html
 from dashboard.components.tables import HIGHER, LOWER, Col, metric_table
 from dashboard.components.text import md
 from dashboard.components.widgets import bound_k, bound_selectbox
-from engine import service
 
 N_BOOT = 1000
 _SWEEPABLE = ("pop", "mmr", "calibrated")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import engine.service as service
 from dashboard import context, state
 from dashboard.components import charts
 from dashboard.components.colors import model_colors
@@ -19,7 +20,6 @@ from dashboard.components.leaderboard import better_model_note, latest_per_model
 from dashboard.components.tables import HIGHER, Col, metric_table
 from dashboard.components.text import md, md_code
 from dashboard.components.widgets import preset_users
-from engine import service
 
 _HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
