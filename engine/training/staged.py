@@ -136,7 +136,7 @@ def fit_staged(
         with torch.no_grad():
             model.edge_theta[k] = t_best / feat_std[k]
         relation_only = t_scores[t_best]
-        report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k]), "valid": t_scores}
+        report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k].detach()), "valid": t_scores}
         log.info("itemgat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
     # 3. gamma in units of std(history) / std(taste)
     model.cache_embeddings(graph)
