@@ -1,7 +1,7 @@
 """Thin adapters from engine results to what the pages draw (no Streamlit, no torch imports).
 
-The explanation and audit objects come from :meth:`Recommender.explain` and
-:meth:`Recommender.audit`; these helpers pick out the frames the components take,
+The explanation and audit objects come from ``ServedModel.explain`` and ``ServedModel.audit``
+(:mod:`engine.service`); these helpers pick out the frames the components take,
 and turn "this engine feature is not installed / not built yet" into a message
 instead of a traceback.
 """
@@ -40,26 +40,6 @@ def explain(rec: Any, user: str, item: str, **kwargs: Any) -> Any:
         raise FeatureUnavailableError(f"This model cannot be explained ({exc}).") from exc
 
 
-def reason(rec: Any, user: str, item: str, **kwargs: Any) -> str | None:
-    """The one-line plain-language reason, or None when explanations are unavailable."""
-    try:
-        exp = explain(rec, user, item, **kwargs)
-    except FeatureUnavailableError as exc:
-        log.info("no reason for (%s, %s): %s", user, item, exc)
-        return None
-    text = getattr(exp, "reason", None)
-    return str(text) if text else None
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of a reason (the list shows one line; the Why page shows it all)."""
-    for end in (". ", "! ", "? "):
-        cut = text.find(end)
-        if cut > 0:
-            return text[: cut + 1]
-    return text
-
-
 # ----------------------------------------------------------------------------- re-ranking
 RERANKERS = {
     "none": "none",
@@ -67,11 +47,6 @@ RERANKERS = {
     "pop": "long-tail boost",
     "calibrated": "calibrated to history",
 }
-
-
-def rerank_user(rec: Any, user: str, spec: str, k: int, *, pool: int = 100, **filters: Any) -> pd.DataFrame:
-    """One user's top-``k`` after a post-processing re-ranker: see ``ServedModel.recommend_reranked``."""
-    return rec.recommend_reranked(user, spec, k, pool=pool, **filters)
 
 
 # ----------------------------------------------------------------------------- explanation graph

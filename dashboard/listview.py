@@ -115,11 +115,11 @@ def top_list(rec: Any, user: str, k: int, view: ListView) -> tuple[pd.DataFrame,
     ``items`` has the columns of ``rec.recommend(...).items`` (``rank`` is the rank in this list),
     plus ``model_rank`` when a re-ranker reordered it.
     """
-    recs = rec.recommend(user, k, **view.filters())
-    items = recs.items
     if view.rerank != "none" and rec.user_status(user) == "known":
-        items = adapters.rerank_user(rec, user, view.spec, k, **view.filters())
-    return items, recs.fallback
+        # A user with a history never gets the popularity fallback: one ranking, not two.
+        return rec.recommend_reranked(user, view.spec, k, **view.filters()), None
+    recs = rec.recommend(user, k, **view.filters())
+    return recs.items, recs.fallback
 
 
 def rank_in_list(rec: Any, user: str, item: str, k: int, view: ListView) -> int | None:

@@ -21,6 +21,7 @@ import torch
 
 from engine.artifacts.store import ArtifactRef, ArtifactStore
 from engine.assembly import CHANGES_FILE, Prepared, artifact_ref_str
+from engine.data.graph import category_distributions
 from engine.data.idmap import IdMap
 from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.split import I, U
@@ -126,10 +127,19 @@ class Recommender:
         return m
 
     def category_matrix(self) -> np.ndarray | None:
-        """``float64 [n_items, C]`` multi-hot categories in internal item order (None without categories)."""
+        """``float64 [n_items, C]`` multi-hot categories in internal item order (None without categories).
+
+        Converted once and shared read-only: the re-rankers and the audit only read it.
+        """
+        return self._category_array
+
+    @cached_property
+    def _category_array(self) -> np.ndarray | None:
         if not self.prep.category_names:
             return None
-        return self.prep.categories.detach().cpu().numpy().astype(np.float64)
+        cats = self.prep.categories.detach().cpu().numpy().astype(np.float64)
+        cats.flags.writeable = False
+        return cats
 
     def history_category_distribution(self, users: np.ndarray) -> np.ndarray | None:
         """``[len(users), C]``: each user's category mass over their training history, each item spreading 1.
@@ -140,9 +150,7 @@ class Recommender:
         cats = self.category_matrix()
         if cats is None:
             return None
-        rows = cats.sum(axis=1, keepdims=True)
-        item_dist = cats / np.where(rows > 0, rows, 1.0)
-        return np.asarray(self._train_csr[np.asarray(users)] @ item_dist)
+        return np.asarray(self._train_csr[np.asarray(users)] @ category_distributions(cats))
 
     # -- users ------------------------------------------------------------------------------
     def user_status(self, user_id: str) -> str:

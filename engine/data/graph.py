@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.data.split import I, U, W_RATING, W_RECENCY, SplitData
+from engine.data.split import W_RATING, W_RECENCY, I, SplitData, U
 
 EDGE_FEATURES = (W_RATING, W_RECENCY)
 EDGE_UI, EDGE_IU, EDGE_IC, EDGE_CI = 0, 1, 2, 3  # edge_type codes
@@ -144,3 +144,12 @@ def category_matrix(item_categories: list[tuple[str, ...]]) -> tuple[torch.Tenso
         for c in cats:
             m[it, index[c]] = 1.0
     return m, names
+
+
+def category_distributions(categories: np.ndarray) -> np.ndarray:
+    """Each item's category distribution: its multi-hot row scaled to sum 1 (all-zero rows stay 0).
+
+    One definition for the calibration re-ranker and a user's history distribution (Steck 2018).
+    """
+    total = categories.sum(axis=1, keepdims=True)
+    return categories / np.where(total > 0, total, 1.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.data.graph import category_distributions
 from engine.fairness.rerank_base import _check_items, _check_unit, _chunks, _dense, _pad, _pick, _prepare
 
 
@@ -104,8 +105,7 @@ def _item_distributions(item_categories) -> np.ndarray:
     cats = _dense(item_categories, "item_categories")
     if (cats < 0).any():
         raise ValueError("item_categories must be non-negative")
-    total = cats.sum(axis=1, keepdims=True)
-    return cats / np.where(total > 0, total, 1.0)
+    return category_distributions(cats)
 
 
 def _user_distributions(history_category_dist, n_users: int, n_categories: int) -> np.ndarray:

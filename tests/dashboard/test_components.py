@@ -196,13 +196,6 @@ def test_dashboard_never_imports_torch_and_uses_new_apis() -> None:
         assert "use_container_width" not in text and "components.v1" not in text, path
 
 
-def test_first_sentence_of_a_reason() -> None:
-    from dashboard.adapters import first_sentence
-
-    assert first_sentence("Because you liked A. It is also Drama.") == "Because you liked A."
-    assert first_sentence("No period here") == "No period here"
-
-
 def test_graph_frames_keep_the_pair_edges_and_the_strongest_rest() -> None:
     from types import SimpleNamespace
 
