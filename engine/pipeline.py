@@ -228,7 +228,7 @@ def recommender_from_artifact(
             ) from err
     else:
         model.fit(prep.split)
-    return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []))
+    return Recommender(prep, model, loaded.meta, loaded.ref, loaded.json_files.get("curve", []), from_cache=True)
 
 
 # ---------------------------------------------------------------- internals

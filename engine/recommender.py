@@ -88,6 +88,7 @@ class Recommender:
         meta: the model card (config, language model, training, metrics).
         ref: where the artifact is stored (None when not stored).
         curve: the training curve, one dict per epoch.
+        from_cache: loaded from a stored version rather than trained (or updated) by this process.
     """
 
     prep: Prepared
@@ -95,6 +96,7 @@ class Recommender:
     meta: dict[str, Any]
     ref: ArtifactRef | None = None
     curve: list[dict[str, Any]] = field(default_factory=list)
+    from_cache: bool = False
 
     # -- identity ---------------------------------------------------------------------------
     @property

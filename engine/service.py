@@ -174,6 +174,11 @@ class ServedModel:
         return self._rec.version
 
     @property
+    def from_cache(self) -> bool:
+        """Whether this model was loaded from a stored version rather than trained by this process."""
+        return self._rec.from_cache
+
+    @property
     def artifact_path(self) -> str | None:
         """The stored version's folder, or None when the model is not stored."""
         return None if self._rec.ref is None else str(self._rec.ref.path)

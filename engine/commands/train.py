@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from engine.commands.common import add_data_args, add_model_args, echo, emit_json, load_recommender
 
@@ -43,23 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_recommend, force=False)
 
 
-def _written_since(artifact: str | None, started: float) -> bool:
-    """Whether the artifact was saved by this run (True when the model is not stored).
-
-    Timing alone cannot tell: a small model trains in under a second and a large
-    cached one can take seconds to load, so the stored version's manifest time
-    decides (the store writes it last, when it saves).
-    """
-    if artifact is None:
-        return True
-    try:
-        return (Path(artifact) / "manifest.json").stat().st_mtime >= started - 1.0
-    except OSError:
-        return True
-
-
 def run_train(args: argparse.Namespace) -> int:
-    started = time.time()
     t0 = time.perf_counter()
     rec = load_recommender(args)
     seconds = time.perf_counter() - t0
@@ -68,7 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
         emit_json({**card, "artifact": rec.artifact_path, "wall_seconds": round(seconds, 3)})
         return 0
     tr = card["training"]
-    cached = "trained" if _written_since(rec.artifact_path, started) else "loaded from cache"
+    cached = "loaded from cache" if rec.from_cache else "trained"
     echo(f"{card['model']} on {card['data']['dataset']}: {cached} in {seconds:.2f}s")
     print(f"  artifact      {rec.artifact_path or '-'}")
     print(f"  training      {tr['epochs']} epochs (best {tr['best_epoch']}), {tr['seconds']}s on {tr['device']}")
