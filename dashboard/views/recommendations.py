@@ -28,7 +28,6 @@ from dashboard.components.widgets import bound_k, user_picker
 from dashboard.listview import HIDE_POPULAR_SHARE, ListView
 
 # Explanation methods in order of preference (as on the Why page, so the two share memoised explanations).
-PREFERRED_METHODS = ("exact", "exact-decomposition", "ig")
 # How a card's numbers were computed, in words (the explanation's ``method`` key otherwise).
 METHOD_NAMES = {
     "ig": "Integrated Gradients over the model's graph",
@@ -128,13 +127,8 @@ class ReasonSource:
             )
             hint = f" Pick a {' or '.join(others)} model in the sidebar for a reason on every card." if others else ""
             return cls({}, f"No reasons for {model}: it {why}.{hint}")
-        # The same method as the Why page (an exact decomposition where the model has one, else IG, the
-        # engine's default and so not named), with the same K: it then opens at once for these items.
-        preferred = [m for m in PREFERRED_METHODS if m in methods] or [methods[0]]
-        kwargs: dict[str, Any] = {"k": k}
-        if preferred[0] != "ig":
-            kwargs["method"] = preferred[0]
-        return cls(kwargs)
+        # The engine's default method and the Why page's K: the Why page then opens at once for these items.
+        return cls({"k": k})
 
 
 @dataclass

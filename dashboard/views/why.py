@@ -22,7 +22,6 @@ MIN_FOCUSED_HEIGHT = 320
 LEGEND_HEIGHT = 40  # the colour legend above the canvas
 TABS = ("Contributions", "Past items", "What-if editor")
 # An exact decomposition first (its numbers add up), then Integrated Gradients.
-PREFERRED_METHODS = ("exact", "exact-decomposition", "ig")
 
 
 def render() -> None:
@@ -62,7 +61,9 @@ def render() -> None:
 
     try:
         with st.spinner("Explaining this recommendation…"):
-            exp = adapters.explain(rec, user, item, k=k, **_method(methods))
+            # No method named: the engine picks the model's default (an exact decomposition where it has
+            # one, else IG), and the Recommendations page's reasons share the memoised explanation.
+            exp = adapters.explain(rec, user, item, k=k)
     except adapters.FeatureUnavailableError as exc:
         st.info(md(exc), icon=":material/hourglass_empty:")
         st.stop()
@@ -99,18 +100,6 @@ def render() -> None:
             with tab:
                 draw()
     _for_data_scientists(exp)
-
-
-def _method(methods: tuple[str, ...]) -> dict[str, str]:
-    """The explanation method: an exact decomposition where the model has one, else IG, else the first.
-
-    IG is the engine's default: not naming it shares the memoised explanation with the
-    Recommendations page's reasons.
-    """
-    for name in PREFERRED_METHODS:
-        if name in methods:
-            return {} if name == "ig" else {"method": name}
-    return {"method": methods[0]}
 
 
 def _item_picker(cur: context.Current, user: str, k: int) -> str | None:

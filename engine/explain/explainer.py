@@ -22,7 +22,7 @@ import torch
 
 from engine.data.schema import CATEGORIES, TITLE
 from engine.errors import NO_HISTORY, UnknownItemError
-from engine.explain.algorithms import ExplainerAlgorithm, GraphTarget, require_support
+from engine.explain.algorithms import ExplainerAlgorithm, GraphTarget, methods_for, require_support
 from engine.explain.attention import AttentionResult, interaction_sum, pair_attention, rollout
 from engine.explain.attribution import EdgeAttribution, GroupAttribution, available_groups
 from engine.explain.counterfactual import find_counterfactual, layer_states, ranks
@@ -40,7 +40,7 @@ from engine.explain.subgraph import (
     single_thread,
 )
 from engine.explain.text import reason_fallback, reason_for
-from engine.models.registry import ATTENTION_GRAPH, DECOMPOSITION, model_names, model_spec
+from engine.models.registry import ATTENTION_GRAPH, DECOMPOSITION
 from engine.recommender import Recommender
 
 GROUP_LABELS = {
@@ -116,12 +116,17 @@ def explain_pair(
     return _explain_graph(rec, algo, user_id, item_id, t_start=t_start, **options)
 
 
+# Tried in this order when no method is asked for: a model's own exact arithmetic needs no
+# approximation; Integrated Gradients is the attention graph's faithful method.
+DEFAULT_METHODS = ("exact", "ig")
+
+
 def default_method(model: str) -> str:
-    """The explanation method used when none is asked for: ``"exact"`` for a model whose score
-    decomposes exactly (the model's own arithmetic needs no approximation), else ``"ig"``."""
-    if model in model_names() and DECOMPOSITION in model_spec(model).capabilities.explain:
-        return "exact"
-    return "ig"
+    """The explanation method used when none is asked for: the first of :data:`DEFAULT_METHODS` the
+    model supports (``"exact"`` for a model whose score decomposes exactly, ``"ig"`` for the attention
+    graph), else the first method that supports it, else ``"ig"`` (which then refuses clearly)."""
+    supported = methods_for(model)
+    return next((m for m in DEFAULT_METHODS if m in supported), supported[0] if supported else "ig")
 
 
 def _explain_graph(
