@@ -118,7 +118,10 @@ def make_model(prep: Prepared) -> EmbeddingModel | FittedModel:
 
 
 def config_fingerprint(prep: Prepared) -> str:
-    extra = {"text_weights": prep.text.info.weights_sha256 if prep.text.info else None}
+    extra: dict[str, Any] = {"text_weights": prep.text.info.weights_sha256 if prep.text.info else None}
+    revision = model_spec(prep.config.model.name).revision
+    if revision:  # only where set, so every other model keeps the fingerprints it had
+        extra["model_revision"] = revision
     return fingerprint({**prep.config.fingerprint_dict(), **extra}, prep.data_hash, __version__)
 
 

@@ -100,6 +100,8 @@ class FeatureConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "gat"  # a registered model (engine.models.registry.model_names()); checked when built
+    # embedding_dim and num_layers: every graph model's; heads .. item_item_dim: the user-item attention
+    # model "uigat" (engine/models/gat.py); attention_dim .. finetune_epochs: the default "gat" (ItemGAT).
     embedding_dim: int = 64  # RecBole benchmark's embedding size
     num_layers: int = 2  # message-passing layers (2 keeps the explanation subgraph small)
     heads: int = 4  # attention heads; embedding_dim must be divisible by it
@@ -113,7 +115,7 @@ class ModelConfig:
     init: str = "xavier"  # id-embedding init of the graph models: xavier (PyG LightGCN) | normal (std 0.1)
     ease_l2: float = 500.0  # EASE regularisation
     knn_k: int = 100  # ItemKNN neighbours per item
-    # itemgat (engine/models/itemgat.py; staged fit in engine/training/staged.py):
+    # gat, the default (ItemGAT: engine/models/itemgat.py; staged fit in engine/training/staged.py):
     attention_dim: int = 32  # width of the target-aware attention keys/queries a(j, i)
     relation: str = "ease"  # item-item relation: ease (ridge inverse) | gfcf (graph filter, any catalog size)
     relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 1..50 x the mean item degree
@@ -219,9 +221,7 @@ class RunConfig:
         d["train"] = {k: v for k, v in d["train"].items() if k not in _NOT_FINGERPRINTED}
         d["data"] = {k: v for k, v in d["data"].items() if k not in _DATA_NOT_FINGERPRINTED}
         defaults = ModelConfig()
-        d["model"] = {
-            k: v for k, v in d["model"].items() if k in _MODEL_FIELDS_V1 or v != _plain(getattr(defaults, k))
-        }
+        d["model"] = {k: v for k, v in d["model"].items() if k in _MODEL_FIELDS_V1 or v != _plain(getattr(defaults, k))}
         return d
 
     def with_overrides(self, **sections: dict[str, Any]) -> RunConfig:

@@ -1,6 +1,6 @@
 """Seed-level exploration of ItemGAT's staged fit (validation decides, test reported).
 
-Trains ``itemgat`` through :func:`engine.assembly.train_model` (the registry's staged fit) and
+Trains ``gat`` (ItemGAT) through :func:`engine.assembly.train_model` (the registry's staged fit) and
 prints valid/test metrics and every stage's validation choices (``model.fit_report``).
 
 Usage:
@@ -119,13 +119,13 @@ def main() -> None:
 
     cfg = base.with_overrides(
         data={"dataset": args.dataset, "data_dir": args.data_dir, "seed": args.seed},
-        model={"name": "itemgat", **over(base.model, args.set)},
+        model={"name": "gat", **over(base.model, args.set)},
         train={"seed": args.seed, **over(base.train, args.train)},
     )
     prep = prepare(cfg, cache_dir=Path(args.cache_dir))
     model, res = train_model(prep)
     row = metrics(model, prep.split) | {"epochs": res.epochs, "seconds": round(res.seconds, 1)}
-    print("itemgat", repr(model), row, flush=True)
+    print("gat", repr(model), row, flush=True)
     print("REPORT", json.dumps(model.fit_report, default=float))
     if args.explain:
         explain_figures(model, prep, args)

@@ -13,7 +13,7 @@ import zlib
 # Distinct hues that read on white and on the dark theme; the product's own model is the accent.
 MODEL_COLORS: dict[str, str] = {
     "gat": "#5b5bd6",
-    "itemgat": "#8b5cf6",
+    "uigat": "#8b5cf6",
     "lightgcn": "#0d9488",
     "ease": "#d97706",
     "bprmf": "#db2777",

@@ -256,6 +256,53 @@ def prefix_scores(rec: Recommender, terms: UserTerms, order: np.ndarray, *, star
     return terms.history_term[None, :] - removed_c + taste + terms.popularity[None, :]
 
 
+def what_if_scores(
+    rec: Recommender,
+    terms: UserTerms,
+    removed: np.ndarray,
+    added: np.ndarray,
+    *,
+    added_features: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
+    """Every item's score for ``terms.user`` with ``removed`` history items taken out and ``added`` put in.
+
+    Removals as in :func:`edited_scores`. Each added item ``j`` adds its exact history term
+    ``a(j, i) w S[j, i]`` to every item ``i``, with ``w`` the model's interaction weight for
+    ``added_features`` (``(w_rating, w_recency)``; default a top rating, made now), and its
+    LightGCN message to the taste profile (its degree and the relation held fixed, as for removals).
+
+    Args:
+        rec: the recommender of a decomposable model.
+        terms: :func:`user_terms` of the user.
+        removed: internal indices of history items to remove.
+        added: internal indices of items to add (not in the history).
+        added_features: the added interactions' ``(w_rating, w_recency)`` (default: ``(1.0, 1.0)``).
+    """
+    removed = np.asarray(removed, dtype=np.int64)
+    added = np.asarray(added, dtype=np.int64)
+    base = prefix_scores(rec, terms, removed)[-1]
+    if not len(added):
+        return base
+    parts, model = additive_parts(rec), rec.model
+    with torch.no_grad():
+        w = float(model.edge_weight(torch.tensor([added_features], dtype=torch.float32))[0])
+        history_add = w * model.relation_from(torch.from_numpy(added)).double().sum(0).numpy()
+    # the taste profile: the removals' messages out, the additions' in, the degree updated
+    k = _positions(terms, removed)
+    msgs_add = parts.item_layers[:, added, :] * _rsqrt(np.maximum(parts.item_degree[added], 1.0))[None, :, None]
+    sums = terms.layer_sums - terms.messages[:, k, :].sum(axis=1) + msgs_add.sum(axis=1)
+    degree = terms.counts.sum() - terms.counts[k].sum() + len(added)
+    p_old = _user_embedding(
+        parts,
+        terms.user,
+        terms.layer_sums - terms.messages[:, k, :].sum(axis=1),
+        terms.counts.sum() - terms.counts[k].sum(),
+    )
+    p_new = _user_embedding(parts, terms.user, sums, degree)
+    taste_change = parts.taste_scale * (parts.item_taste @ (p_new - p_old))
+    return base + history_add + taste_change
+
+
 def leave_one_out(rec: Recommender, terms: UserTerms, item: int) -> np.ndarray:
     """``[n]`` the exact drop of ``item``'s score when each history item alone is removed.
 

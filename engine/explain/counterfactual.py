@@ -23,6 +23,7 @@ import torch
 
 from engine.data.schema import ITEM, TITLE
 from engine.errors import UnknownItemError
+from engine.explain.additive import is_decomposable, user_terms, what_if_scores
 from engine.explain.resolve import require_attention_model, resolve_user
 from engine.explain.subgraph import GraphIndex, graph_index, input_parts, single_thread, unique_ids
 from engine.recommender import Recommender
@@ -230,10 +231,12 @@ def what_if(rec: Recommender, user_id: str, *, add: list[str] = (), remove: list
 
     Raises:
         UnknownUserError / UnknownItemError: for ids not in the dataset.
-        ValueError: for a model other than the attention model, a user without history,
+        ValueError: for a model neither exactly decomposable nor the attention model, a user without history,
             ``k < 1``, removing an item not in the history or adding one already in it.
     """
-    require_attention_model(rec)
+    decomposable = is_decomposable(rec)
+    if not decomposable:
+        require_attention_model(rec)
     if k < 1:
         raise ValueError(f"k must be >= 1 (got {k!r})")
     u = resolve_user(rec, user_id, purpose="a what-if")
@@ -250,8 +253,13 @@ def what_if(rec: Recommender, user_id: str, *, add: list[str] = (), remove: list
             raise ValueError(f"item {item_id!r} is both added and removed")
     t0 = time.perf_counter()
     with single_thread():
-        old = (layer_states(rec).final[rec.idmap.n_users :] @ layer_states(rec).final[u]).numpy()
-        new, n_rec = rescore_user(rec, Edit(u, remove=rem_idx, add=add_idx))
+        if decomposable:  # the model's own arithmetic, term by term (engine.explain.additive)
+            terms = user_terms(rec, u)
+            old = terms.scores
+            new, n_rec = what_if_scores(rec, terms, np.sort(rem_idx), add_idx, added_features=Edit.add_attr), 0
+        else:
+            old = (layer_states(rec).final[rec.idmap.n_users :] @ layer_states(rec).final[u]).numpy()
+            new, n_rec = rescore_user(rec, Edit(u, remove=rem_idx, add=add_idx))
     seconds = time.perf_counter() - t0
     excluded_old = np.fromiter(history, dtype=np.int64, count=len(history))
     excluded_new = np.unique(np.concatenate([excluded_old, add_idx]))

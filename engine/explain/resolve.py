@@ -16,7 +16,7 @@ def require_attention_model(rec: Recommender) -> None:
     name = rec.model_name
     if name not in model_names() or ATTENTION_GRAPH not in model_spec(name).capabilities.explain:
         raise UnsupportedModelError(
-            f"explanations need the attention model 'gat' (got {name!r}); train or load it with --model gat"
+            f"this needs the user-item attention model 'uigat' (got {name!r}); train or load it with --model uigat"
         )
 
 

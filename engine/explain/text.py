@@ -310,6 +310,10 @@ def reason_from_terms(
                 cited = alt
                 break
     text = f"{lead} because {user} {_cite_clause(cited, rated=rated, high_rating=high_rating, verb=verb)}"
+    # How much of the history's pull the named titles carry: tells two items with the same
+    # causes apart, and says how complete the named causes are.
+    share = float(cited["contribution"].clip(lower=0).sum()) / added
+    text += f" ({'together ' if len(cited) > 1 else ''}{_pct(share)} of what their history adds)"
     cited_ids = set(cited["item_id"])
     others = history[~history["item_id"].isin(cited_ids)]
     other_counts = _genre_counts(others) if len(others) else {}

@@ -69,6 +69,10 @@ _DATA_BUFFERS = ("relation_dense", "active", "nbr_index", "nbr_value", "hist_ind
 class ItemGAT(EmbeddingModel):
     """Item-item graph attention recommender with an exact per-interaction decomposition.
 
+    Its relation, histories and warm-item mask are *data*, refitted in closed form on the
+    interactions (:meth:`fit_relation`), not learned: an update copies the learned tables and
+    refits these (``refitted_buffers``).
+
     Args:
         n_users: number of users.
         n_items: number of items.
@@ -87,6 +91,8 @@ class ItemGAT(EmbeddingModel):
             attention is fine-tuned (default: 5.0): a temperature of the loss only, so BPR's
             logistic sees the relation's score gaps at a fixed size whatever lambda or the data.
     """
+
+    refitted_buffers = (*_DATA_BUFFERS, "warm", "edge_mean")
 
     def __init__(
         self,
@@ -468,6 +474,28 @@ class ItemGAT(EmbeddingModel):
         p, q = self._cached
         users = users.cpu()
         return float(self._history_term(users).std()) / max(float((p[users] @ q.T).std()), 1e-12)
+
+    @torch.no_grad()
+    def relation_from(self, sources: Tensor) -> Tensor:
+        """``[len(sources), I]``: ``a(j, i) S[j, i]`` from each source item ``j`` to every target ``i``.
+
+        What one interaction with ``j`` (of weight 1) adds to every item's history term; a cold
+        source (no training interaction, so no relation) adds nothing.
+        """
+        if getattr(self, "_scoring", None) is None:
+            raise RuntimeError("call cache_embeddings(graph) before relation_from()")
+        sources = torch.as_tensor(sources, dtype=torch.long).cpu()
+        _, rel = self._scoring
+        out = torch.zeros(len(sources), self.n_items)
+        if self.dense:
+            act = self.active.cpu()
+            aj = self._active_position().cpu()[sources]
+            ok = aj >= 0
+            out[ok.nonzero(as_tuple=True)[0].unsqueeze(1), act] = rel[aj[ok]]
+            return out
+        onehot = torch.zeros(self.n_items, len(sources))
+        onehot[sources, torch.arange(len(sources))] = 1.0
+        return torch.sparse.mm(rel, onehot).T  # rel is target-major: [i, j]
 
     @torch.no_grad()
     def contributions(self, user: int, item: int) -> dict:

@@ -167,6 +167,8 @@ class ModelSpec:
         description: one line for pickers and ``--help``.
         fit: the training recipe of a trained model, ``fit(model, graph, split, config, *,
             valid_fn, callbacks) -> TrainResult`` (None: the shared BPR loop, ``fit_auto``).
+        revision: enters the artifact fingerprint when not empty, so a name that comes to mean
+            another model (``gat`` did) never serves a cache of the old one (default: "").
     """
 
     name: str
@@ -176,6 +178,7 @@ class ModelSpec:
     search_space: Mapping[str, Distribution] = field(default_factory=dict)
     description: str = ""
     fit: Fitter | None = None
+    revision: str = ""
 
     def options(self, cfg: ModelConfig) -> dict[str, Any]:
         """The knobs of ``cfg`` this model reads, by name (its view of the config)."""
@@ -216,6 +219,7 @@ def register_model(
     description: str = "",
     replace: bool = False,
     fit: Fitter | None = None,
+    revision: str = "",
 ) -> Callable[[Builder], Builder]:
     """Register a model builder under ``name`` (a decorator; returns the builder unchanged).
 
@@ -227,6 +231,7 @@ def register_model(
         description: one line for pickers and help texts (default: "").
         replace: allow replacing a registered name (default: False: a clash is an error).
         fit: the model's own training recipe (default: None, the shared BPR loop); see :class:`ModelSpec`.
+        revision: a tag that enters the artifact fingerprint (default: ""); see :class:`ModelSpec`.
 
     Raises:
         ValueError: for a taken name (unless ``replace``), a knob that is no ModelConfig
@@ -234,7 +239,7 @@ def register_model(
     """
 
     def decorate(build: Builder) -> Builder:
-        spec = ModelSpec(name, build, capabilities, tuple(knobs), dict(search_space or {}), description, fit)
+        spec = ModelSpec(name, build, capabilities, tuple(knobs), dict(search_space or {}), description, fit, revision)
         _check_spec(spec)
         if name in _REGISTRY and not replace:
             raise ValueError(f"model {name!r} is already registered (pass replace=True to override it)")
@@ -339,8 +344,66 @@ def _graph_builder(encoder: str) -> Builder:
     return build
 
 
-register_model(
+def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_fn: Any, callbacks: Any = ()) -> Any:
+    from engine.training.staged import fit_staged  # training sits above the models
+
+    m = config.model
+    return fit_staged(
+        model,
+        graph,
+        split,
+        config.train,
+        valid_fn=valid_fn,
+        callbacks=callbacks,
+        l2=m.relation_l2 if m.relation_l2 > 0 else None,
+        taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
+        finetune_epochs=m.finetune_epochs,
+    )
+
+
+@register_model(
     "gat",
+    capabilities=Capabilities(trained=True, text_features=True, explain=(DECOMPOSITION,)),
+    knobs=(
+        "embedding_dim",
+        "num_layers",
+        "init",
+        "attention_dim",
+        "relation",
+        "relation_l2",
+        "relation_dense_max",
+        "relation_neighbours",
+        "taste_weight",
+        "finetune_epochs",
+    ),
+    search_space={
+        **_BPR_SPACE,
+        "model.num_layers": IntRange(1, 4),
+        "model.finetune_epochs": Choice((0, 10)),
+        "model.relation": Choice(("ease", "gfcf")),
+    },
+    description="graph attention over your past items (EASE/GF-CF relation + LightGCN taste), one term per past item",
+    fit=_fit_itemgat,
+    # "gat" named GraphRecommender (now "uigat") until this model became the default.
+    revision="item-item-1",
+)
+def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
+    return ItemGAT(
+        inputs.n_users,
+        inputs.n_items,
+        embedding_dim=cfg.embedding_dim,
+        num_layers=cfg.num_layers,
+        attention_dim=cfg.attention_dim,
+        neighbours=cfg.relation_neighbours,
+        relation=cfg.relation,
+        max_dense_items=cfg.relation_dense_max,
+        text_features=inputs.text_features,
+        init=cfg.init,
+    )
+
+
+register_model(
+    "uigat",
     capabilities=Capabilities(trained=True, text_features=True, minibatch=True, explain=(ATTENTION_GRAPH,)),
     knobs=(*_GRAPH_KNOBS, "item_item_dim"),
     search_space={
@@ -349,7 +412,7 @@ register_model(
         "model.attention_lr": FloatRange(0.01, 1.0, log=True),
         "model.edge_dropout": FloatRange(0.0, 0.3),
     },
-    description="graph attention recommender (rating- and recency-aware attention, language-model item features)",
+    description="the first GATLens model: attention over the user-item graph (rating/recency edges, text features)",
 )(_graph_builder("gat"))
 for _encoder, _label in (("gcn", "GCNConv"), ("sage", "SAGEConv")):
     register_model(
@@ -357,7 +420,7 @@ for _encoder, _label in (("gcn", "GCNConv"), ("sage", "SAGEConv")):
         capabilities=Capabilities(trained=True, text_features=True, minibatch=True),
         knobs=_GRAPH_KNOBS,
         search_space={**_BPR_SPACE, "model.num_layers": IntRange(1, 3)},
-        description=f"ablation of gat with PyG's {_label} in place of attention",
+        description=f"ablation of uigat with PyG's {_label} in place of attention",
     )(_graph_builder(_encoder))
 
 
@@ -408,58 +471,3 @@ def _build_itemknn(cfg: ModelConfig, inputs: ModelInputs) -> ItemKNN:
 @register_model("pop", capabilities=Capabilities(trained=False), description="most popular items")
 def _build_pop(cfg: ModelConfig, inputs: ModelInputs) -> MostPop:
     return MostPop()
-
-
-def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_fn: Any, callbacks: Any = ()) -> Any:
-    from engine.training.staged import fit_staged  # training sits above the models
-
-    m = config.model
-    return fit_staged(
-        model,
-        graph,
-        split,
-        config.train,
-        valid_fn=valid_fn,
-        callbacks=callbacks,
-        l2=m.relation_l2 if m.relation_l2 > 0 else None,
-        taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
-        finetune_epochs=m.finetune_epochs,
-    )
-
-
-@register_model(
-    "itemgat",
-    capabilities=Capabilities(trained=True, text_features=True, explain=(DECOMPOSITION,)),
-    knobs=(
-        "embedding_dim",
-        "num_layers",
-        "init",
-        "attention_dim",
-        "relation",
-        "relation_l2",
-        "relation_dense_max",
-        "relation_neighbours",
-        "taste_weight",
-        "finetune_epochs",
-    ),
-    search_space={
-        **_BPR_SPACE,
-        "model.num_layers": IntRange(1, 4),
-        "model.finetune_epochs": Choice((0, 10)),
-    },
-    description="item-item graph attention (EASE/GF-CF relation) + LightGCN taste: one exact term per past interaction",
-    fit=_fit_itemgat,
-)
-def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
-    return ItemGAT(
-        inputs.n_users,
-        inputs.n_items,
-        embedding_dim=cfg.embedding_dim,
-        num_layers=cfg.num_layers,
-        attention_dim=cfg.attention_dim,
-        neighbours=cfg.relation_neighbours,
-        relation=cfg.relation,
-        max_dense_items=cfg.relation_dense_max,
-        text_features=inputs.text_features,
-        init=cfg.init,
-    )

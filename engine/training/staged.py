@@ -109,7 +109,7 @@ def fit_staged(
         score = valid_fn(model)
         if "best" not in kept or score > kept["best"][0]:
             kept["best"] = (score, lam, model.relation_dense, model.nbr_index, model.nbr_value)
-        log.info("itemgat relation l2=%.1f: valid NDCG@10 %.4f", lam, score)
+        log.info("gat relation l2=%.1f: valid NDCG@10 %.4f", lam, score)
         return score
 
     scores = climb(grid, relation_score, start=len(grid) // 2)
@@ -137,7 +137,7 @@ def fit_staged(
             model.edge_theta[k] = t_best / feat_std[k]
         relation_only = t_scores[t_best]
         report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k].detach()), "valid": t_scores}
-        log.info("itemgat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
+        log.info("gat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
     # 3. gamma in units of std(history) / std(taste)
     model.cache_embeddings(graph)
     users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(cfg.seed))[:UNIT_USERS]
@@ -147,7 +147,7 @@ def fit_staged(
     def gamma_score(g: float) -> float:
         model.taste_scale.fill_(g * unit)
         score = relation_only if g == 0.0 else valid_fn(model)
-        log.info("itemgat taste weight %.2f: valid NDCG@10 %.4f", g, score)
+        log.info("gat taste weight %.2f: valid NDCG@10 %.4f", g, score)
         return score
 
     g_scores = climb(weights, gamma_score, start=0)
@@ -182,7 +182,7 @@ def fit_staged(
         }
     model.cache_embeddings(graph)
     model.fit_report = report
-    log.info("itemgat staged fit: %s", report)
+    log.info("gat staged fit: %s", report)
     return TrainResult(
         curve=curve,
         best_epoch=taste.best_epoch,

@@ -104,8 +104,10 @@ def study_name(config: RunConfig, dataset: str, data_hash: str) -> str:
     fixed = config.fingerprint_dict()
     # Only the model's own knobs: a field added to ModelConfig for another model (this happened
     # mid-study: ItemGAT's knobs) must not orphan every stored study.
-    knobs = set(model_spec(config.model.name).knobs)
-    fixed["model"] = {k: v for k, v in fixed["model"].items() if k == "name" or k in knobs}
+    spec = model_spec(config.model.name)
+    fixed["model"] = {k: v for k, v in fixed["model"].items() if k == "name" or k in spec.knobs}
+    if spec.revision:
+        fixed["model"]["revision"] = spec.revision
     cfg_hash = fingerprint(fixed, data_hash, _SCHEME)
     return f"{file_stem(dataset, config.model.name)}-data{data_hash[:10]}-cfg{cfg_hash[:8]}"
 

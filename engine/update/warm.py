@@ -3,6 +3,11 @@
 New users start at the mean layer-0 representation of the items they interacted with, new items
 at a zero id embedding, so their language-model text features and categories place them. The best
 of the warm start and each epoch by validation NDCG@10 is kept.
+
+A model with a closed-form part (``fit_relation``, the default ``gat``) refits it on the merged
+interactions with its stored ridge, so new interactions reach the item-item relation at once;
+its taste part trains the few epochs (the staged fit's first stage), its learned weights
+(interaction weights, taste weight) are kept.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from engine.assembly import (
     Prepared,
     make_model,
 )
+from engine.config import TrainConfig
 from engine.data.split import I, U
 from engine.evaluation.validation import default_valid_fn, layerwise_valid_fn
 from engine.models.base import EmbeddingModel
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device
-from engine.training.loop import TrainResult
+from engine.training.loop import TrainResult, fit
 from engine.training.minibatch import LayerwiseInference, fit_auto, supports_minibatch
 
 log = logging.getLogger(__name__)
@@ -48,11 +54,12 @@ def warm_start(old: EmbeddingModel, prep: Prepared) -> EmbeddingModel:
     """
     model = make_model(prep)
     state = model.state_dict()
+    refitted = set(getattr(model, "refitted_buffers", ()))  # refitted on the new data, not copied
     for name, value in old.state_dict().items():
         target = state.get(name)
         if target is None:
             raise ValueError(f"warm start: {name!r} is not a tensor of the new model")
-        if name == "item_degree":  # training degrees: the new model's are the current ones
+        if name == "item_degree" or name in refitted:  # training degrees: the new model's are the current ones
             continue
         if target.shape == value.shape:
             target.copy_(value)
@@ -84,6 +91,8 @@ def train_warm(
     cfg = prep.config.train
     cfg = replace(cfg, epochs=epochs, patience=epochs, eval_every=1, lr=cfg.lr if lr is None else lr)
     model = warm_start(old, prep)
+    if hasattr(model, "fit_relation"):
+        return _train_warm_relation(model, old, prep, cfg, callbacks)
     device = resolve_device(cfg.device)
     model.to(device)
     graph = prep.graph.to(device)
@@ -101,4 +110,42 @@ def train_warm(
     result.seconds = time.perf_counter() - t0
     model.cpu()
     model.set_cached_embeddings(*LayerwiseInference(prep.graph.cpu())(model))
+    return model, result, start_valid
+
+
+def _train_warm_relation(
+    model: EmbeddingModel, old: EmbeddingModel, prep: Prepared, cfg: TrainConfig, callbacks: Sequence[Callback]
+) -> tuple[EmbeddingModel, TrainResult, float]:
+    """The update of a model with a closed-form relation: taste epochs, the relation refitted, the better kept.
+
+    The taste part trains first, with no relation fitted yet (so early stopping's snapshots
+    copy no ``I x I`` state); then the relation is refitted on the merged interactions with the
+    stored ridge, and the warm-started taste is validated against the trained one with it.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    model.to(device)
+    graph = prep.graph.to(device)
+    valid_fn = default_valid_fn(prep.split, graph)
+    warm = {k: v.detach().clone() for k, v in model.named_parameters()}
+    model.stage = "taste"  # the staged fit's first stage: BPR on the taste part alone
+    result = fit(model, graph, prep.split, cfg, valid_fn=valid_fn, callbacks=callbacks)
+    model.stage = "attention"
+    model.fit_relation(graph, l2=float(old.relation_l2))  # new interactions reach S now
+    best_valid = float(valid_fn(model))
+    trained = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(warm[k])
+    start_valid = float(valid_fn(model))
+    if start_valid >= best_valid:  # the warm start (old taste, refitted relation) validated best
+        result.best_epoch, best_valid = 0, start_valid
+    else:
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                p.copy_(trained[k])
+    result.best_valid = best_valid
+    result.seconds = time.perf_counter() - t0
+    model.cpu()
+    model.cache_embeddings(prep.graph.cpu())
     return model, result, start_valid

@@ -28,10 +28,12 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 class TinyWorld:
     cache_dir: Path
     data_dir: Path
-    gat: Any  # engine.service.Recommender
+    gat: Any  # engine.service.Recommender: the default model, exactly decomposable
     pop: Any
     gat_key: str
     pop_key: str
+    uigat: Any  # the user-item attention model (attention graph, layers and heads)
+    uigat_key: str
     xss_item: str
     env: dict[str, str]
 
@@ -77,6 +79,7 @@ def build_tiny_world(root: Path) -> TinyWorld:
     )
     gat = service.train(cfg, cache_dir=cache)
     pop = service.train(cfg.with_overrides(model={"name": "pop"}), cache_dir=cache)
+    uigat = service.train(cfg.with_overrides(model={"name": "uigat"}), cache_dir=cache)
     env = {
         "GATLENS_CACHE_DIR": str(cache),
         "GATLENS_DATASET": "csv",
@@ -92,6 +95,8 @@ def build_tiny_world(root: Path) -> TinyWorld:
         pop=pop,
         gat_key=model_key("gat", gat.fingerprint, gat.version),
         pop_key=model_key("pop", pop.fingerprint, pop.version),
+        uigat=uigat,
+        uigat_key=model_key("uigat", uigat.fingerprint, uigat.version),
         xss_item=xss_item,
         env=env,
     )
@@ -116,7 +121,8 @@ def app_recommender(tiny_world: TinyWorld, key: str | None = None) -> Any:
 
     from dashboard import state
 
-    rec = tiny_world.gat if key in (None, tiny_world.gat_key) else tiny_world.pop
+    by_key = {tiny_world.pop_key: tiny_world.pop, tiny_world.uigat_key: tiny_world.uigat}
+    rec = tiny_world.gat if key in (None, tiny_world.gat_key) else by_key[key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return state.load_recommender(str(tiny_world.cache_dir), str(rec.artifact_path))

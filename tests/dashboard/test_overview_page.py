@@ -35,7 +35,7 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     assert "Training curve" in titles
     # The baseline stored beside the GAT is compared in the metrics chart.
     bars = next(c for c in charts_of(at) if c["layout"].get("title", {}).get("text") == "Test metrics")
-    assert sorted(t["name"] for t in bars["data"]) == ["gat", "pop"]
+    assert sorted(t["name"] for t in bars["data"]) == ["gat", "pop", "uigat"]
     # The guided tour links carry the model and a concrete user.
     links = at.get("page_link")
     assert [link.proto.page for link in links] == ["recommendations", "why", "fairness", "compare"]
@@ -84,7 +84,8 @@ def test_corrupt_model_says_what_to_do(tiny_world, tmp_path, monkeypatch) -> Non
 
     cache = tmp_path / "cache"
     shutil.copytree(tiny_world.cache_dir / "models", cache / "models")
-    weights = next(Path(cache / "models").glob("tiny-demo/*/v1/model.safetensors"))
+    rel = Path(tiny_world.gat.artifact_path).relative_to(tiny_world.cache_dir / "models")
+    weights = cache / "models" / rel / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-8:] = b"\x00" * 8 if data[-8:] != b"\x00" * 8 else b"\x01" * 8
     weights.write_bytes(bytes(data))

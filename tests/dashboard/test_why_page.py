@@ -8,6 +8,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 from dashboard_support import HISTORYLESS_USER, XSS_TITLE, app_recommender, charts_of, html_of
 
 from dashboard import adapters
@@ -39,10 +40,12 @@ def _legend(page: str) -> list[str]:
     return re.findall(r'<span class="dot"[^>]*></span>([^<]+)', block)
 
 
-def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world) -> None:
-    rec = app_recommender(tiny_world)
+@pytest.mark.parametrize("model", ["gat", "uigat"])
+def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world, model) -> None:
+    key = getattr(tiny_world, f"{model}_key")
+    rec = app_recommender(tiny_world, key)
     user, item = _pair(rec)
-    at = open_app(page="why", user=user, item=item)
+    at = open_app(page="why", user=user, item=item, model=key)
     exp = rec.explain(user, item, k=10)  # memoised: the very object the page drew
     page = _graph_page(at)
     assert "vis-network" in page and "cdnjs" not in page.split("<body>")[1]  # inlined: works offline
@@ -53,7 +56,9 @@ def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world) -> None:
     assert {n["label"] for n in past} <= {t if len(t) <= 28 else t[:27] + "…" for t in exp.history_influence["title"]}
     assert all("x" in n and n["physics"] is False for n in nodes)  # a fixed layout: nothing drifts
     assert '"physics": {"enabled": false}' in page and "glSettle" in page
-    assert _legend(page) == ["the user", "their past items", "recommended item", "other users"]
+    # other users only where the model's score passes through them (the attention graph)
+    others = ["other users"] if model == "uigat" else []
+    assert _legend(page) == ["the user", "their past items", "recommended item", *others]
     assert len(set(NODE_COLORS[k] for k in ("user", "history", "target", "other_user"))) == 4
     body = html_of(at)
     assert f'<span class="gl-subject">{esc(exp.item_title)}</span>' in body
@@ -68,7 +73,9 @@ def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world) -> None:
         assert word not in body
     charts = charts_of(at)
     titles = [c["layout"]["title"]["text"] for c in charts]
-    assert titles == ["What counts for this recommendation", "Which kinds of input count"]
+    # the attention model's inputs are id / text / category parts; the default model's score is a sum of terms
+    second = "Which kinds of input count" if model == "uigat" else "How the score adds up"
+    assert titles == ["What counts for this recommendation", second]
     for chart in charts:  # axis titles everywhere, shares in percent
         assert chart["layout"]["xaxis"]["title"]["text"] and chart["layout"]["yaxis"]["title"]["text"]
         assert chart["layout"]["xaxis"]["tickformat"] in (".0%", ".1%")
@@ -77,7 +84,7 @@ def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world) -> None:
     assert at.query_params == {
         "page": "why",
         "dataset": "tiny-demo",
-        "model": tiny_world.gat_key,
+        "model": key,
         "user": user,
         "item": item,
         "k": "10",
@@ -102,9 +109,9 @@ def _assert_tooltips_in_words(nodes: list[dict], edges: list[dict]) -> None:
 
 
 def test_graph_tooltips_are_words_without_internal_indices(open_app, tiny_world) -> None:
-    rec = app_recommender(tiny_world)
+    rec = app_recommender(tiny_world, tiny_world.uigat_key)  # the full subgraph view is the attention model's
     user, item = _pair(rec)
-    at = open_app(page="why", user=user, item=item)
+    at = open_app(page="why", user=user, item=item, model=tiny_world.uigat_key)
     nodes, edges = _nodes_edges(_graph_page(at))
     _assert_tooltips_in_words(nodes, edges)
     assert any("of this recommendation" in n["title"] for n in nodes)
@@ -205,9 +212,9 @@ def test_k_control_changes_the_url_and_the_rank_text(open_app, tiny_world) -> No
 
 
 def test_data_scientist_expander_holds_the_technical_figures(open_app, tiny_world) -> None:
-    rec = app_recommender(tiny_world)
+    rec = app_recommender(tiny_world, tiny_world.uigat_key)
     user, item = _pair(rec)
-    at = open_app(page="why", user=user, item=item)
+    at = open_app(page="why", user=user, item=item, model=tiny_world.uigat_key)
     exp = rec.explain(user, item, k=10)
     box = next(e for e in at.expander if e.label == "For data scientists")
     inside = "\n".join(h.value for h in box.get("html"))
@@ -234,9 +241,9 @@ def test_an_item_already_seen_says_so_and_offers_the_top_unseen_one(open_app, ti
 
 
 def test_layer_and_head_selectors_redraw_by_attention(open_app, tiny_world) -> None:
-    rec = app_recommender(tiny_world)
+    rec = app_recommender(tiny_world, tiny_world.uigat_key)
     user, item = _pair(rec)
-    at = open_app(page="why", user=user, item=item)
+    at = open_app(page="why", user=user, item=item, model=tiny_world.uigat_key)
     at.toggle(key="w_why_full").set_value(True).run()
     by_attribution = _graph_page(at)
     assert at.selectbox(key="w_why_layer").options == ["all", "1", "2"]

@@ -29,7 +29,9 @@ def test_parse_fanout() -> None:
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path) -> None:
     # scale 0.1 is the tests' tiny world: 150 users, 200 items.
-    cfg = RunConfig().with_overrides(data={"scale": 0.1}, features={"text": False}, train={"epochs": 3})
+    cfg = RunConfig().with_overrides(
+        model={"name": "uigat"}, data={"scale": 0.1}, features={"text": False}, train={"epochs": 3}
+    )
     one = run_training(cfg, fanout=None, cache_dir=tmp_path, save=False, distributed=False)
     two = spawn(cfg, 2, fanout=None, cache_dir=tmp_path, save=True, backend="gloo")
     assert one is not None

@@ -45,7 +45,9 @@ def rec(world, tmp_path_factory, request) -> Iterator[Recommender]:
     extra["user_id"] = NO_HISTORY_USER
     ds = replace(ds, users=pd.concat([ds.users, extra], ignore_index=True))
     cfg = RunConfig().with_overrides(
-        train={"epochs": 5, "device": "cpu"}, features={"text": False}, model={"item_item_dim": request.param}
+        train={"epochs": 5, "device": "cpu"},
+        features={"text": False},
+        model={"name": "uigat", "item_item_dim": request.param},
     )
     # The graphs are tiny: one thread avoids OpenMP overhead (and contention with other jobs).
     threads = torch.get_num_threads()
@@ -438,7 +440,7 @@ def test_non_attention_model_gets_a_clear_error(rec):
     from engine.models.pop import MostPop
 
     pop = Recommender(rec.prep, MostPop().fit(rec.prep.split), {"model": "pop"})
-    with pytest.raises(ValueError, match=r"attention model 'gat'.*'pop'"):
+    with pytest.raises(ValueError, match=r"attention model 'uigat'.*'pop'"):
         explain_pair(pop, rec.idmap.users[0], rec.idmap.items[0])
     with pytest.raises(ValueError, match="attention model"):
         what_if(pop, rec.idmap.users[0], add=[rec.idmap.items[0]])

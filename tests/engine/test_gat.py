@@ -175,7 +175,7 @@ def test_initial_weights_depend_only_on_the_training_seed(tmp_path) -> None:
     from engine.data.synthetic import generate_demo_world
 
     ds = generate_demo_world(seed=0, n_users=60, n_items=80).dataset
-    cfg = RunConfig().with_overrides(features={"text": False})
+    cfg = RunConfig().with_overrides(model={"name": "uigat"}, features={"text": False})
     prep = prepare(cfg, dataset=ds, cache_dir=tmp_path)
     first = make_model(prep).state_dict()
     torch.rand(1000)  # whatever ran before must not matter

@@ -188,7 +188,7 @@ def test_pipeline_trains_stores_and_reloads_the_same_scores(tmp_path):
 
     ds = generate_demo_world(seed=0, n_users=80, n_items=60).dataset
     cfg = RunConfig().with_overrides(
-        model={"name": "itemgat", "embedding_dim": 8},
+        model={"name": "gat", "embedding_dim": 8},
         train={"device": "cpu", "epochs": 3, "patience": 2},
         features={"text": False},
     )

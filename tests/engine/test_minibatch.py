@@ -33,7 +33,7 @@ class Small:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Small:
     world = generate_demo_world(seed=0, n_users=150, n_items=200)
-    cfg = RunConfig().with_overrides(features={"text": False}, train={"epochs": 4})
+    cfg = RunConfig().with_overrides(model={"name": "uigat"}, features={"text": False}, train={"epochs": 4})
     return Small(prepare(cfg, dataset=world.dataset, cache_dir=tmp_path_factory.mktemp("cache")))
 
 

@@ -44,13 +44,14 @@ class FakeTrial:
 
 
 def test_builtins_and_their_capabilities() -> None:
-    assert model_names() == ("gat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop", "itemgat")
+    assert model_names() == ("gat", "uigat", "gcn", "sage", "lightgcn", "bprmf", "ease", "itemknn", "pop")
     assert model_spec("gat").capabilities.text_features and not model_spec("lightgcn").capabilities.text_features
     trained = [n for n in model_names() if model_spec(n).capabilities.trained]
-    assert trained == ["gat", "gcn", "sage", "lightgcn", "bprmf", "itemgat"]
-    assert methods_for("gat") == ("ig", "saliency", "ablation", "attention", "rollout", "leave-one-out")
+    assert trained == ["gat", "uigat", "gcn", "sage", "lightgcn", "bprmf"]
+    assert methods_for("uigat") == ("ig", "saliency", "ablation", "attention", "rollout", "leave-one-out")
+    assert methods_for("gat") == ("exact",)
     assert methods_for("gcn") == () and methods_for("nope") == ()
-    with pytest.raises(ValueError, match=r"unknown model 'nope'; expected one of gat, gcn"):
+    with pytest.raises(ValueError, match=r"unknown model 'nope'; expected one of gat, uigat, gcn"):
         model_spec("nope")
 
 
@@ -94,7 +95,7 @@ def test_bad_specs_are_rejected_and_a_wrong_kind_is_caught() -> None:
 
 
 def test_unsupported_method_names_what_would_work() -> None:
-    with pytest.raises(UnsupportedModelError, match=r"'ig' needs the attention model 'gat'.*'ease'.*none"):
+    with pytest.raises(UnsupportedModelError, match=r"'ig' needs the user-item attention model 'uigat'.*'ease'.*none"):
         require_support("ig", "ease")
     with pytest.raises(ValueError, match="method must be one of"):
         require_support("shap", "gat")

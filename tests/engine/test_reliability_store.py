@@ -153,7 +153,7 @@ def test_tensors_of_the_wrong_shape_are_moved_aside_and_rebuilt(base: Dataset, t
     v1 = train_or_load(CFG, dataset=base, cache_dir=tmp_path)
     path = v1.ref.path / "model.safetensors"
     state = load_file(path)
-    key = next(k for k in state if k.endswith("user_emb.weight"))
+    key = next(k for k in state if k.endswith(("user_emb.weight", "user_embedding.weight")))
     state[key] = torch.zeros(state[key].shape[0] + 3, state[key].shape[1])
     save_file(state, path, metadata={"format": "pt"})
     manifest_path = v1.ref.path / "manifest.json"

@@ -26,7 +26,8 @@ from engine.update.changes import what_changed
 from engine.update.merge import merge_updates, restore_prepared
 from engine.update.warm import warm_start
 
-CFG = RunConfig().with_overrides(features={"text": False}, train={"epochs": 3})
+# The warm-start details below are the user-item attention model's; the default gat's update is tested last.
+CFG = RunConfig().with_overrides(model={"name": "uigat"}, features={"text": False}, train={"epochs": 3})
 NEW_ITEM = "i0199"
 
 
@@ -312,3 +313,25 @@ def test_cli_update_rejects_a_bad_file_then_applies_a_good_one(tmp_path: Path, c
     assert main(["update", *common, "--new", str(good), "--epochs", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["version"], out["new_users"], out["positives"], out["epochs"]) == (2, 1, 2, 1)
+
+
+def test_gat_update_refits_the_relation_on_the_new_interactions(world: World, tmp_path: Path) -> None:
+    """The default gat: new interactions reach the item-item relation (a cold item becomes a source)."""
+    cfg = CFG.with_overrides(model={"name": "gat"})
+    old = train_or_load(cfg, dataset=world.base, cache_dir=tmp_path)
+    new = update_model(old, world.new_rows, new_items=world.new_item, epochs=2, cache_dir=tmp_path)
+    j = new.idmap.item_index(NEW_ITEM)
+    assert bool(new.model.warm[j]) and new.model.relation_from(torch.tensor([j])).abs().sum() > 0
+    # exactly the closed form on the merged interactions, with the ridge the old model chose
+    assert float(new.model.relation_l2) == pytest.approx(float(old.model.relation_l2))
+    ref = warm_start(old.model, new.prep).fit_relation(new.prep.graph, l2=float(old.model.relation_l2))
+    assert torch.allclose(ref.relation_dense, new.model.relation_dense, atol=1e-6)
+    # the newcomer's history enters their score term by term, the new item among their sources
+    u = new.idmap.user_index("u_new")
+    out = new.model.contributions(u, int(np.argmax(new.scores(u))))
+    assert j in out["history"].tolist()
+    card = new.meta["update"]
+    assert (
+        card["warm_start_valid_ndcg@10"] is not None
+        and card["valid_ndcg@10_after"] >= card["warm_start_valid_ndcg@10"] - 1e-9
+    )

@@ -31,7 +31,7 @@ from engine.models.registry import ATTENTION_GRAPH, DECOMPOSITION, HISTORY_SCORE
 
 # What each interface asks of a model, for error messages.
 INTERFACE_TEXT = {
-    ATTENTION_GRAPH: "the attention model 'gat' (or another model registered with the attention-graph capability)",
+    ATTENTION_GRAPH: "the user-item attention model 'uigat' (or a model with the attention-graph capability)",
     HISTORY_SCORES: "a model that re-scores an edited history (registered with the history-scores capability)",
     DECOMPOSITION: "a model whose score decomposes exactly (registered with the exact-decomposition capability)",
 }
