@@ -10,7 +10,8 @@ import sys
 
 import numpy as np
 
-METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10")
+METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "mrr@10")
+LEAD = "gat"  # the margin line compares this model with the best other one on each metric
 
 
 def main(path: str) -> None:
@@ -32,6 +33,22 @@ def main(path: str) -> None:
         spe_cell = f"{np.mean(spe):.2f}" if spe else "-"
         print(f"| {name} | " + " | ".join(cells) + f" | {ep:.0f} | {ts:.1f} | {spe_cell} | {rss:.0f} |")
     print(f"\n{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}")
+    if LEAD in models and len(models) > 1:
+        print()
+        for m in METRICS:
+            print(margin(rows, models, m))
+
+
+def margin(rows: list[dict], models: list[str], metric: str) -> str:
+    """One line: the lead model's mean minus the best other model's, next to both seed spreads."""
+    by = {n: np.array([r["test"][metric] for r in rows if r["model"] == n]) for n in models}
+    other = max((n for n in models if n != LEAD), key=lambda n: by[n].mean())
+    a, b = by[LEAD], by[other]
+    sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
+    return (
+        f"{metric}: {LEAD} {a.mean():.4f} - {other} {b.mean():.4f} = {a.mean() - b.mean():+.4f} "
+        f"({100 * (a.mean() / b.mean() - 1):+.1f} %); seed std {sd(a):.4f} / {sd(b):.4f}"
+    )
 
 
 if __name__ == "__main__":

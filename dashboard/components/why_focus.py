@@ -1,6 +1,6 @@
 """What the Why page says, in words and in a focused graph, from any kind of explanation (pure functions).
 
-An :class:`engine.explain.Explanation` is either an attention-graph one (``gat``: a computation
+An :class:`engine.explain.Explanation` is either an attention-graph one (``uigat``: a computation
 subgraph, per-interaction Integrated Gradients attributions, feature groups, a counterfactual)
 or a history one (a decomposable model: one exact contribution per past interaction, perhaps
 named residual terms, no subgraph). Everything here reads only the frames both kinds share

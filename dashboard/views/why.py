@@ -41,8 +41,9 @@ def render() -> None:
         st.stop()
     if not methods:
         st.info(
-            f"**{md(cur.row.get('model'))}** cannot explain its scores: explanations need the graph attention "
-            "model (*gat*) or a model whose score adds up from the user's past items. Pick one in the sidebar.",
+            f"**{md(cur.row.get('model'))}** cannot explain its scores: explanations need a model whose score "
+            "adds up from the user's past items (*gat*) or the user-item attention model (*uigat*). "
+            "Pick one in the sidebar.",
             icon=":material/hub:",
         )
         context.write_url("why", "user", "item", "k")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.schema import ITEM, TITLE
-from engine.explain.additive import edited_scores, prefix_scores, user_terms
+from engine.explain.additive import UserTerms, edited_scores, prefix_scores, user_terms
 from engine.explain.counterfactual import Counterfactual, ranks
 from engine.recommender import Recommender
 
@@ -30,13 +30,18 @@ def rank_rows(scores: np.ndarray, item: int, excluded: np.ndarray) -> np.ndarray
     return 1 + (above & mask).sum(axis=1)
 
 
+# Removals chosen by the lead-narrowing greedy before the contribution order takes over.
+_GREEDY_STEPS = 64
+
+
 def find_counterfactual_exact(
     rec: Recommender, user: int, item: int, *, k: int = 10, max_rows: int = 10, block: int = 64
 ) -> Counterfactual:
     """Smallest greedy set of past interactions whose removal drops ``item`` out of the top-``k``.
 
     For a model with an exact decomposition (:mod:`~engine.explain.additive`): the user's history
-    items with a positive contribution to ``item`` are removed largest first, and *every* prefix
+    items with a positive contribution to ``item`` are removed in :func:`removal_order` (the ones
+    that most narrow its lead over its closest rivals first), and *every* prefix
     is re-scored over the whole catalog (the history term exactly; the taste profile
     re-propagated from the remaining history with the items' side held fixed; popularity
     unchanged), so the set is the shortest prefix that works, not a bisection's guess. The
@@ -68,8 +73,7 @@ def find_counterfactual_exact(
             False, k, old_rank, None, None, empty, pd.DataFrame(tried), note, verdict=f"It is {where}."
         )
     contrib = terms.contributions[item]
-    pos = np.flatnonzero(contrib > 0)
-    pos = pos[np.argsort(-contrib[pos], kind="stable")]
+    pos = removal_order(terms, item, excluded, k=k, rank=old_rank)
     order = terms.history[pos]
     size = None
     rank_at: dict[int, int] = {0: old_rank}
@@ -117,8 +121,8 @@ def find_counterfactual_exact(
     shown = frame.iloc[: min(size, max_rows)].reset_index(drop=True)
     note = (
         f"verified: without these {size} interaction(s) the item falls from rank {old_rank} to {new_rank}; "
-        f"without the first {size - 1} it stays at rank {shorter['rank']} (greedy by contribution; the whole "
-        "catalog re-scored, taste profile re-propagated)"
+        f"without the first {size - 1} it stays at rank {shorter['rank']} (greedy by how much each removal "
+        "narrows the lead over the items just below; the whole catalog re-scored, taste profile re-propagated)"
     )
     if size <= max_rows:
         verdict = (
@@ -144,6 +148,55 @@ def find_counterfactual_exact(
         n_more=size - len(shown),
         verdict=verdict,
     )
+
+
+def removal_order(terms: UserTerms, item: int, excluded: np.ndarray, *, k: int, rank: int) -> np.ndarray:
+    """Columns of ``terms.history`` to remove, in the order the search tries them.
+
+    Only interactions that raise the item's score are candidates. Removing ``j`` lowers every
+    item ``c`` by its own contribution ``c(j, c)``, so what pushes the item out of the top-``k``
+    is how much ``j`` narrows its lead over the items just below it, not ``c(j, item)`` alone (an
+    interaction that lifts the item's close rivals just as much moves nothing). Greedily: the
+    ``need = k - rank + 1`` rivals still below it with the smallest remaining lead are the ones
+    that must overtake, and the next removal is the one that narrows their leads most. Ties and
+    the tail fall back to the contribution order. The exact re-scoring of every prefix
+    (:func:`find_counterfactual_exact`) decides the set; this only chooses the order.
+
+    Args:
+        terms: the user's terms (:func:`~engine.explain.additive.user_terms`).
+        item: internal index of the recommended item.
+        excluded: the user's training items (never ranked).
+        k: the list length.
+        rank: the item's current rank (1-based, ``<= k``).
+    """
+    contrib = terms.contributions[item]
+    pos = np.flatnonzero(contrib > 0)
+    pos = pos[np.argsort(-contrib[pos], kind="stable")]  # by contribution: the fallback order
+    need = k - rank + 1
+    scores = terms.scores.astype(np.float64).copy()
+    scores[excluded] = -np.inf
+    scores[item] = -np.inf
+    below = np.flatnonzero(np.isfinite(scores) & (scores < terms.scores[item]))
+    if not len(pos) or not len(below):
+        return pos
+    rivals = below[np.argsort(-scores[below], kind="stable")[: max(4 * need, need + 20)]]
+    lead = terms.scores[item] - terms.scores[rivals]  # [R] >= 0
+    narrow = contrib[pos][:, None] - terms.contributions[rivals][:, pos].T  # [P, R]: lead lost per removal
+    chosen: list[int] = []
+    left = np.ones(len(pos), dtype=bool)
+    for _ in range(min(len(pos), _GREEDY_STEPS)):
+        closest = np.argsort(lead, kind="stable")[:need]  # the rivals that have to overtake
+        gain = np.where(left, narrow[:, closest].sum(axis=1), -np.inf)
+        best = int(np.argmax(gain))
+        if not gain[best] > 0:
+            break
+        chosen.append(best)
+        left[best] = False
+        lead = lead - narrow[best]
+        if np.sum(lead < 0) >= need:
+            break
+    rest = [p for p in range(len(pos)) if left[p]]
+    return pos[np.asarray(chosen + rest, dtype=np.int64)]
 
 
 def _removal_frame(rec: Recommender, user: int, items: np.ndarray, contribution: np.ndarray) -> pd.DataFrame:

@@ -301,6 +301,6 @@ def test_errors_are_friendly(open_app, tiny_world) -> None:
     at = open_app(page="why", user=user, item="no-such-item")
     assert f"There is no item **{md('no-such-item')}**" in at.warning[0].value
     at = open_app(page="why", model=tiny_world.pop_key)
-    assert "cannot explain its scores: explanations need the graph attention model" in at.info[0].value
+    assert "cannot explain its scores: explanations need a model whose score" in at.info[0].value
     at = open_app(page="why", user=HISTORYLESS_USER)
     assert any(c.value.startswith("Not personalised: most popular") for c in at.caption)

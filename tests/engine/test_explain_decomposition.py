@@ -15,7 +15,7 @@ from engine.errors import UnsupportedModelError
 from engine.explain import explain_pair
 from engine.explain.additive import edited_scores, leave_one_out, user_terms
 from engine.explain.counterfactual import ranks
-from engine.explain.counterfactual_exact import find_counterfactual_exact
+from engine.explain.counterfactual_exact import find_counterfactual_exact, removal_order
 from engine.explain.decomposed import list_reasons
 from engine.explain.evaluate import evaluate_explanations
 from engine.explain.explainer import default_method
@@ -117,10 +117,9 @@ def test_counterfactual_is_verified_and_minimal(rec):
             if not cf.found:
                 assert cf.verdict
                 continue
-            contrib = terms.contributions[item]
-            pos = np.flatnonzero(contrib > 0)
-            order = terms.history[pos[np.argsort(-contrib[pos], kind="stable")]]
+            order = terms.history[removal_order(terms, int(item), excluded, k=10, rank=cf.old_rank)]
             assert list(cf.removed["i"]) == list(order[: len(cf.removed)])
+            assert (terms.contributions[item][np.searchsorted(terms.history, order)] > 0).all()
             after = ranks(edited_scores(rec, terms, order[: cf.size]), excluded)[item]
             before = ranks(edited_scores(rec, terms, order[: cf.size - 1]), excluded)[item]
             assert after > 10 >= before
@@ -280,3 +279,23 @@ def test_what_if_adds_the_exact_history_term_and_re_propagates_taste(rec):
     ref = edited_scores(rec, terms, terms.history[:1])
     row = out.items.iloc[0]
     assert row["new_score"] == pytest.approx(ref[rec.idmap.item_index(row["item_id"])], rel=1e-6, abs=1e-6)
+
+
+def test_removal_order_skips_what_lifts_the_rivals_as_much():
+    """Two past items raise the target equally; one raises its closest rival as much: the other goes first."""
+    from engine.explain.additive import UserTerms
+
+    # items: 0 target (rank 1), 1 rival (rank 2), 2 far below; history columns a, b, c
+    contributions = np.array(
+        [
+            [5.0, 5.0, 1.0],  # target
+            [5.0, 0.0, 0.0],  # rival: lifted by a as much as the target
+            [0.0, 0.0, 0.0],
+        ]
+    )
+    scores = np.array([11.0, 10.5, 0.0])
+    z = np.zeros(3)
+    terms = UserTerms(0, np.array([10, 11, 12]), contributions, z, z, scores, z[:0], z[:0], z)
+    order = removal_order(terms, 0, np.array([], dtype=np.int64), k=1, rank=1)
+    assert order[0] == 1  # b narrows the lead by 5, a by 0 (by contribution alone a would tie b)
+    assert sorted(order.tolist()) == [0, 1, 2]
