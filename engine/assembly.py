@@ -31,7 +31,7 @@ from engine.data.split import SplitData, split
 from engine.evaluation.validation import valid_fn_for
 from engine.features.text import TextFeatures, encode_items
 from engine.models.base import EmbeddingModel, FittedModel
-from engine.models.registry import build_model, model_spec
+from engine.models.registry import build_model, model_names, model_spec
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device, seed_everything
 from engine.training.minibatch import choose_mode, fit_auto
@@ -132,7 +132,14 @@ def train_model(
     model = make_model(prep)
     if isinstance(model, EmbeddingModel):
         cfg = prep.config.train
-        own_fit = model_spec(prep.config.model.name).fit  # a model's own recipe, else the shared loop
+        spec = model_spec(prep.config.model.name)
+        own_fit = spec.fit  # a model's own recipe, else the shared loop
+        if cfg.mode == "minibatch" and not spec.capabilities.minibatch:
+            able = ", ".join(n for n in model_names() if model_spec(n).capabilities.minibatch)
+            raise ValueError(
+                f"model {spec.name!r} does not train on sampled mini-batches (models that do: {able}); "
+                "use --mode auto or full"
+            )
         mode = "full" if own_fit is not None else choose_mode(prep.graph, mode=cfg.mode, model=model)
         graph = prep.graph.to(resolve_device(cfg.device))  # validation runs where the model trains
         valid_fn = valid_fn_for(model, prep.split, graph, mode=mode)

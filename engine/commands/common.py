@@ -101,13 +101,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="a registered model to train or load, e.g. gat, lightgcn, ease (default: gat)",
     )
-    p.add_argument("--attention", default=None, choices=ATTENTIONS, help="attention form (default: edge)")
-    p.add_argument("--layers", type=int, default=None, help="message-passing layers (default: 2)")
+    p.add_argument("--attention", default=None, choices=ATTENTIONS, help="uigat's attention form (default: edge)")
+    p.add_argument("--layers", type=int, default=None, help="propagation layers of the graph models (default: 2)")
     p.add_argument(
         "--item-item-dim",
         type=int,
         default=None,
-        help="width of the GAT's item-item context vectors, 0 turns the term off (default: 0)",
+        help="width of uigat's item-item context vectors, 0 turns the term off (default: 0)",
     )
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -116,7 +116,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--mode",
         default="auto",
         choices=("auto", "full", "minibatch"),
-        help="full-batch or neighbour-sampled mini-batch training (default: auto, by graph size)",
+        help="full-batch or neighbour-sampled mini-batch training (default: auto, by graph size); "
+        "mini-batch is for uigat, gcn and sage: gat fits its relation in closed form and its taste part full-graph",
     )
     p.add_argument(
         "--config",

@@ -43,6 +43,7 @@ from engine.config import RunConfig
 from engine.evaluation.ranking import evaluate
 from engine.evaluation.validation import valid_fn_for
 from engine.models.base import EmbeddingModel
+from engine.models.registry import model_names, model_spec
 from engine.training.device import resolve_device, seed_everything
 from engine.training.distributed import init_process_group, rank_device_config
 from engine.training.minibatch import fit_minibatch
@@ -86,6 +87,13 @@ def run_training(
         On rank 0 a summary (``world_size``, ``backend``, ``best_valid``, ``valid`` and
         ``test`` metrics, ``artifact``, ...); None on the other ranks.
     """
+    spec = model_spec(config.model.name)
+    if not spec.capabilities.minibatch:
+        able = ", ".join(n for n in model_names() if model_spec(n).capabilities.minibatch)
+        raise ValueError(
+            f"data-parallel training samples mini-batches, which {spec.name!r} does not (models that do: {able}); "
+            "gat fits its relation in closed form and trains its taste part on the full graph: use gatlens train"
+        )
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     # Rank 0 first: it may write the text-feature cache, which the others then only read.
     if rank == 0:
@@ -217,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_args(p)
     add_model_args(p)
+    for action in p._actions:  # data-parallel training samples mini-batches: the default is a model that does
+        if action.dest == "model":
+            action.default = "uigat"
+            action.help = "a model that trains on sampled mini-batches: uigat, gcn or sage (default: uigat)"
     p.add_argument(
         "--fanout",
         default="15,10",

@@ -41,11 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser(
         "explain-eval",
-        help="faithfulness of explanations: deletion/insertion curves, attention vs IG, ground truth",
+        help="faithfulness of explanations: deletion/insertion curves, counterfactual sizes, ground truth",
         description="Explain the top-1 item of a sample of users and measure how faithful each explanation is: "
-        "remove (or keep only) the top-k interactions ranked by Integrated Gradients, raw attention, attention "
-        "rollout and at random, and compare the score drop. On the demo world, also check that planted "
-        "triggers are found.",
+        "remove (or keep only) the top-k past interactions ranked by each explanation and at random, and "
+        "compare the score drop. For the default gat: its exact contributions against exact leave-one-out, its "
+        "attention weights a(j, i) and random, plus the size of each verified counterfactual (the fewest "
+        "past interactions whose removal drops the item out of the top 10). For uigat: Integrated Gradients, "
+        "raw attention and attention rollout. On the demo world, also check that planted triggers are found.",
     )
     add_data_args(e)
     add_model_args(e)

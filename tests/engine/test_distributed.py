@@ -43,3 +43,21 @@ def test_two_gloo_processes_match_one_process(tmp_path) -> None:
     assert two["test"]["ndcg@10"] == pytest.approx(one["test"]["ndcg@10"], abs=TOLERANCE)
     # Rank 0 saved the artifact where `gatlens train` looks for it.
     assert two["artifact"] is not None and (tmp_path / "models" / "demo").is_dir()
+
+
+def test_models_without_mini_batches_are_refused_with_the_ones_that_can(tmp_path) -> None:
+    from engine.commands.ddp import build_parser
+
+    cfg = RunConfig().with_overrides(data={"scale": 0.1}, features={"text": False})  # the default gat
+    with pytest.raises(ValueError, match=r"'gat' does not.*uigat, gcn, sage"):
+        run_training(cfg, fanout=None, cache_dir=tmp_path, save=False)
+    assert not any(tmp_path.iterdir())  # refused before any data was prepared
+    assert build_parser().parse_args([]).model == "uigat"  # torchrun without --model trains a model that can
+
+
+def test_train_refuses_minibatch_mode_for_gat(tmp_path) -> None:
+    from engine.pipeline import train_or_load
+
+    cfg = RunConfig().with_overrides(data={"scale": 0.1}, features={"text": False}, train={"mode": "minibatch"})
+    with pytest.raises(ValueError, match=r"'gat' does not train on sampled mini-batches.*uigat"):
+        train_or_load(cfg, cache_dir=tmp_path)
