@@ -37,7 +37,7 @@ import torch
 from engine.config import TrainConfig
 from engine.data.graph import RecGraph
 from engine.data.split import SplitData
-from engine.models.itemgat import ItemGAT, mean_item_degree, train_matrix
+from engine.models.itemgat import ItemGAT, default_l2, mean_item_degree, train_matrix
 from engine.training.callbacks import Callback
 from engine.training.loop import fit
 from engine.training.result import TrainResult
@@ -100,8 +100,11 @@ def fit_staged(
     report["taste"] = {"valid": taste.best_valid, "best_epoch": taste.best_epoch, "epochs": taste.epochs}
     model.taste_scale.zero_()
     # 2. relation ridge by validation of the history term alone (gamma = 0)
-    base = mean_item_degree(train_matrix(graph))
-    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid]
+    X = train_matrix(graph)
+    base = mean_item_degree(X)
+    # GF-CF (the sparse path: asked for, or more active items than a dense inverse may hold) has no ridge
+    dense = model.relation == "ease" and int((X.getnnz(axis=0) > 0).sum()) <= model.max_dense_items
+    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if dense else [default_l2(X)]
     kept: dict[str, tuple] = {}  # only the best relation so far: each is A x A
 
     def relation_score(lam: float) -> float:
