@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.explain.additive import attention_of, edited_scores, prefix_scores, user_terms
+from engine.explain.additive import attention_of, edited_scores, integrated_gradients, prefix_scores, user_terms
 from engine.explain.additive import leave_one_out as exact_leave_one_out
 from engine.explain.counterfactual import ranks
 from engine.explain.counterfactual_exact import find_counterfactual_exact, rank_rows
@@ -42,9 +42,10 @@ def evaluate_decomposition(
     items, k = 1..``k_max``, re-score exactly: history term exact, taste profile re-propagated) for
     three orders: the exact contributions (``exact``), the model's attention ``a(j, i)`` as a graph
     view would draw it (``attention``) and random orders (mean of 5); the verified counterfactual's
-    size (smallest greedy set that drops the item out of the top 10); agreement of attention and of
-    exact leave-one-out with the contributions. On the demo world, the planted triggers: is the
-    trigger among the top-3 contributions, and does exact leave-one-out agree.
+    size (smallest greedy set that drops the item out of the top 10); agreement of attention, of
+    exact leave-one-out and of Integrated Gradients (in closed form,
+    :func:`~engine.explain.additive.integrated_gradients`) with the contributions. On the demo world,
+    the planted triggers: is the trigger among the top-3 contributions, and does exact leave-one-out agree.
 
     Returns:
         An :class:`ExplainEval` with ``kind = "exact-decomposition"``, ``counterfactual`` (size
@@ -95,6 +96,9 @@ def evaluate_decomposition(
         loo = exact_leave_one_out(rec, terms, item)
         agree.append({"method": "attention", "scope": "history vs exact", **agreement(att, contrib)})
         agree.append({"method": "leave-one-out", "scope": "history vs exact", **agreement(loo, contrib)})
+        ig = integrated_gradients(rec, terms, item)
+        agree.append({"method": "ig", "scope": "history vs exact", **agreement(ig, contrib)})
+        agree.append({"method": "ig", "scope": "history vs leave-one-out", **agreement(ig, loo)})
         cf = find_counterfactual_exact(rec, u, item, k=10)
         sizes.append(cf.size if cf.found else None)
         if (n + 1) % 10 == 0:
