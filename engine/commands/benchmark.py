@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--models",
         default="pop,itemknn,bprmf,lightgcn,ease,gcn,sage,gat",
-        help="comma-separated models (default: all eight)",
+        help="comma-separated models (default: every registered model)",
     )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default: 3)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
