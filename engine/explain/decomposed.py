@@ -35,7 +35,7 @@ from engine.explain.counterfactual_exact import find_counterfactual_exact
 from engine.explain.explanation import Explanation
 from engine.explain.history import GROUP_COLUMNS, high_rating, history_frame
 from engine.explain.resolve import resolve_user
-from engine.explain.text import interaction_verb, reason_from_terms
+from engine.explain.text import Decisive, interaction_verb, reason_from_terms
 from engine.recommender import Recommender
 
 # The user's latest interactions (this share of the history, at least one) count as "recent",
@@ -149,6 +149,7 @@ def _reason(
     *,
     in_history: bool,
     avoid: Sequence[tuple[str, ...]] = (),
+    decisive: Decisive | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     return reason_from_terms(
         user_id=user_id,
@@ -161,6 +162,7 @@ def _reason(
         verb=interaction_verb(rec.dataset.name),
         in_history=in_history,
         avoid=avoid,
+        decisive=decisive,
     )
 
 
@@ -204,7 +206,10 @@ def explain_decomposed(
         t = time.perf_counter()
         cf = find_counterfactual_exact(rec, u, item, k=k)
         timings["counterfactual"] = time.perf_counter() - t
-    text, _ = _reason(rec, user_id, item, frame, dec, in_history=rank is None)
+    decisive = None
+    if cf is not None and cf.found and cf.size is not None and cf.size <= len(cf.removed):
+        decisive = Decisive(tuple(str(x) for x in cf.removed[ITEM]), int(cf.old_rank), int(cf.new_rank), cf.k)
+    text, _ = _reason(rec, user_id, item, frame, dec, in_history=rank is None, decisive=decisive)
     timings["total"] = time.perf_counter() - t_start
     return DecomposedExplanation(
         user_id=str(user_id),

@@ -12,6 +12,7 @@ the counterfactual is mentioned only when it was verified. Titles stay plain tex
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -232,6 +233,16 @@ def _cite_clause(cited: pd.DataFrame, *, rated: bool, high_rating: float, verb: 
     return ", and ".join(parts)
 
 
+@dataclass(frozen=True)
+class Decisive:
+    """A verified counterfactual: removing ``items`` moves the item from ``old_rank`` to ``new_rank`` (> k)."""
+
+    items: tuple[str, ...]
+    old_rank: int
+    new_rank: int
+    k: int
+
+
 def reason_from_terms(
     *,
     user_id: str,
@@ -244,8 +255,13 @@ def reason_from_terms(
     verb: str = "watched",
     in_history: bool = False,
     avoid: Sequence[tuple[str, ...]] = (),
+    decisive: Decisive | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """One reason, in the third person, from an exact decomposition of one score.
+
+    When a verified counterfactual of at most :data:`MAX_CITED` past titles exists (``decisive``),
+    the reason names exactly those titles and what removing them does: the strongest, checked
+    statement there is ("without them it would fall from #1 to #21"). Otherwise:
 
     Rules: titles are named only from positive contributions, at most three, each at least a
     third of the largest, and only when the top three carry at least :data:`NAMED_SHARE` of what
@@ -268,6 +284,7 @@ def reason_from_terms(
         avoid: cited sets (tuples of item ids) already used for other items of the same list;
             when this item's would repeat one (in any order), the weakest cited title gives way to the next
             contributor (default: none).
+        decisive: the verified counterfactual set and its ranks (default: None, none known).
 
     Returns:
         ``(reason, cited item ids)``.
@@ -280,6 +297,16 @@ def reason_from_terms(
         lead = "It scores as it does"
     pos = history[history["contribution"] > 0].sort_values("contribution", ascending=False, kind="stable")
     added = float(pos["contribution"].sum())
+    if decisive is not None and not in_history and 0 < len(decisive.items) <= MAX_CITED:
+        cited = pos.set_index("item_id", drop=False).reindex(list(decisive.items)).dropna(subset=["title"])
+        if len(cited) == len(decisive.items):
+            them = "it" if len(cited) == 1 else "them"
+            text = (
+                f"{lead} because {user} {_cite_clause(cited, rated=rated, high_rating=high_rating, verb=verb)}: "
+                f"without {them} it would fall from #{decisive.old_rank} to #{decisive.new_rank}, out of the "
+                f"top {decisive.k}"
+            )
+            return opening + text + ".", tuple(cited["item_id"])
     genres = _genre_counts(history)
     shared = sorted((c for c in item_categories if genres.get(str(c), 0) > 0), key=lambda c: (-genres[str(c)], c))
     taste_paren = f" ({', '.join(shared[:2])})" if shared else ""

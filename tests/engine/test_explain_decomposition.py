@@ -332,3 +332,26 @@ def test_integrated_gradients_are_complete_and_match_a_riemann_sum(rec):
     riemann = grads / steps
     assert np.corrcoef(riemann, ig)[0, 1] > 0.999
     assert np.allclose(riemann, ig, atol=2e-2 * np.abs(ig).max())
+
+
+def test_reason_names_a_small_verified_counterfactual_and_its_effect(rec):
+    seen = 0
+    for u in range(0, rec.idmap.n_users, 7):
+        if rec.train_items(u).size == 0:
+            continue
+        uid = rec.idmap.users[u]
+        for item in _top(rec, u, 3):
+            ex = explain_pair(rec, uid, rec.idmap.items[int(item)])
+            cf = ex.counterfactual
+            if not (cf.found and cf.size <= 3):
+                assert "without them it would fall" not in ex.reason and "without it it would" not in ex.reason
+                continue
+            titles = list(cf.removed["title"])
+            assert all(f"\u201c{t}\u201d" in ex.reason for t in titles)
+            assert f"it would fall from #{cf.old_rank} to #{cf.new_rank}, out of the top {cf.k}." in ex.reason
+            # the statement is true: removing exactly those titles re-ranks the item there
+            terms = user_terms(rec, u)
+            after = ranks(edited_scores(rec, terms, np.sort(cf.removed["i"].to_numpy())), rec.train_items(u))[item]
+            assert after == cf.new_rank > cf.k
+            seen += 1
+    assert seen >= 3
