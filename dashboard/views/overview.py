@@ -68,7 +68,7 @@ def _tour(cur: context.Current) -> None:
                 "why",
                 "2 · Why this item?",
                 {"user": user, "item": item},
-                "Attention subgraph, attributions, counterfactual, what-if.",
+                "The past items it rests on, a verified counterfactual, what-if.",
             ),
             ("fairness", "3 · Is it fair?", {}, "Groups with confidence intervals, exposure, trade-offs."),
             ("compare", "4 · Against a baseline", {"user": user}, "Two models' lists side by side."),
