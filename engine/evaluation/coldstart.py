@@ -22,7 +22,6 @@ import torch
 from engine.config import RunConfig
 from engine.data.graph import build_graph
 from engine.data.split import I, SplitData, U
-from engine.evaluation.validation import default_valid_fn
 
 
 def hide_items(split: SplitData, share: float, seed: int = 0) -> tuple[SplitData, np.ndarray, pd.DataFrame]:
@@ -50,16 +49,14 @@ def hide_items(split: SplitData, share: float, seed: int = 0) -> tuple[SplitData
 
 def cold_start_eval(config: RunConfig, *, share: float = 0.05, k: int = 20, seed: int = 0) -> dict[str, Any]:
     """Train on a split with hidden items and measure how well they are recommended."""
-    from engine.assembly import make_model, prepare
-    from engine.training.loop import fit
+    from engine.assembly import prepare, train_model
 
     prep = prepare(config)
     reduced, cold, held = hide_items(prep.split, share, seed)
     graph = build_graph(reduced)
     prep = replace(prep, split=reduced, graph=graph)
-    model = make_model(prep)
-    result = fit(model, graph, reduced, config.train, valid_fn=default_valid_fn(reduced, graph))
-    model.cache_embeddings(graph)
+    # the model's own recipe (the registry's fit, e.g. gat's staged fit), as gatlens train runs it
+    model, result = train_model(prep)
     users = np.unique(held[U].to_numpy())
     with torch.no_grad():
         scores = model.score(torch.as_tensor(users)).numpy()

@@ -442,10 +442,11 @@ class ItemGAT(EmbeddingModel):
     @torch.no_grad()
     def weighted_history(self, users: Tensor) -> Tensor:
         """Dense ``[len(users), I]`` matrix of ``w_uj`` (0 off the history), on CPU."""
-        rows, pos = self._history_pairs(users.cpu())
-        out = torch.zeros(len(users), self.n_items)
-        out[rows, self.hist_items.cpu()[pos]] = self.edge_weight(self.hist_feats[pos]).cpu()
-        return out
+        rows, pos = self._history_pairs(users)  # on the histories' device (the GPU while training there)
+        w = self.edge_weight(self.hist_feats[pos])
+        out = torch.zeros(len(users), self.n_items, device=w.device)
+        out[rows, self.hist_items[pos]] = w
+        return out.cpu()
 
     def _history_term(self, users: Tensor) -> Tensor:
         w = self.weighted_history(users)
