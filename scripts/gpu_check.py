@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     sizes = [("smoke", 0.1)] if args.cpu_smoke else [("ml-100k-sized", args.small_scale), ("1M", args.large_scale)]
     for label, scale in sizes:
-        cfg = RunConfig().with_overrides(data={"scale": scale}, features={"text": False})
+        # the mini-batch loop is the user-item attention model's (uigat); the default gat is timed after it
+        cfg = RunConfig().with_overrides(model={"name": "uigat"}, data={"scale": scale}, features={"text": False})
         t0 = time.perf_counter()
         prep = prepare(cfg, cache_dir=Path(args.cache_dir))
         info = {
@@ -170,6 +171,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 speedup = pair["cpu"]["seconds_per_epoch"] / pair["cuda"]["seconds_per_epoch"]
                 pair["cuda"]["speedup_over_cpu"] = speedup
                 print(f"   speed-up over CPU: {speedup:.1f}x")
+        for device in ["cuda", "cpu"] if cuda else ["cpu"]:
+            try:
+                out = time_default_gat(cfg, prep, device)
+            except Exception as err:  # a failure is a finding, not the end of the report
+                out = {"device": device, "model": "gat", "error": f"{type(err).__name__}: {err}"[:300]}
+            report["runs"].append({**info, **out})
+            print(f"   gat  staged fit on {device}: {out.get('seconds', out.get('error'))}", out.get("peak_gpu_gb", ""))
         if cuda and args.sync_check:
             for fanout in modes:
                 try:
@@ -184,6 +192,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
         del prep
     return report
+
+
+def time_default_gat(cfg: RunConfig, prep: Prepared, device: str) -> dict[str, Any]:
+    """The default gat's staged fit on ``device`` (taste stage there, relation in closed form): seconds, peak memory."""
+    from dataclasses import replace
+
+    from engine.assembly import train_model
+
+    gat = replace(prep, config=cfg.with_overrides(model={"name": "gat"}, train={"device": device}))
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    _, result = train_model(gat)
+    out = {"device": device, "model": "gat", "seconds": round(time.perf_counter() - t0, 2), "epochs": result.epochs}
+    if device == "cuda":
+        out["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    out["valid_ndcg@10"] = round(float(result.best_valid), 4)
+    return out
 
 
 def _print(run: dict[str, Any]) -> None:
