@@ -437,7 +437,9 @@ class ItemGAT(EmbeddingModel):
         crow = torch.arange(0, self.n_items * k + 1, k) if k else torch.zeros(self.n_items + 1, dtype=torch.long)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(crow, self.nbr_index.reshape(-1).cpu(), rel, (self.n_items, self.n_items))
+            return torch.sparse_csr_tensor(
+                crow, self.nbr_index.reshape(-1).cpu(), rel, (self.n_items, self.n_items), check_invariants=False
+            )
 
     @torch.no_grad()
     def weighted_history(self, users: Tensor) -> Tensor:
