@@ -318,13 +318,15 @@ def reason_from_terms(
         return opening + text, ()
     top3 = float(pos["contribution"].head(3).sum())
     if top3 < NAMED_SHARE * added:
-        largest = pos.iloc[0]
+        # Still name the largest few with their shares: specific titles, and the shares say how little each weighs.
+        largest = pos.head(MAX_CITED)
+        named = join_titles([f"{quote(r.title)} ({_pct(float(r.contribution) / added)})" for r in largest.itertuples()])
+        verb_n = "carries" if len(largest) == 1 else "carry"
         text = (
             f"{lead} for {user}'s overall taste{taste_paren}; no single past title stands out: the largest, "
-            f"{quote(largest['title'])}, carries {_pct(float(largest['contribution']) / added)} of what their "
-            "history adds."
+            f"{named}, {verb_n} {_pct(float(largest['contribution'].sum()) / added)} of what their history adds."
         )
-        return opening + text, ()
+        return opening + text, ()  # named for scale, not cited as the causes
     top = float(pos["contribution"].iloc[0])
     strong = pos[pos["contribution"] >= CITE_RATIO * top]
     cited = strong.head(MAX_CITED)

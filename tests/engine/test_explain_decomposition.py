@@ -194,6 +194,12 @@ def test_reason_is_honest_when_no_few_titles_explain_it():
     )
     assert cited == ()
     assert text.startswith("Recommended for u0042's overall taste (Drama, Comedy); no single past title stands out")
+    # the largest three are still named, each with its share, and their sum (contributions 1.0 .. 0.9 of 38)
+    share = np.linspace(1.0, 0.9, 40)[:3] / np.linspace(1.0, 0.9, 40).sum()
+    assert (
+        f"the largest, \u201cTitle 0\u201d ({100 * share[0]:.0f}%), \u201cTitle 1\u201d ({100 * share[1]:.0f}%) and "
+        f"\u201cTitle 2\u201d ({100 * share[2]:.0f}%), carry {100 * share.sum():.0f}% of what their history adds."
+    ) in text
     # three items: no "other" count that contradicts the history size
     few = history.head(3).assign(contribution=[2.0, 1.0, 0.1])
     text, cited = reason_from_terms(
