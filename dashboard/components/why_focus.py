@@ -289,7 +289,9 @@ def focused_frames(
 
     Edge width is the contribution (the interaction's attribution, or its exact contribution):
     the same flow runs user → past item → item. Co-consumers (other users who chose the item)
-    join the item with their own contribution. Nodes carry fixed ``x``/``y`` positions.
+    join the item with their own contribution where the model has one (the attention graph);
+    for a decomposable model they are the users who chose the item and the most of the shown
+    past items, drawn thin as evidence, not as a term. Nodes carry fixed ``x``/``y`` positions.
 
     Args:
         exp: an explanation (either kind).
@@ -360,6 +362,30 @@ def focused_frames(
             )
         )
         edges.append((node, "item", float(r.value), f"{r.user_id} chose {title}: {effect(float(r.share))}."))
+    co = getattr(exp, "co_consumers", None)
+    if n_o == 0 and co is not None and len(co):
+        # The default model's score has no per-user term from others: these are the evidence its
+        # item-item relation is fitted from, drawn thin and said so.
+        co = co.head(max_users)
+        thin = 0.25 * float(shown["value"].min()) if len(shown) else 1.0
+        n_c = len(co)
+        for j, r in enumerate(co.itertuples(index=False)):
+            angle = (j - (n_c - 1) / 2) * (math.pi / 6)
+            node = f"other:{r.user_id}"
+            also = f"{int(r.shared)} of the past items shown for {user}"
+            nodes.append(
+                (
+                    node,
+                    "other_user",
+                    str(r.user_id),
+                    f"{r.user_id} also chose {title} and {also}. Co-choices like these are what the model's "
+                    "item-to-item links are learned from; they are not a separate part of this score.",
+                    0.3,
+                    _X_ITEM + _RADIUS * math.cos(angle),
+                    _RADIUS * 1.6 * math.sin(angle),
+                )
+            )
+            edges.append((node, "item", thin, f"{r.user_id} chose {title}, and {also}."))
     node_frame = pd.DataFrame(nodes, columns=["id", "kind", "label", "detail", "importance", "x", "y"])
     edge_frame = pd.DataFrame(edges, columns=["src", "dst", "weight", "detail"])
     return node_frame, edge_frame

@@ -43,6 +43,7 @@ from engine.recommender import Recommender
 RECENT_SHARE = 0.1
 RECENT_MIN = 4
 NODE_COLUMNS = ["node", "type", "id", "title", "in_display"]
+_CO_CONSUMER_PAST = 15  # co-consumers are ranked by overlap with this many top contributing past items
 
 
 @dataclass
@@ -65,12 +66,17 @@ class DecomposedExplanation(Explanation):
     terms: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["term", "label", "meaning", "value", "share"])
     )
+    # Other users who chose the item and the most of this user's top contributing past items
+    # (``user_id``, ``shared``: how many of those they chose too): the co-choices the item-item
+    # relation is fitted from. Evidence, not terms of the score.
+    co_consumers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["user_id", "shared"]))
 
     def to_dict(self, *, top_edges: int = 15) -> dict[str, Any]:
         out = super().to_dict(top_edges=top_edges)
         out["terms"] = self.terms.astype(object).where(self.terms.notna(), None).to_dict("records")
         out.pop("subgraph", None)
         out.pop("self_influence", None)
+        out["co_consumers"] = self.co_consumers.to_dict("records")
         return out
 
 
@@ -121,6 +127,28 @@ def _recent(ts: np.ndarray) -> np.ndarray:
     latest = max(1, math.ceil(RECENT_SHARE * n))
     out[np.argsort(-np.asarray(ts, dtype=np.float64), kind="stable")[:latest]] = True
     return out
+
+
+def co_consumers(rec: Recommender, user: int, item: int, past: Sequence[int], *, limit: int = 5) -> pd.DataFrame:
+    """Other users who chose ``item`` in training, ranked by how many of ``past`` they chose too.
+
+    Args:
+        rec: the recommender.
+        user: internal index of the explained user (left out).
+        item: internal item index.
+        past: internal indices of the user's past items that count most.
+        limit: rows kept (default: 5); only users sharing at least one of ``past``.
+    """
+    X = rec._train_csr
+    col = X[:, [int(item)]].tocoo()
+    users = col.row[col.row != user]
+    if not len(users) or not len(past):
+        return pd.DataFrame(columns=["user_id", "shared"])
+    shared = np.asarray((X[users][:, np.asarray(past, dtype=np.int64)] > 0).sum(axis=1)).ravel()
+    order = np.lexsort((users, -shared))
+    keep = order[shared[order] > 0][:limit]
+    ids = [str(rec.idmap.users[int(u)]) for u in users[keep]]
+    return pd.DataFrame({"user_id": ids, "shared": shared[keep].astype(int)})
 
 
 def _terms_frame(dec: Decomposition) -> pd.DataFrame:
@@ -210,6 +238,8 @@ def explain_decomposed(
     if cf is not None and cf.found and cf.size is not None and cf.size <= len(cf.removed):
         decisive = Decisive(tuple(str(x) for x in cf.removed[ITEM]), int(cf.old_rank), int(cf.new_rank), cf.k)
     text, _ = _reason(rec, user_id, item, frame, dec, in_history=rank is None, decisive=decisive)
+    top = frame[frame["contribution"] > 0].sort_values("contribution", ascending=False).head(_CO_CONSUMER_PAST)
+    co = co_consumers(rec, u, item, [rec.idmap.item_index(str(i)) for i in top["item_id"]])
     timings["total"] = time.perf_counter() - t_start
     return DecomposedExplanation(
         user_id=str(user_id),
@@ -229,6 +259,7 @@ def explain_decomposed(
         completeness=dec.gap,
         baseline_score=baseline,
         terms=_terms_frame(dec),
+        co_consumers=co,
     )
 
 

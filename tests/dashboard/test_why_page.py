@@ -56,9 +56,11 @@ def test_focused_graph_reason_and_rank_in_words(open_app, tiny_world, model) -> 
     assert {n["label"] for n in past} <= {t if len(t) <= 28 else t[:27] + "…" for t in exp.history_influence["title"]}
     assert all("x" in n and n["physics"] is False for n in nodes)  # a fixed layout: nothing drifts
     assert '"physics": {"enabled": false}' in page and "glSettle" in page
-    # other users only where the model's score passes through them (the attention graph)
-    others = ["other users"] if model == "uigat" else []
-    assert _legend(page) == ["the user", "their past items", "recommended item", *others]
+    assert _legend(page) == ["the user", "their past items", "recommended item", "other users"]
+    if model == "gat":  # co-consumers are evidence there, not terms: thin edges, a tooltip that says so
+        others = [n for n in nodes if n["color"] == NODE_COLORS["other_user"]]
+        assert [n["label"] for n in others] == list(exp.co_consumers["user_id"])[: len(others)] and others
+        assert all("not a separate part of this score" in n["title"] for n in others)
     assert len(set(NODE_COLORS[k] for k in ("user", "history", "target", "other_user"))) == 4
     body = html_of(at)
     assert f'<span class="gl-subject">{esc(exp.item_title)}</span>' in body

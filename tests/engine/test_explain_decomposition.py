@@ -361,3 +361,21 @@ def test_reason_names_a_small_verified_counterfactual_and_its_effect(rec):
             assert after == cf.new_rank > cf.k
             seen += 1
     assert seen >= 3
+
+
+def test_co_consumers_chose_the_item_and_share_the_most_top_past_items(rec):
+    from engine.explain.decomposed import co_consumers
+
+    u = 4
+    item = int(_top(rec, u, 1)[0])
+    terms = user_terms(rec, u)
+    past = terms.history[np.argsort(-terms.contributions[item], kind="stable")][:15]
+    co = co_consumers(rec, u, item, past, limit=5)
+    X = rec._train_csr
+    chose = set(X[:, [item]].tocoo().row.tolist()) - {u}
+    overlap = {v: int((X[v][:, past] > 0).sum()) for v in chose}
+    best = sorted((v for v in chose if overlap[v] > 0), key=lambda v: (-overlap[v], v))[:5]
+    assert list(co["user_id"]) == [rec.idmap.users[v] for v in best]
+    assert list(co["shared"]) == [overlap[v] for v in best]
+    ex = explain_pair(rec, rec.idmap.users[u], rec.idmap.items[item], counterfactual=False)
+    assert len(ex.co_consumers) <= 5 and rec.idmap.users[u] not in set(ex.co_consumers["user_id"])
