@@ -59,7 +59,7 @@ def warm_start(old: EmbeddingModel, prep: Prepared) -> EmbeddingModel:
         target = state.get(name)
         if target is None:
             raise ValueError(f"warm start: {name!r} is not a tensor of the new model")
-        if name == "item_degree" or name in refitted:  # training degrees: the new model's are the current ones
+        if name == "item_degree" or name in refitted:  # data, not learned: the new model has the current ones
             continue
         if target.shape == value.shape:
             target.copy_(value)
