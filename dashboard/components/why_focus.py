@@ -277,6 +277,12 @@ def counterfactual_view(exp: Any, *, max_rows: int = MAX_CF_ROWS, small: int = 5
     )
 
 
+def _arc(j: int, n: int) -> tuple[float, float]:
+    """Position of the ``j``-th of ``n`` other users: an arc beyond the item, 30 degrees apart."""
+    angle = (j - (n - 1) / 2) * (math.pi / 6)
+    return _X_ITEM + _RADIUS * math.cos(angle), _RADIUS * 1.6 * math.sin(angle)
+
+
 # ----------------------------------------------------------------------------- focused graph
 def focused_frames(
     exp: Any,
@@ -346,7 +352,7 @@ def focused_frames(
         edges.append((node, "item", float(r.value), f"{r.title} {effect(float(r.share))}."))
     n_o = len(others)
     for j, r in enumerate(others.itertuples(index=False)):
-        angle = (j - (n_o - 1) / 2) * (math.pi / 6)
+        x, y = _arc(j, n_o)
         node = f"other:{r.user_id}"
         shared = overlap(str(r.user_id))
         also = f"; {shared} of {user}'s past items are in their history too" if shared else ""
@@ -357,8 +363,8 @@ def focused_frames(
                 str(r.user_id),
                 f"Another user who chose {title}{also}. Their choice {effect(float(r.share))}.",
                 abs(float(r.share)),
-                _X_ITEM + _RADIUS * math.cos(angle),
-                _RADIUS * 1.6 * math.sin(angle),
+                x,
+                y,
             )
         )
         edges.append((node, "item", float(r.value), f"{r.user_id} chose {title}: {effect(float(r.share))}."))
@@ -370,7 +376,7 @@ def focused_frames(
         thin = 0.25 * float(shown["value"].min()) if len(shown) else 1.0
         n_c = len(co)
         for j, r in enumerate(co.itertuples(index=False)):
-            angle = (j - (n_c - 1) / 2) * (math.pi / 6)
+            x, y = _arc(j, n_c)
             node = f"other:{r.user_id}"
             also = f"{int(r.shared)} of the past items shown for {user}"
             nodes.append(
@@ -381,8 +387,8 @@ def focused_frames(
                     f"{r.user_id} also chose {title} and {also}. Co-choices like these are what the model's "
                     "item-to-item links are learned from; they are not a separate part of this score.",
                     0.3,
-                    _X_ITEM + _RADIUS * math.cos(angle),
-                    _RADIUS * 1.6 * math.sin(angle),
+                    x,
+                    y,
                 )
             )
             edges.append((node, "item", thin, f"{r.user_id} chose {title}, and {also}."))

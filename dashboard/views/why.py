@@ -30,24 +30,18 @@ def render() -> None:
     rec = cur.rec
     st.header("Why this item?", anchor=False)
     methods = state.explain_methods(str(cur.row.get("model")))
+    name = f"**{md(cur.row.get('model'))}**"
     if cur.imported:
-        st.info(
-            f"**{md(cur.row.get('model'))}** holds lists imported from another system: there is no model "
-            "behind them to explain, only the lists themselves. Audit them on the Fairness and Compare "
-            "pages, or pick a trained model in the sidebar to see why it recommends what it does.",
-            icon=":material/hub:",
+        _nothing_to_explain(
+            f"{name} holds lists imported from another system: there is no model behind them to explain, "
+            "only the lists themselves. Audit them on the Fairness and Compare pages, or pick a trained "
+            "model in the sidebar to see why it recommends what it does."
         )
-        context.write_url("why", "user", "item", "k")
-        st.stop()
     if not methods:
-        st.info(
-            f"**{md(cur.row.get('model'))}** cannot explain its scores: explanations need a model whose score "
-            "adds up from the user's past items (*gat*) or the user-item attention model (*uigat*). "
-            "Pick one in the sidebar.",
-            icon=":material/hub:",
+        _nothing_to_explain(
+            f"{name} cannot explain its scores: explanations need a model whose score adds up from the "
+            "user's past items (*gat*) or the user-item attention model (*uigat*). Pick one in the sidebar."
         )
-        context.write_url("why", "user", "item", "k")
-        st.stop()
     col_user, col_item, col_k = st.columns([5, 6, 3], vertical_alignment="bottom")
     with col_user:
         user = user_picker(cur, key_prefix="why_")
@@ -186,6 +180,13 @@ def _counterfactual(cfv: focus.CounterfactualView) -> None:
         st.html(table(cfv.rows.rename(columns={"title": "past item", "share": "share of this recommendation"})))
     if cfv.more:
         st.caption(f"+{cfv.more} more past items")
+
+
+def _nothing_to_explain(message: str) -> None:
+    """Say why this model has no Why page, keep the URL, and stop the script run."""
+    st.info(message, icon=":material/hub:")
+    context.write_url("why", "user", "item", "k")
+    st.stop()
 
 
 def _graph(cur: context.Current, exp: Any, words: Any) -> None:

@@ -280,27 +280,20 @@ def what_if_scores(
     """
     removed = np.asarray(removed, dtype=np.int64)
     added = np.asarray(added, dtype=np.int64)
-    base = prefix_scores(rec, terms, removed)[-1]
-    if not len(added):
-        return base
     parts, model = additive_parts(rec), rec.model
-    with torch.no_grad():
-        w = float(model.edge_weight(torch.tensor([added_features], dtype=torch.float32))[0])
-        history_add = w * model.relation_from(torch.from_numpy(added)).double().sum(0).numpy()
-    # the taste profile: the removals' messages out, the additions' in, the degree updated
     k = _positions(terms, removed)
-    msgs_add = parts.item_layers[:, added, :] * _rsqrt(np.maximum(parts.item_degree[added], 1.0))[None, :, None]
-    sums = terms.layer_sums - terms.messages[:, k, :].sum(axis=1) + msgs_add.sum(axis=1)
-    degree = terms.counts.sum() - terms.counts[k].sum() + len(added)
-    p_old = _user_embedding(
-        parts,
-        terms.user,
-        terms.layer_sums - terms.messages[:, k, :].sum(axis=1),
-        terms.counts.sum() - terms.counts[k].sum(),
-    )
-    p_new = _user_embedding(parts, terms.user, sums, degree)
-    taste_change = parts.taste_scale * (parts.item_taste @ (p_new - p_old))
-    return base + history_add + taste_change
+    history = terms.history_term - terms.contributions[:, k].sum(axis=1)
+    sums = terms.layer_sums - terms.messages[:, k, :].sum(axis=1)  # the removals' messages out
+    degree = terms.counts.sum() - terms.counts[k].sum()
+    if len(added):
+        with torch.no_grad():
+            w = float(model.edge_weight(torch.tensor([added_features], dtype=torch.float32))[0])
+            history = history + w * model.relation_from(torch.from_numpy(added)).double().sum(0).numpy()
+        rsqrt = _rsqrt(np.maximum(parts.item_degree[added], 1.0))
+        sums = sums + (parts.item_layers[:, added, :] * rsqrt[None, :, None]).sum(axis=1)  # the additions' in
+        degree = degree + len(added)
+    taste = parts.taste_scale * (parts.item_taste @ _user_embedding(parts, terms.user, sums, degree))
+    return history + taste + terms.popularity
 
 
 def leave_one_out(rec: Recommender, terms: UserTerms, item: int) -> np.ndarray:
