@@ -17,8 +17,11 @@ Choices, and why:
 - **The defaults are trial 1** (when they lie in the space), so the tuned result is never
   below the untuned one on validation and the file records the gain.
 - **Pruning fits early stopping:** :class:`optuna.pruners.MedianPruner` judges a trial only
-  after ``patience * eval_every`` epochs (a slow learning rate gets the same grace early
-  stopping gives it) and only against complete trials at the same epoch.
+  after ``patience * eval_every`` epochs and only against complete trials at the same epoch,
+  and, wrapped in :class:`optuna.pruners.PatientPruner`, only once the trial has stopped
+  improving for :data:`STALL_EVALS` evaluations. A trial that is still climbing is never cut:
+  with the median alone every slow learning rate was cut at epoch 10 (ml-100k BPR-MF: 14 of
+  20 trials, lr 1.3-1.5e-3 among them, at 0.14-0.16 while the best reached 0.215).
 """
 
 from __future__ import annotations
@@ -57,7 +60,11 @@ PRUNERS = ("median", "none")
 # TPE's own default is 10 random start-up trials: half of a 20-trial budget. 5 leaves TPE
 # most of it while still spreading the first points over the space.
 STARTUP_TRIALS = 5
-_SCHEME = "gatlens-study/1"  # bump when what the study name hashes changes meaning
+# Bump when what the study name hashes, or how its trials are judged, changes meaning.
+# 2: the median pruner waits while a trial still improves (trials of scheme 1 were judged without it).
+_SCHEME = "gatlens-study/2"
+# Evaluations without a new best before a trial below the median may be pruned.
+STALL_EVALS = 3
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,14 @@ def make_pruner(kind: str, config: RunConfig) -> optuna.pruners.BasePruner:
         raise ValueError(f"pruner must be one of {', '.join(PRUNERS)} (got {kind!r})")
     t = config.train
     # Judge no trial before it had the epochs early stopping would grant it without improvement.
-    return optuna.pruners.MedianPruner(
+    median = optuna.pruners.MedianPruner(
         n_startup_trials=STARTUP_TRIALS, n_warmup_steps=t.patience * t.eval_every, interval_steps=t.eval_every
     )
+    # ... and none that is still improving: behind the median at epoch 10 is where a slow
+    # learning rate is, not only a hopeless one. PatientPruner counts reports, one per evaluation.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(median, patience=STALL_EVALS)
 
 
 def make_sampler(seed: int) -> optuna.samplers.TPESampler:

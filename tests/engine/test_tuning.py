@@ -261,3 +261,38 @@ def test_a_repeated_point_reuses_the_stored_value_without_training(
     first, second = study.trials
     assert fits == [100.0] and second.value == first.value
     assert second.user_attrs["duplicate_of"] == 1 and "duplicate_of" not in first.user_attrs
+
+
+def _judge(curve: list[float], finished: list[list[float]]) -> bool:
+    """Whether the study's pruner cuts a running trial whose validation curve is ``curve`` (one report an epoch)."""
+    config = tiny("bprmf", patience=2, eval_every=1)
+    study = optuna.create_study(direction="maximize", pruner=study_module.make_pruner("median", config))
+    for values in finished:
+        done = study.ask()
+        for step, value in enumerate(values, start=1):
+            done.report(value, step)
+        study.tell(done, max(values))
+    trial = study.ask()
+    for step, value in enumerate(curve, start=1):
+        trial.report(value, step)
+    return trial.should_prune()
+
+
+def test_the_pruner_waits_while_a_trial_improves_and_cuts_a_stalled_one_below_the_median() -> None:
+    fast = [[0.10, 0.18, 0.20, 0.21, 0.21, 0.21, 0.21, 0.21]] * 5  # five fast learners, plateau at 0.21
+    slow = [0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16]  # far below the median, still climbing
+    stalled = [0.02, 0.04, 0.06, 0.09, 0.08, 0.07, 0.08, 0.08]  # below the median, best 4 reports ago
+    assert not _judge(slow, fast)
+    assert _judge(stalled, fast)
+    # The plain median pruner (scheme 1) cut the slow learner too: the reason for the wrapper.
+    median = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    study = optuna.create_study(direction="maximize", pruner=median)
+    for values in fast:
+        done = study.ask()
+        for step, value in enumerate(values, start=1):
+            done.report(value, step)
+        study.tell(done, max(values))
+    trial = study.ask()
+    for step, value in enumerate(slow, start=1):
+        trial.report(value, step)
+    assert trial.should_prune()
