@@ -116,8 +116,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--mode",
         default="auto",
         choices=("auto", "full", "minibatch"),
-        help="full-batch or neighbour-sampled mini-batch training (default: auto, by graph size); "
-        "mini-batch is for uigat, gcn and sage: gat fits its relation in closed form and its taste part full-graph",
+        help="full-batch or neighbour-sampled mini-batch training (default: auto: mini-batch for uigat, gcn and "
+        "sage above 1M directed edges, else full). gat, lightgcn and bprmf train full-graph under auto; "
+        "minibatch samples gat's taste part (its item-item relation is closed-form either way)",
     )
     p.add_argument(
         "--config",

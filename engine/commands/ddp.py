@@ -2,10 +2,12 @@
 
 Every rank loads the same data and builds the same model; the epoch loop is
 :func:`engine.training.minibatch.fit_minibatch` with ``distributed=True`` (see
-:mod:`engine.training.distributed`). Rank 0 validates, then evaluates and saves the artifact to
-the same cache ``gatlens train`` reads. By default each rank samples the neighbourhood of its own
-share (``--fanout 15,10``), which is where the speed-up comes from; ``--fanout full`` runs the full
-graph on every rank.
+:mod:`engine.training.distributed`). For the default ``gat`` that loop is its taste stage (the
+LightGCN part); its closed-form stages (the item-item relation, the interaction weights, the
+taste weight) then run once, on rank 0 (:func:`engine.training.staged.fit_staged`). Rank 0
+validates, then evaluates and saves the artifact to the same cache ``gatlens train`` reads. By
+default each rank samples the neighbourhood of its own share (``--fanout 15,10``), which is
+where the speed-up comes from; ``--fanout full`` runs the full graph on every rank.
 
 One machine, N GPUs (or N CPU processes)::
 
@@ -92,7 +94,7 @@ def run_training(
         able = ", ".join(n for n in model_names() if model_spec(n).capabilities.minibatch)
         raise ValueError(
             f"data-parallel training samples mini-batches, which {spec.name!r} does not (models that do: {able}); "
-            "gat fits its relation in closed form and trains its taste part on the full graph: use gatlens train"
+            "use gatlens train"
         )
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     # Rank 0 first: it may write the text-feature cache, which the others then only read.
@@ -108,9 +110,18 @@ def run_training(
         raise ValueError(f"distributed training needs a trained model, not {config.model.name!r}")
     graph = prep.graph.to(resolve_device(config.train.device))  # rank 0 validates where it trains
     valid_fn = valid_fn_for(model, prep.split, graph, mode="minibatch") if rank == 0 else None
-    result = fit_minibatch(
-        model, graph, prep.split, config.train, fanout=fanout, distributed=distributed, valid_fn=valid_fn
-    )
+
+    def bpr(m: EmbeddingModel) -> TrainResult:
+        return fit_minibatch(
+            m, graph, prep.split, config.train, fanout=fanout, distributed=distributed, valid_fn=valid_fn
+        )
+
+    if spec.fit is None:
+        result = bpr(model)
+    else:
+        # A staged recipe (gat): its BPR stage runs data-parallel on every rank; its closed-form
+        # stages (relation, weights, taste weight) then run once, on rank 0, which validates.
+        result = spec.fit(model, graph, prep.split, config, valid_fn=valid_fn, taste_fit=bpr, main=rank == 0)
     summary = None
     if rank == 0:
         summary = _evaluate_and_save(prep, model, result, fanout=fanout, world=world, cache_dir=cache_dir, save=save)
@@ -225,10 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_args(p)
     add_model_args(p)
-    for action in p._actions:  # data-parallel training samples mini-batches: the default is a model that does
-        if action.dest == "model":
-            action.default = "uigat"
-            action.help = "a model that trains on sampled mini-batches: uigat, gcn or sage (default: uigat)"
     p.add_argument(
         "--fanout",
         default="15,10",

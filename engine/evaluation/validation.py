@@ -12,7 +12,8 @@ from engine.data.graph import RecGraph
 from engine.data.split import SplitData
 from engine.evaluation.ranking import evaluate
 from engine.models.base import EmbeddingModel
-from engine.training.inference import CHUNK_EDGES, LayerwiseInference, supports_minibatch
+from engine.models.gat import GraphRecommender
+from engine.training.inference import CHUNK_EDGES, LayerwiseInference
 from engine.training.trainer import ValidFn
 
 METRIC = "ndcg@10"  # what early stopping maximises
@@ -62,8 +63,10 @@ def valid_fn_for(model: EmbeddingModel, split: SplitData, graph: RecGraph, *, mo
         split: supplies the validation interactions.
         graph: the training graph, on the device the model trains on.
         mode: ``"full"`` or ``"minibatch"`` (as chosen by :func:`engine.training.minibatch.choose_mode`);
-            mini-batch runs of the graph recommender validate layer-wise, with bounded memory.
+            mini-batch runs of the graph recommender (``uigat``, ``gcn``, ``sage``) validate layer-wise,
+            with bounded memory; ItemGAT always validates on its own ``cache_embeddings`` (its
+            full-graph part is a LightGCN, light enough to run whole).
     """
-    if mode == "minibatch" and supports_minibatch(model):
+    if mode == "minibatch" and isinstance(model, GraphRecommender):  # ItemGAT validates on its own cache
         return layerwise_valid_fn(split, graph)
     return default_valid_fn(split, graph)

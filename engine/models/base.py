@@ -48,6 +48,9 @@ class EmbeddingModel(nn.Module):
 
     n_users: int
     n_items: int
+    # True where ``encode(subgraph, node_degree=...)`` runs the encoder on a sampled subgraph with
+    # the full graph's degrees: what mini-batch and data-parallel sampled training need.
+    subgraph_encoder: bool = False
 
     def forward(self, graph: RecGraph) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         """Final embeddings ``(users [U, d], items [I, d])`` computed on ``graph``."""

@@ -240,6 +240,8 @@ class GraphRecommender(EmbeddingModel):
             ``sqrt(d_j)`` (default: None, all ones).
     """
 
+    subgraph_encoder = True  # encode(subgraph, node_degree=...): mini-batch and data-parallel training
+
     def __init__(
         self,
         n_users: int,

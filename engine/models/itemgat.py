@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.data.graph import EDGE_UI, RecGraph
+from engine.data.graph import EDGE_IU, EDGE_UI, RecGraph
 from engine.models.base import EmbeddingModel
 from engine.models.mf import init_embeddings
 from engine.models.relation import default_l2, mean_item_degree, relation_buffers, train_matrix
@@ -93,6 +93,7 @@ class ItemGAT(EmbeddingModel):
     """
 
     refitted_buffers = (*_DATA_BUFFERS, "warm", "edge_mean")
+    subgraph_encoder = True  # the taste part's LightGCN runs on sampled subgraphs (see encode)
 
     def __init__(
         self,
@@ -131,7 +132,7 @@ class ItemGAT(EmbeddingModel):
         self.neighbours = int(min(neighbours, max(n_items - 1, 1)))
         self.relation, self.max_dense_items, self.init = relation, int(max_dense_items), init
         self.relation_scale = float(relation_scale)
-        self.stage = "attention"
+        self._stage = "attention"
         # Taste term: drawn first, exactly as our LightGCN draws its tables for the same seed.
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_dim)
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_dim)
@@ -163,9 +164,28 @@ class ItemGAT(EmbeddingModel):
         self.register_buffer("taste_scale", torch.zeros(()))  # gamma: weight of the taste term
         self._graph_key: tuple | None = None
         self._adj: Tensor | None = None
+        self._degree: Tensor | None = None
         self._folds: tuple[Tensor, Tensor, Tensor | None] | None = None
         self._temperature = 1.0
         self._reset_attention()
+        self.stage = "attention"
+
+    @property
+    def stage(self) -> str:
+        """What a BPR step trains: ``"taste"`` or ``"attention"`` (see the module docstring)."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        if value not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES} (got {value!r})")
+        self._stage = value
+        # In the taste stage only the taste parameters require gradients: DistributedDataParallel
+        # reduces every parameter that does, and would wait forever for the attention's. Outside
+        # it every parameter does again (the optimiser still takes param_groups only).
+        trained = {id(p) for group in self.param_groups(0.0) for p in group["params"]}
+        for p in self.parameters():
+            p.requires_grad_(value != "taste" or id(p) in trained)
 
     def reset_parameters(self) -> None:
         """Re-draw the taste and key embeddings; zero every part that would move the start off the relation."""
@@ -237,7 +257,18 @@ class ItemGAT(EmbeddingModel):
         self.hist_indptr, self.hist_items, self.hist_feats = indptr, i, f
         self.edge_mean = f.mean(0) if len(f) else torch.zeros(2, device=u.device)
         self._adj = _lightgcn_adjacency(u, i, self.n_users, self.n_items)
+        self._degree = torch.cat(
+            [torch.bincount(u, minlength=self.n_users), torch.bincount(i, minlength=self.n_items)]
+        ).float()
         self._graph_key = key
+
+    def use_graph(self, graph: RecGraph) -> None:
+        """Take the training histories and degrees from ``graph`` (the whole training graph).
+
+        :meth:`encode` on a sampled subgraph normalises by these degrees; :meth:`forward` and
+        :meth:`fit_relation` call it themselves.
+        """
+        self._set_history(graph)
 
     @torch.no_grad()
     def prepare_finetune(self, graph: RecGraph, *, folds: int = 5, seed: int = 0, sample_users: int = 1024) -> None:
@@ -301,6 +332,42 @@ class ItemGAT(EmbeddingModel):
                 out = out + x
             out = out / (self.num_layers + 1)
         return out[: self.n_users], out[self.n_users :]
+
+    def encode(self, graph: RecGraph, *, node_degree: Tensor | None = None) -> tuple[Tensor, Tensor, None]:
+        """Taste embeddings on ``graph``, or on a sampled subgraph of the training graph.
+
+        With ``node_degree`` given (mini-batch training, :mod:`engine.training.minibatch`),
+        ``graph`` is a subgraph with the training graph's node numbering; each propagation step
+        sums the messages along its user-item edges (both directions), normalised as on the whole
+        graph by ``1 / sqrt(d_src d_dst)`` with the degrees of :meth:`use_graph`'s training graph
+        (``node_degree`` counts category edges too, which the taste part does not propagate). A
+        node whose neighbourhood was sampled completely gets exactly its :meth:`forward` embedding.
+
+        Args:
+            graph: the training graph, or a sampled subgraph of it.
+            node_degree: given: ``graph`` is a sampled subgraph (default: None, the whole graph).
+
+        Returns:
+            ``(p [U, d], q [I, d], None)`` (no attention maps: the taste part has none).
+        """
+        if node_degree is None:
+            p, q = self(graph)
+            return p, q, None
+        if self._degree is None:
+            raise RuntimeError("call use_graph(training graph) before encoding a sampled subgraph")
+        n = self.n_users + self.n_items
+        ui = (graph.edge_type == EDGE_UI) | (graph.edge_type == EDGE_IU)
+        src, dst = graph.edge_index[0, ui], graph.edge_index[1, ui]
+        deg = self._degree.to(src.device)
+        norm = (deg[src] * deg[dst]).clamp(min=1.0).rsqrt().unsqueeze(1)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == "taste"):
+            x = torch.cat([self.user_embedding.weight, self.item_embedding.weight + self._text(self.text_taste)])
+            out = x
+            for _ in range(self.num_layers):
+                x = torch.zeros(n, x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, dst, x[src] * norm)
+                out = out + x
+            out = out / (self.num_layers + 1)
+        return out[: self.n_users], out[self.n_users :], None
 
     def _history_pairs(self, users: Tensor) -> tuple[Tensor, Tensor]:
         """``(row in users, position in hist_items)`` of every history entry of ``users``."""

@@ -148,8 +148,11 @@ class ModelInputs:
 
 
 Builder = Callable[[ModelConfig, ModelInputs], EmbeddingModel | FittedModel]
-# fit(model, graph, split, config: RunConfig, *, valid_fn, callbacks) -> TrainResult: how a trained
-# model is fitted when the shared BPR loop (engine.training.minibatch.fit_auto) is not the recipe.
+# fit(model, graph, split, config: RunConfig, *, valid_fn, callbacks, taste_fit=None, main=True)
+# -> TrainResult: how a trained model is fitted when the shared BPR loop
+# (engine.training.minibatch.fit_auto) is not the recipe. A recipe that can run data-parallel
+# takes taste_fit (how its BPR stage runs) and main (False: a DDP rank other than 0, which only
+# takes part in that stage); see engine.commands.ddp.
 Fitter = Callable[..., Any]
 
 
@@ -166,7 +169,8 @@ class ModelSpec:
         search_space: ``"section.field"`` -> distribution, for ``gatlens tune``.
         description: one line for pickers and ``--help``.
         fit: the training recipe of a trained model, ``fit(model, graph, split, config, *,
-            valid_fn, callbacks) -> TrainResult`` (None: the shared BPR loop, ``fit_auto``).
+            valid_fn, callbacks) -> TrainResult`` (None: the shared BPR loop, ``fit_auto``); with
+            ``capabilities.minibatch`` it also takes ``taste_fit`` and ``main`` (see ``Fitter``).
         revision: enters the artifact fingerprint when not empty, so a name that comes to mean
             another model (``gat`` did) never serves a cache of the old one (default: "").
     """
@@ -344,10 +348,24 @@ def _graph_builder(encoder: str) -> Builder:
     return build
 
 
-def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_fn: Any, callbacks: Any = ()) -> Any:
-    from engine.training.staged import fit_staged  # training sits above the models
+def _fit_itemgat(
+    model: ItemGAT,
+    graph: Any,
+    split: Any,
+    config: Any,
+    *,
+    valid_fn: Any,
+    callbacks: Any = (),
+    taste_fit: Any = None,
+    main: bool = True,
+) -> Any:
+    from engine.training.staged import fit_staged, taste_on_minibatches  # training sits above the models
 
     m = config.model
+    if taste_fit is None and config.train.mode == "minibatch":
+        # Only on request: "auto" keeps full-graph steps, whose LightGCN fits in memory at the
+        # sizes measured (the 1M-interaction demo world: 2.28 GiB peak RSS for the whole fit).
+        taste_fit = taste_on_minibatches(graph, split, config.train, valid_fn=valid_fn, callbacks=callbacks)
     return fit_staged(
         model,
         graph,
@@ -358,12 +376,14 @@ def _fit_itemgat(model: ItemGAT, graph: Any, split: Any, config: Any, *, valid_f
         l2=m.relation_l2 if m.relation_l2 > 0 else None,
         taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
         finetune_epochs=m.finetune_epochs,
+        taste_fit=taste_fit,
+        main=main,
     )
 
 
 @register_model(
     "gat",
-    capabilities=Capabilities(trained=True, text_features=True, explain=(DECOMPOSITION,)),
+    capabilities=Capabilities(trained=True, text_features=True, minibatch=True, explain=(DECOMPOSITION,)),
     knobs=(
         "embedding_dim",
         "num_layers",

@@ -21,8 +21,17 @@ CHUNK_EDGES = 1 << 19
 
 
 def supports_minibatch(model: nn.Module) -> bool:
-    """True for models whose encoder can run on a subgraph with full-graph degrees."""
-    return isinstance(model, GraphRecommender)
+    """True for models whose encoder can run on a subgraph with full-graph degrees (``subgraph_encoder``)."""
+    return bool(getattr(model, "subgraph_encoder", False))
+
+
+def runs_layerwise(model: nn.Module) -> bool:
+    """True for the attention encoder, whose full-graph forward :class:`LayerwiseInference` chunks.
+
+    Other models (ItemGAT's LightGCN taste part, GCN/SAGE) run whole under ``no_grad`` and
+    validate on their own ``cache_embeddings``.
+    """
+    return isinstance(model, GraphRecommender) and model.encoder == "gat"
 
 
 class LayerwiseInference:
@@ -63,7 +72,7 @@ class LayerwiseInference:
         was_training = model.training
         model.eval()
         try:
-            if not (supports_minibatch(model) and model.encoder == "gat"):
+            if not runs_layerwise(model):
                 # GCNConv normalises by degrees it computes from the edges it is given, so it
                 # cannot be chunked this way; these encoders are light enough to run whole.
                 return model(self.graph)

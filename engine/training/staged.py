@@ -40,6 +40,7 @@ from engine.data.split import SplitData
 from engine.models.itemgat import ItemGAT, default_l2, mean_item_degree, train_matrix
 from engine.training.callbacks import Callback
 from engine.training.loop import fit
+from engine.training.minibatch import DEFAULT_FANOUT, fit_minibatch
 from engine.training.result import TrainResult
 from engine.training.trainer import ValidFn
 
@@ -53,6 +54,8 @@ GAMMA_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 # Interaction-weight exponents per standard deviation of the feature (rating, recency); 0 = unweighted.
 THETA_GRID = (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5)
 UNIT_USERS = 2048  # users sampled (x all items) for the std ratio
+# How the taste stage's BPR epochs run: model (in stage "taste") -> result.
+TasteFit = Callable[[ItemGAT], TrainResult]
 
 
 def fit_staged(
@@ -70,6 +73,8 @@ def fit_staged(
     gamma_grid: Sequence[float] = GAMMA_GRID,
     theta_grid: Sequence[float] | None = THETA_GRID,
     folds: int = 5,
+    taste_fit: TasteFit | None = None,
+    main: bool = True,
 ) -> TrainResult:
     """Fit ``model`` in place: taste, relation, taste weight, then (optionally) the attention.
 
@@ -86,6 +91,12 @@ def fit_staged(
         l2_grid / gamma_grid / theta_grid: the validation grids (default: :data:`L2_GRID`,
             :data:`GAMMA_GRID`, :data:`THETA_GRID`; ``theta_grid=None`` keeps ``w = 1``).
         folds: user folds of the out-of-fold relations for fine-tuning (default: 5).
+        taste_fit: how the taste stage's BPR epochs run, ``model -> TrainResult`` with the
+            model already in stage ``"taste"`` (default: None, full-batch
+            :func:`~engine.training.loop.fit` with ``cfg``, ``valid_fn`` and ``callbacks``):
+            :func:`taste_on_minibatches` for sampled subgraphs, the DDP runner's data-parallel loop.
+        main: False on data-parallel ranks other than 0: they take part in the taste stage only
+            and return its result (the closed-form stages run once, on rank 0) (default: True).
 
     Returns:
         A :class:`TrainResult`: the taste stage's curve (then the fine-tuning epochs), ``best_valid``
@@ -94,9 +105,15 @@ def fit_staged(
     t0 = time.perf_counter()
     report: dict = {}
     # 1. taste: the LightGCN part alone (no relation fitted yet, so early stopping copies no I x I state)
+    model.use_graph(graph)  # histories and degrees of the whole graph, before any sampled step
     model.stage = "taste"
-    taste = fit(model, graph, split, cfg, valid_fn=valid_fn, callbacks=callbacks)
+    if taste_fit is None:
+        taste = fit(model, graph, split, cfg, valid_fn=valid_fn, callbacks=callbacks)
+    else:
+        taste = taste_fit(model)
     model.stage = "attention"
+    if not main:
+        return taste
     report["taste"] = {"valid": taste.best_valid, "best_epoch": taste.best_epoch, "epochs": taste.epochs}
     model.taste_scale.zero_()
     # 2. relation ridge by validation of the history term alone (gamma = 0)
@@ -195,6 +212,32 @@ def fit_staged(
         stopped_early=taste.stopped_early,
         device=taste.device,
     )
+
+
+def taste_on_minibatches(
+    graph: RecGraph,
+    split: SplitData,
+    cfg: TrainConfig,
+    *,
+    valid_fn: ValidFn,
+    callbacks: Sequence[Callback] = (),
+    fanout: Sequence[int] = DEFAULT_FANOUT,
+) -> TasteFit:
+    """A ``taste_fit`` that trains the taste part on neighbour-sampled subgraphs (``--mode minibatch``).
+
+    Each step propagates the LightGCN taste part only over the sampled neighbourhood of the
+    batch's users and items, with the whole graph's degrees (:meth:`ItemGAT.encode`); validation
+    and the final embeddings use the whole graph, as in full-batch training.
+
+    Args:
+        graph / split / cfg / valid_fn / callbacks: as for :func:`fit_staged`.
+        fanout: incoming edges sampled per node per hop (default: ``(15, 10)``).
+    """
+
+    def run(model: ItemGAT) -> TrainResult:
+        return fit_minibatch(model, graph, split, cfg, valid_fn=valid_fn, callbacks=callbacks, fanout=fanout)
+
+    return run
 
 
 def climb(grid: Sequence[float], score: Callable[[float], float], *, start: int = 0) -> dict[float, float]:

@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 import pytest
 import torch
 
-from engine.assembly import Prepared, make_model, prepare
+from engine.assembly import Prepared, make_model, prepare, train_model
 from engine.config import RunConfig, TrainConfig
 from engine.data.synthetic import generate_demo_world
 from engine.evaluation.ranking import evaluate
 from engine.evaluation.validation import default_valid_fn, layerwise_valid_fn, valid_fn_for
 from engine.models.gat import GraphRecommender
+from engine.models.itemgat import ItemGAT
 from engine.models.lightgcn import LightGCN
 from engine.training.loop import fit
 from engine.training.minibatch import (
@@ -23,6 +24,7 @@ from engine.training.minibatch import (
     fit_minibatch,
     full_embeddings,
 )
+from engine.training.sampler import full_degrees, make_sampler
 
 
 @dataclass
@@ -150,3 +152,67 @@ def test_valid_fn_for_follows_the_training_mode(small: Small) -> None:
     # Both score the same untrained model alike (layer-wise equals the full forward up to rounding).
     assert sampled(model) == pytest.approx(full(model), abs=1e-6)
     assert 0.0 < full(model) < 1.0
+
+
+# -- the default gat (ItemGAT): its taste part trains on sampled subgraphs ------------------------
+@pytest.fixture(scope="module")
+def small_gat(tmp_path_factory: pytest.TempPathFactory) -> Small:
+    world = generate_demo_world(seed=0, n_users=150, n_items=200)
+    cfg = RunConfig().with_overrides(features={"text": False}, train={"epochs": 8})  # model: the default gat
+    return Small(prepare(cfg, dataset=world.dataset, cache_dir=tmp_path_factory.mktemp("cache")))
+
+
+def _itemgat(prep: Prepared) -> ItemGAT:
+    model = make_model(prep)
+    assert isinstance(model, ItemGAT) and model.subgraph_encoder
+    model.use_graph(prep.graph)
+    model.stage = "taste"
+    return model
+
+
+def test_itemgat_subgraph_encoder_is_exact_where_the_neighbourhood_is_complete(small_gat: Small) -> None:
+    prep = small_gat.prep
+    model = _itemgat(prep)
+    p, q = model(prep.graph)
+    whole_p, whole_q, _ = model.encode(prep.graph, node_degree=full_degrees(prep.graph))
+    assert torch.allclose(whole_p, p, atol=1e-6) and torch.allclose(whole_q, q, atol=1e-6)
+    # A sampled subgraph: seeds whose whole neighbourhood was drawn get their full-graph rows,
+    # the others only an approximation (so the test would fail if it compared nothing).
+    seeds = torch.tensor([0, 1, 2, prep.split.n_users + 5, prep.split.n_users + 9])
+    sub = make_sampler(prep.graph, (4, 3), backend="torch", seed=0).sample(
+        seeds, generator=torch.Generator().manual_seed(0)
+    )
+    sp_, sq_, _ = model.encode(sub.subgraph(prep.graph), node_degree=full_degrees(prep.graph))
+    full_rows = torch.cat([p, q])[seeds]
+    sampled_rows = torch.cat([sp_, sq_])[seeds]
+    close = torch.isclose(sampled_rows, full_rows, atol=1e-6).all(1)
+    assert torch.equal(close[sub.exact], torch.ones(int(sub.exact.sum()), dtype=torch.bool))
+    assert not close.all()
+    # Only the taste part learns in this stage (DistributedDataParallel reduces what requires grad).
+    assert {n for n, w in model.named_parameters() if w.requires_grad} == {
+        "user_embedding.weight",
+        "item_embedding.weight",
+    }
+    model.stage = "attention"
+    assert all(w.requires_grad for w in model.parameters())
+
+
+def test_gat_trains_its_taste_part_on_sampled_minibatches(small_gat: Small) -> None:
+    prep = small_gat.prep
+    full_cfg = prep.config
+    mini_cfg = full_cfg.with_overrides(train={"mode": "minibatch"})
+    full_model, full = train_model(prep)
+    mini_model, mini = train_model(replace(prep, config=mini_cfg))
+    assert isinstance(mini_model, ItemGAT) and isinstance(full_model, ItemGAT)
+    # Sampled steps: each saw part of the graph, and the curve says so; full-graph steps do not.
+    assert all(0 < c["edges_per_step"] < prep.graph.num_edges for c in mini.curve)
+    assert "edges_per_step" not in full.curve[0]
+    untrained = _itemgat(prep)
+    untrained.cache_embeddings(prep.graph)
+    start = evaluate(untrained, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
+    taste_mini, taste_full = mini_model.fit_report["taste"]["valid"], full_model.fit_report["taste"]["valid"]
+    assert taste_mini > start + 0.05 and taste_mini > 0.7 * taste_full
+    # The closed-form stages ran after it: the served model is the whole recipe's, not the taste part.
+    assert mini_model.stage == "attention" and "gamma" in mini_model.fit_report
+    served = evaluate(mini_model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
+    assert served == pytest.approx(mini.best_valid, abs=1e-6)
