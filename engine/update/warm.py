@@ -32,6 +32,7 @@ from engine.training.callbacks import Callback
 from engine.training.device import resolve_device
 from engine.training.loop import TrainResult, fit
 from engine.training.minibatch import LayerwiseInference, fit_auto, supports_minibatch
+from engine.training.staged import taste_on_minibatches
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def train_warm(
     cfg = replace(cfg, epochs=epochs, patience=epochs, eval_every=1, lr=cfg.lr if lr is None else lr)
     model = warm_start(old, prep)
     if hasattr(model, "fit_relation"):
-        return _train_warm_relation(model, old, prep, cfg, callbacks)
+        return _train_warm_relation(model, old, prep, cfg, callbacks, mode=mode)
     device = resolve_device(cfg.device)
     model.to(device)
     graph = prep.graph.to(device)
@@ -114,7 +115,13 @@ def train_warm(
 
 
 def _train_warm_relation(
-    model: EmbeddingModel, old: EmbeddingModel, prep: Prepared, cfg: TrainConfig, callbacks: Sequence[Callback]
+    model: EmbeddingModel,
+    old: EmbeddingModel,
+    prep: Prepared,
+    cfg: TrainConfig,
+    callbacks: Sequence[Callback],
+    *,
+    mode: str = "auto",
 ) -> tuple[EmbeddingModel, TrainResult, float]:
     """The update of a model with a closed-form relation: taste epochs, the relation refitted, the better kept.
 
@@ -128,8 +135,12 @@ def _train_warm_relation(
     graph = prep.graph.to(device)
     valid_fn = default_valid_fn(prep.split, graph)
     warm = {k: v.detach().clone() for k, v in model.named_parameters()}
+    model.use_graph(graph)
     model.stage = "taste"  # the staged fit's first stage: BPR on the taste part alone
-    result = fit(model, graph, prep.split, cfg, valid_fn=valid_fn, callbacks=callbacks)
+    if mode == "minibatch":  # as in training: sampled subgraphs only on request
+        result = taste_on_minibatches(graph, prep.split, cfg, valid_fn=valid_fn, callbacks=callbacks)(model)
+    else:
+        result = fit(model, graph, prep.split, cfg, valid_fn=valid_fn, callbacks=callbacks)
     model.stage = "attention"
     model.fit_relation(graph, l2=float(old.relation_l2))  # new interactions reach S now
     best_valid = float(valid_fn(model))

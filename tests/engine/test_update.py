@@ -315,11 +315,14 @@ def test_cli_update_rejects_a_bad_file_then_applies_a_good_one(tmp_path: Path, c
     assert (out["version"], out["new_users"], out["positives"], out["epochs"]) == (2, 1, 2, 1)
 
 
-def test_gat_update_refits_the_relation_on_the_new_interactions(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["auto", "minibatch"])
+def test_gat_update_refits_the_relation_on_the_new_interactions(world: World, tmp_path: Path, mode: str) -> None:
     """The default gat: new interactions reach the item-item relation (a cold item becomes a source)."""
     cfg = CFG.with_overrides(model={"name": "gat"})
     old = train_or_load(cfg, dataset=world.base, cache_dir=tmp_path)
-    new = update_model(old, world.new_rows, new_items=world.new_item, epochs=2, cache_dir=tmp_path)
+    new = update_model(old, world.new_rows, new_items=world.new_item, epochs=2, cache_dir=tmp_path, mode=mode)
+    # the taste epochs ran on sampled subgraphs only when asked to
+    assert ("edges_per_step" in new.curve[0]) == (mode == "minibatch")
     j = new.idmap.item_index(NEW_ITEM)
     assert bool(new.model.warm[j]) and new.model.relation_from(torch.tensor([j])).abs().sum() > 0
     # exactly the closed form on the merged interactions, with the ridge the old model chose
