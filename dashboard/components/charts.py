@@ -146,7 +146,10 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> go.Figure:
             "automargin": True,
         },
     )
-    return _layout(fig, "Training curve")
+    stages = set(frame["stage"].dropna()) if "stage" in frame else set()
+    # A staged fit (gat) trains only its taste part by epochs: say so, or the curve reads as the model's.
+    title = "Training curve of the taste part (LightGCN)" if stages == {"taste"} else "Training curve"
+    return _layout(fig, title)
 
 
 def metric_bars(

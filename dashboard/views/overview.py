@@ -142,6 +142,13 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
     )
     if cur.rec.curve:
         st.plotly_chart(charts.training_curve(cur.rec.curve), width="stretch", key="curve")
+        if any(c.get("stage") == "taste" for c in cur.rec.curve):
+            best = training.get("best_valid_ndcg@10")
+            st.caption(
+                "Only the taste part learns by epochs. The item-item links, the rating and recency weights and "
+                "the taste weight are then fitted in closed form and chosen on validation"
+                + (f": the whole model validates at NDCG@10 {best:.3f}." if isinstance(best, float) else ".")
+            )
     if lineage[0]["update"]:
         _what_changed(cur, meta.get("update") or {})
     else:

@@ -99,7 +99,8 @@ def fit_staged(
             and return its result (the closed-form stages run once, on rank 0) (default: True).
 
     Returns:
-        A :class:`TrainResult`: the taste stage's curve (then the fine-tuning epochs), ``best_valid``
+        A :class:`TrainResult`: the taste stage's curve (then the fine-tuning epochs; each entry's
+            ``stage`` says which), ``best_valid``
         the final model's validation NDCG@10. ``model.fit_report`` records every stage's choices.
     """
     t0 = time.perf_counter()
@@ -175,7 +176,9 @@ def fit_staged(
     model.taste_scale.fill_(g_best * unit)
     best = g_scores[g_best]
     report["gamma"] = {"unit": unit, "weight": g_best, "gamma": g_best * unit, "valid": g_scores}
-    curve = list(taste.curve)
+    # Each epoch says which stage it trained: the dashboard labels the curve by it (the relation,
+    # weights and gamma are closed-form choices with no epochs, so best_valid is above this curve).
+    curve = [{**c, "stage": "taste"} for c in taste.curve]
     epochs = taste.epochs
     # 4. optional attention fine-tuning, kept only when it validates above stage 3
     if finetune_epochs > 0:
@@ -191,7 +194,7 @@ def fit_staged(
         else:
             best = ft.best_valid
         model._folds = None  # the out-of-fold relations are for training only
-        curve += [{**c, "epoch": c["epoch"] + epochs} for c in ft.curve]
+        curve += [{**c, "epoch": c["epoch"] + epochs, "stage": "attention"} for c in ft.curve]
         epochs += ft.epochs
         report["finetune"] = {
             "epoch0": g_scores[g_best],

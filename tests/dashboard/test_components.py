@@ -317,3 +317,6 @@ def test_axes_read_cleanly() -> None:
     assert curve.layout.yaxis2.tickmode == "auto"  # not synced to the loss grid (odd ticks like 0.0983)
     assert curve.layout.legend.yanchor == "bottom" and curve.layout.legend.y == 1.0  # above the plot, not on a title
     assert curve.layout.xaxis.automargin and curve.layout.yaxis.automargin  # titles never clipped (HTML report)
+    assert curve.layout.title.text == "Training curve"
+    staged = charts.training_curve([{"epoch": 1, "loss": 0.7, "valid_ndcg@10": 0.1, "stage": "taste"}])
+    assert staged.layout.title.text == "Training curve of the taste part (LightGCN)"

@@ -32,7 +32,11 @@ def test_overview_cards_show_the_models_numbers(open_app, tiny_world) -> None:
     assert head_share and float(head_share.group(1)) == pytest.approx(100 * (tiers == "head").mean(), abs=0.5)
     long_tail = next(c for c in charts_of(at) if c["layout"].get("title", {}).get("text") == titles[0])
     assert [t["name"] for t in long_tail["data"]] == ["head", "mid", "long tail"]
-    assert "Training curve" in titles
+    # gat trains only its taste part by epochs: the curve says so, and the caption gives the whole model's figure
+    assert "Training curve of the taste part (LightGCN)" in titles
+    best = tiny_world.gat.meta["training"]["best_valid_ndcg@10"]
+    stages = [c.value for c in at.caption if c.value.startswith("Only the taste part learns by epochs")]
+    assert stages and stages[0].endswith(f"the whole model validates at NDCG@10 {best:.3f}.")
     # The baseline stored beside the GAT is compared in the metrics chart.
     bars = next(c for c in charts_of(at) if c["layout"].get("title", {}).get("text") == "Test metrics")
     assert sorted(t["name"] for t in bars["data"]) == ["gat", "pop", "uigat"]
