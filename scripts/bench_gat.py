@@ -518,11 +518,13 @@ def part_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cfg = RunConfig().with_overrides(data={"scale": args.scale_value}, features={"text": not args.scale_no_text})
     if args.scale_epochs is not None:  # memory per taste epoch is constant; the relation fit follows regardless
         cfg = cfg.with_overrides(train={"epochs": args.scale_epochs})
+    cfg = cfg.with_overrides(train={"mode": args.scale_mode})
     say(f"scale: training gat on the demo world at scale {args.scale_value} in a child process (progress below) ...")
     t0 = time.perf_counter()
     out = run_child("train", {"config": cfg.to_dict(), "cache_dir": str(work), "progress": True, "log": True})
     out["scale"] = args.scale_value
     out["taste_epoch_cap"] = args.scale_epochs
+    out["mode"] = args.scale_mode
     out["process_wall_seconds"] = round(time.perf_counter() - t0, 1)
     out["meets_target"] = out["peak_rss_gib"] <= 6.0
     say(
@@ -632,6 +634,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="'scale': cap on the taste stage's epochs (an epoch's memory is the same every epoch, so a cap "
         "measures the same peak RSS in less time; the relation is fitted after it either way) (default: none, "
         "early stopping)",
+    )
+    p.add_argument(
+        "--scale-mode",
+        default="auto",
+        choices=("auto", "full", "minibatch"),
+        help="'scale': training mode; minibatch samples the taste stage's subgraphs (default: auto, full-graph)",
     )
     p.add_argument("--ii-items", type=int, default=100_000, help="'itemitem': catalog size (default: 100000)")
     p.add_argument("--ii-users", type=int, default=200_000, help="'itemitem': users (default: 200000)")
