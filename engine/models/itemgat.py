@@ -341,7 +341,9 @@ class ItemGAT(EmbeddingModel):
         sums the messages along its user-item edges (both directions), normalised as on the whole
         graph by ``1 / sqrt(d_src d_dst)`` with the degrees of :meth:`use_graph`'s training graph
         (``node_degree`` counts category edges too, which the taste part does not propagate). A
-        node whose neighbourhood was sampled completely gets exactly its :meth:`forward` embedding.
+        node that received ``c`` of its ``d`` messages scales them by ``d / c``, so their sum is an
+        unbiased estimate of the whole graph's; a node whose neighbourhood was sampled completely
+        gets exactly its :meth:`forward` embedding.
 
         Args:
             graph: the training graph, or a sampled subgraph of it.
@@ -359,7 +361,11 @@ class ItemGAT(EmbeddingModel):
         ui = (graph.edge_type == EDGE_UI) | (graph.edge_type == EDGE_IU)
         src, dst = graph.edge_index[0, ui], graph.edge_index[1, ui]
         deg = self._degree.to(src.device)
-        norm = (deg[src] * deg[dst]).clamp(min=1.0).rsqrt().unsqueeze(1)
+        # A sampled node receives c of its d messages: scaled by d / c, their sum estimates the full
+        # sum without bias (a sum of k of d terms is k/d of it, which shrank every sampled row).
+        # Where all d were drawn the factor is 1, so complete neighbourhoods stay exact.
+        drawn = torch.bincount(dst, minlength=n).float()
+        norm = ((deg[src] * deg[dst]).clamp(min=1.0).rsqrt() * deg[dst] / drawn[dst].clamp(min=1.0)).unsqueeze(1)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == "taste"):
             x = torch.cat([self.user_embedding.weight, self.item_embedding.weight + self._text(self.text_taste)])
             out = x

@@ -211,7 +211,8 @@ def test_gat_trains_its_taste_part_on_sampled_minibatches(small_gat: Small) -> N
     untrained.cache_embeddings(prep.graph)
     start = evaluate(untrained, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
     taste_mini, taste_full = mini_model.fit_report["taste"]["valid"], full_model.fit_report["taste"]["valid"]
-    assert taste_mini > start + 0.05 and taste_mini > 0.7 * taste_full
+    # Close to full-graph training: without the d / c rescaling of sampled sums it reached 0.81 of it.
+    assert taste_mini > start + 0.05 and taste_mini > 0.9 * taste_full
     # The closed-form stages ran after it: the served model is the whole recipe's, not the taste part.
     assert mini_model.stage == "attention" and "gamma" in mini_model.fit_report
     served = evaluate(mini_model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
