@@ -256,10 +256,11 @@ class ItemGAT(EmbeddingModel):
         indptr[1:] = torch.cumsum(torch.bincount(u, minlength=self.n_users), 0)
         self.hist_indptr, self.hist_items, self.hist_feats = indptr, i, f
         self.edge_mean = f.mean(0) if len(f) else torch.zeros(2, device=u.device)
-        self._adj = _lightgcn_adjacency(u, i, self.n_users, self.n_items)
+        # The whole graph's user-item degrees: the adjacency's normalisation, and a sampled subgraph's (encode).
         self._degree = torch.cat(
             [torch.bincount(u, minlength=self.n_users), torch.bincount(i, minlength=self.n_items)]
         ).float()
+        self._adj = _lightgcn_adjacency(u, i, self.n_users, self._degree)
         self._graph_key = key
 
     def use_graph(self, graph: RecGraph) -> None:
@@ -648,13 +649,12 @@ class ItemGAT(EmbeddingModel):
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _lightgcn_adjacency(u: Tensor, i: Tensor, n_users: int, n_items: int) -> Tensor:
-    """``D^-1/2 A D^-1/2`` of the user-item graph as a sparse CSR ``[U+I, U+I]``."""
-    n = n_users + n_items
+def _lightgcn_adjacency(u: Tensor, i: Tensor, n_users: int, degree: Tensor) -> Tensor:
+    """``D^-1/2 A D^-1/2`` of the user-item graph as a sparse CSR ``[U+I, U+I]`` (``degree``: users, then items)."""
+    n = len(degree)
     src = torch.cat([u, i + n_users])
     dst = torch.cat([i + n_users, u])
-    deg = torch.bincount(dst, minlength=n).float()
-    w = deg[src].rsqrt() * deg[dst].rsqrt()
+    w = degree[src].rsqrt() * degree[dst].rsqrt()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
