@@ -54,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--pruner",
         default="median",
         choices=("median", "none"),
-        help="median: stop a trained model's trial once it is behind the median trial at the same epoch, "
-        "after the epochs early stopping would grant it; none: run every trial out (default: median)",
+        help="median: stop a trained model's trial once it is behind the median trial at the same epoch and "
+        "has not improved for 3 evaluations, after the epochs early stopping would grant it; none: run every "
+        "trial out (default: median)",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=run)
