@@ -39,6 +39,41 @@ class Callback:
     def on_train_end(self, logs: dict[str, Any]) -> None: ...
 
 
+class EpochOffset(Callback):
+    """``callback`` seeing epoch numbers shifted by ``offset``: a later training stage continues the count.
+
+    A second stage (gat's attention fine-tuning after its taste epochs) restarts its loop at epoch
+    1; without the shift a pruner would be told twice about the same step, and a log would repeat
+    epoch numbers.
+
+    Args:
+        callback: the callback to forward to.
+        offset: epochs already run by the earlier stages.
+    """
+
+    def __init__(self, callback: Callback, offset: int) -> None:
+        self.callback, self.offset = callback, int(offset)
+
+    def on_train_begin(self, max_epochs: int) -> None:
+        self.callback.on_train_begin(max_epochs + self.offset)
+
+    def on_step(self, loss: float) -> None:
+        self.callback.on_step(loss)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        shifted = {k: v + self.offset if k in _EPOCH_KEYS and isinstance(v, int) else v for k, v in logs.items()}
+        self.callback.on_epoch_end(epoch + self.offset, shifted)
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        self.callback.on_train_end(
+            {k: v + self.offset if k in _EPOCH_KEYS and isinstance(v, int) else v for k, v in logs.items()}
+        )
+
+
+# Curve and summary entries that count epochs (EpochOffset shifts them).
+_EPOCH_KEYS = frozenset({"epoch", "epochs", "best_epoch", "max_epochs", "stop_by"})
+
+
 def duration(seconds: float) -> str:
     """``75`` -> ``"1:15"``, ``4000`` -> ``"1:06:40"`` (rounded to the second)."""
     total = max(0, round(seconds))

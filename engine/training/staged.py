@@ -38,7 +38,7 @@ from engine.config import TrainConfig
 from engine.data.graph import RecGraph
 from engine.data.split import SplitData
 from engine.models.itemgat import ItemGAT, default_l2, mean_item_degree, train_matrix
-from engine.training.callbacks import Callback
+from engine.training.callbacks import Callback, EpochOffset
 from engine.training.loop import fit
 from engine.training.minibatch import DEFAULT_FANOUT, fit_minibatch
 from engine.training.result import TrainResult
@@ -185,7 +185,8 @@ def fit_staged(
         model.prepare_finetune(graph, folds=folds, seed=cfg.seed)
         before = copy.deepcopy({k: v for k, v in model.named_parameters()})
         ft_cfg = replace(cfg, epochs=finetune_epochs, patience=min(cfg.patience, finetune_epochs))
-        ft = fit(model, graph, split, ft_cfg, valid_fn=valid_fn, callbacks=callbacks)
+        shifted = [EpochOffset(cb, epochs) for cb in callbacks]  # its epochs continue the taste stage's count
+        ft = fit(model, graph, split, ft_cfg, valid_fn=valid_fn, callbacks=shifted)
         kept = ft.best_valid > best
         if not kept:
             with torch.no_grad():

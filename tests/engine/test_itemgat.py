@@ -14,6 +14,7 @@ from engine.data.split import split
 from engine.evaluation.validation import default_valid_fn
 from engine.models.ease import ease_weights
 from engine.models.itemgat import ItemGAT
+from engine.training.callbacks import Callback
 from engine.training.staged import fit_staged
 
 N_ITEMS, COLD = 30, (27, 28, 29)  # the last three items never occur: cold
@@ -156,13 +157,29 @@ def test_save_load_scores_equal(graph_and_split, kw, tmp_path):
     assert fresh.contributions(2, 5)["contribution"].tolist() == model.contributions(2, 5)["contribution"].tolist()
 
 
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        assert logs["epoch"] == epoch
+        self.epochs.append(epoch)
+
+
 def test_staged_fit_picks_the_validation_best_gamma(graph_and_split):
     graph, sp = graph_and_split
     model = make(graph, sp)
     valid = default_valid_fn(sp, graph)
     grid = (0.0, 0.5, 1.0, 3.0)
     cfg = TrainConfig(epochs=3, patience=2, batch_size=128, seed=0)
-    result = fit_staged(model, graph, sp, cfg, valid_fn=valid, l2_grid=(1.0, 5.0), gamma_grid=grid, finetune_epochs=2)
+    seen = Recorder()
+    result = fit_staged(
+        model, graph, sp, cfg, valid_fn=valid, l2_grid=(1.0, 5.0), gamma_grid=grid, finetune_epochs=2, callbacks=[seen]
+    )
+    # One epoch count over both BPR stages: a pruner never hears of the same step twice.
+    taste = model.fit_report["taste"]["epochs"]
+    assert seen.epochs == list(range(1, result.epochs + 1)) and len(seen.epochs) > taste
+    assert [c["stage"] for c in result.curve] == ["taste"] * taste + ["attention"] * (result.epochs - taste)
     rep = model.fit_report
     assert rep["relation"]["l2"] == max(rep["relation"]["valid"], key=rep["relation"]["valid"].get)
     g_valid = rep["gamma"]["valid"]
