@@ -39,6 +39,10 @@ class Callback:
     def on_train_end(self, logs: dict[str, Any]) -> None: ...
 
 
+# Curve and summary entries that count epochs (EpochOffset shifts them).
+_EPOCH_KEYS = frozenset({"epoch", "epochs", "best_epoch", "max_epochs", "stop_by"})
+
+
 class EpochOffset(Callback):
     """``callback`` seeing epoch numbers shifted by ``offset``: a later training stage continues the count.
 
@@ -60,18 +64,14 @@ class EpochOffset(Callback):
     def on_step(self, loss: float) -> None:
         self.callback.on_step(loss)
 
+    def _shift(self, logs: dict[str, Any]) -> dict[str, Any]:
+        return {k: v + self.offset if k in _EPOCH_KEYS and isinstance(v, int) else v for k, v in logs.items()}
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        shifted = {k: v + self.offset if k in _EPOCH_KEYS and isinstance(v, int) else v for k, v in logs.items()}
-        self.callback.on_epoch_end(epoch + self.offset, shifted)
+        self.callback.on_epoch_end(epoch + self.offset, self._shift(logs))
 
     def on_train_end(self, logs: dict[str, Any]) -> None:
-        self.callback.on_train_end(
-            {k: v + self.offset if k in _EPOCH_KEYS and isinstance(v, int) else v for k, v in logs.items()}
-        )
-
-
-# Curve and summary entries that count epochs (EpochOffset shifts them).
-_EPOCH_KEYS = frozenset({"epoch", "epochs", "best_epoch", "max_epochs", "stop_by"})
+        self.callback.on_train_end(self._shift(logs))
 
 
 def duration(seconds: float) -> str:

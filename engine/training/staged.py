@@ -99,9 +99,9 @@ def fit_staged(
             and return its result (the closed-form stages run once, on rank 0) (default: True).
 
     Returns:
-        A :class:`TrainResult`: the taste stage's curve (then the fine-tuning epochs; each entry's
-            ``stage`` says which), ``best_valid``
-        the final model's validation NDCG@10. ``model.fit_report`` records every stage's choices.
+        A :class:`TrainResult`: the taste stage's curve, then the fine-tuning epochs (each entry's
+        ``stage`` says which), and ``best_valid`` the final model's validation NDCG@10.
+        ``model.fit_report`` records every stage's choices.
     """
     t0 = time.perf_counter()
     report: dict = {}
