@@ -186,6 +186,11 @@ def fit_minibatch(
     cpu_graph = graph.cpu()
     graph = graph.to(device)
     step: SampledStep | FullGraphStep = FullGraphStep(graph)
+    if fanout is not None and getattr(model, "num_layers", 1) == 0:
+        # No propagation layer reads a neighbour (gat's taste part with --layers 0 is plain MF):
+        # there is no neighbourhood to sample, and the "full graph" costs nothing.
+        log.info("the model has no propagation layers: mini-batch steps need no sampled neighbourhood")
+        fanout = None
     if fanout is not None:
         if not supports_minibatch(model):
             raise ValueError(f"neighbour sampling needs the graph recommender (got {type(model).__name__})")

@@ -217,3 +217,12 @@ def test_gat_trains_its_taste_part_on_sampled_minibatches(small_gat: Small) -> N
     assert mini_model.stage == "attention" and "gamma" in mini_model.fit_report
     served = evaluate(mini_model, prep.split, "valid", ks=(10,)).overall["ndcg@10"]
     assert served == pytest.approx(mini.best_valid, abs=1e-6)
+
+
+def test_gat_without_propagation_layers_trains_in_minibatch_mode(small_gat: Small) -> None:
+    # Nothing to sample (its taste part is plain MF): the steps run on the graph, no empty-fanout error.
+    cfg = small_gat.prep.config.with_overrides(model={"num_layers": 0}, train={"mode": "minibatch", "epochs": 2})
+    model, result = train_model(replace(small_gat.prep, config=cfg))
+    assert isinstance(model, ItemGAT) and model.num_layers == 0
+    assert result.epochs == 2 and "edges_per_step" not in result.curve[0]
+    assert model.fit_report["taste"]["valid"] > 0.0
