@@ -32,7 +32,9 @@ def main(path: str) -> None:
         rss = np.max([r["peak_rss_mb"] for r in rs])
         spe_cell = f"{np.mean(spe):.2f}" if spe else "-"
         print(f"| {name} | " + " | ".join(cells) + f" | {ep:.0f} | {ts:.1f} | {spe_cell} | {rss:.0f} |")
-    print(f"\n{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}")
+    splits = sorted({r.get("split_seed", r["seed"]) for r in rows})
+    held = f" on the split of seed {splits[0]}" if len(splits) == 1 and len({r["seed"] for r in rows}) > 1 else ""
+    print(f"\n{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}{held}")
     if LEAD in models and len(models) > 1:
         print()
         for m in METRICS:

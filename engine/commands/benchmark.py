@@ -28,6 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated models (default: every registered model)",
     )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default: 3)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold the split at seed N, so --seeds vary only the initialisation, as published tables that "
+        "report several seeds of one split do (default: each seed draws its own split)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     p.add_argument(
@@ -90,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
         )
 
     tuned = tuned_overrides(args, models, base.data)
-    rows = run_benchmark(base, models, range(args.seeds), cache_dir=Path(args.cache_dir), on_row=show, tuned=tuned)
+    rows = run_benchmark(
+        base,
+        models,
+        range(args.seeds),
+        cache_dir=Path(args.cache_dir),
+        on_row=show,
+        tuned=tuned,
+        split_seed=args.split_seed,
+    )
     print(format_table(summarize(rows)))
     print(f"\n{len(rows)} runs in {time.time() - started:.0f}s on {platform.node()} ({platform.processor() or '?'})")
     if args.out:

@@ -42,7 +42,8 @@ def run_one(config: RunConfig, cache_dir: Path = Path("data/cache")) -> dict[str
     return {
         "model": config.model.name,
         "dataset": config.data.dataset,
-        "seed": config.data.seed,
+        "seed": config.train.seed,  # the run's seed: initial weights, and the split unless held
+        "split_seed": config.data.seed,
         "test": test,
         "valid": valid,
         "train_seconds": round(train_seconds, 2),
@@ -64,6 +65,7 @@ def run_benchmark(
     isolate: bool = True,
     on_row: Any = None,
     tuned: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    split_seed: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every (seed, model) pair; returns the rows in run order.
 
@@ -76,12 +78,16 @@ def run_benchmark(
         on_row: called with each finished row (progress display).
         tuned: model name -> ``RunConfig.with_overrides`` sections from ``gatlens tune``, applied
             to that model's runs before the seed (default: none, every model at its defaults).
+        split_seed: hold the split at this seed, so ``seeds`` vary only the initialisation (a
+            published figure over several seeds of one split compares to this); None: each seed
+            draws its own split too (default: None).
     """
     rows = []
     for seed in seeds:
         for name in models:
             own = base.with_overrides(**(tuned or {}).get(name, {}))
-            cfg = own.with_overrides(data={"seed": seed}, model={"name": name}, train={"seed": seed})
+            data_seed = seed if split_seed is None else split_seed
+            cfg = own.with_overrides(data={"seed": data_seed}, model={"name": name}, train={"seed": seed})
             row = _run_isolated(cfg, cache_dir) if isolate else run_one(cfg, cache_dir)
             rows.append(row)
             if on_row is not None:
@@ -100,7 +106,7 @@ def _run_isolated(cfg: RunConfig, cache_dir: Path) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-5:]
-        raise RuntimeError(f"benchmark run {cfg.model.name} seed {cfg.data.seed} failed: " + " | ".join(tail))
+        raise RuntimeError(f"benchmark run {cfg.model.name} seed {cfg.train.seed} failed: " + " | ".join(tail))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -296,3 +296,15 @@ def test_the_pruner_waits_while_a_trial_improves_and_cuts_a_stalled_one_below_th
     for step, value in enumerate(slow, start=1):
         trial.report(value, step)
     assert trial.should_prune()
+
+
+def test_benchmark_can_hold_the_split_and_vary_only_the_initialisation(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["benchmark", *DATA, "--models", "bprmf", "--split-seed", "0"])
+    assert args.split_seed == 0
+    base = config_from_args(args).with_overrides(features={"text": False}, train={"epochs": 2})
+    rows = run_benchmark(base, ["bprmf"], [0, 1], cache_dir=tmp_path, isolate=False, split_seed=args.split_seed)
+    assert [(r["seed"], r["split_seed"]) for r in rows] == [(0, 0), (1, 0)]
+    assert [r["config"]["train"]["seed"] for r in rows] == [0, 1]
+    assert rows[0]["test"]["ndcg@10"] != rows[1]["test"]["ndcg@10"]  # another initialisation, the same split
+    default = run_benchmark(base, ["bprmf"], [1], cache_dir=tmp_path, isolate=False)
+    assert (default[0]["seed"], default[0]["split_seed"]) == (1, 1)  # by default a seed draws its own split
