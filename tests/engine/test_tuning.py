@@ -263,10 +263,10 @@ def test_a_repeated_point_reuses_the_stored_value_without_training(
     assert second.user_attrs["duplicate_of"] == 1 and "duplicate_of" not in first.user_attrs
 
 
-def _judge(curve: list[float], finished: list[list[float]]) -> bool:
-    """Whether the study's pruner cuts a running trial whose validation curve is ``curve`` (one report an epoch)."""
-    config = tiny("bprmf", patience=2, eval_every=1)
-    study = optuna.create_study(direction="maximize", pruner=study_module.make_pruner("median", config))
+def _judge(curve: list[float], finished: list[list[float]], pruner: optuna.pruners.BasePruner | None = None) -> bool:
+    """Whether ``pruner`` (default: the study's) cuts a running trial whose validation curve is ``curve``."""
+    pruner = pruner or study_module.make_pruner("median", tiny("bprmf", patience=2, eval_every=1))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
     for values in finished:
         done = study.ask()
         for step, value in enumerate(values, start=1):
@@ -285,17 +285,7 @@ def test_the_pruner_waits_while_a_trial_improves_and_cuts_a_stalled_one_below_th
     assert not _judge(slow, fast)
     assert _judge(stalled, fast)
     # The plain median pruner (scheme 1) cut the slow learner too: the reason for the wrapper.
-    median = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
-    study = optuna.create_study(direction="maximize", pruner=median)
-    for values in fast:
-        done = study.ask()
-        for step, value in enumerate(values, start=1):
-            done.report(value, step)
-        study.tell(done, max(values))
-    trial = study.ask()
-    for step, value in enumerate(slow, start=1):
-        trial.report(value, step)
-    assert trial.should_prune()
+    assert _judge(slow, fast, optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
 
 
 def test_benchmark_can_hold_the_split_and_vary_only_the_initialisation(tmp_path: Path) -> None:
