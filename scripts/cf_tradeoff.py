@@ -29,7 +29,7 @@ from engine import service
 from engine.cli import build_parser
 from engine.commands.common import config_from_args
 from engine.evaluation.ranking import evaluate
-from engine.explain.additive import user_terms
+from engine.explain.additive import forget, user_terms
 from engine.explain.counterfactual import ranks
 from engine.explain.counterfactual_exact import find_counterfactual_exact
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         mult = max(valid, key=valid.get)
         model.taste_scale.fill_(gamma * mult)
         model.set_cached_embeddings(users_emb, items_emb)
-        rec.__dict__.pop("_explain_cache_additive", None)  # the terms changed with the relation
+        forget(rec)  # the memoised terms changed with the relation and gamma
         t0 = time.perf_counter()
         sizes, bounds = [], []
         for u in sample:

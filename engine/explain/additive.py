@@ -92,10 +92,18 @@ class AdditiveParts:
         return int(self.item_layers.shape[0])
 
 
+_CACHE = "_explain_cache_additive"  # the recommender attribute that memoises parts and the last user's terms
+
+
+def forget(rec: Recommender) -> None:
+    """Drop what this module memoised on ``rec``: needed after its model's weights change in place."""
+    rec.__dict__.pop(_CACHE, None)
+
+
 @torch.no_grad()
 def additive_parts(rec: Recommender) -> AdditiveParts:
     """The taste term's user-independent pieces (memoised on the recommender)."""
-    cache = rec.__dict__.setdefault("_explain_cache_additive", {})
+    cache = rec.__dict__.setdefault(_CACHE, {})
     if "parts" in cache:
         return cache["parts"]
     require_decomposable(rec)
@@ -178,7 +186,7 @@ def user_terms(rec: Recommender, user: int) -> UserTerms:
             taste profile does not reproduce the model's (its arithmetic changed in a way this
             module does not know): nothing is explained from numbers the model does not use.
     """
-    cache = rec.__dict__.setdefault("_explain_cache_additive", {})
+    cache = rec.__dict__.setdefault(_CACHE, {})
     if cache.get("terms") is not None and cache["terms"].user == user:
         return cache["terms"]
     parts = additive_parts(rec)

@@ -87,7 +87,10 @@ def choose_mode(
         if mode == "minibatch" and model is not None and not supports_minibatch(model):
             mode = "full"
     elif mode == "minibatch" and model is not None and not supports_minibatch(model):
-        raise ValueError(f"mini-batch training needs the graph recommender (got {type(model).__name__})")
+        raise ValueError(
+            "mini-batch training needs a model with a subgraph encoder, such as the graph recommender "
+            f"(got {type(model).__name__})"
+        )
     return mode
 
 
@@ -152,8 +155,8 @@ def fit_minibatch(
     """Train ``model`` in place with BPR on sampled subgraphs and early stopping.
 
     Args:
-        model: a :class:`~engine.models.gat.GraphRecommender` (any :class:`EmbeddingModel`
-            when ``fanout`` is None).
+        model: a model with a subgraph encoder (``subgraph_encoder``: the graph recommender, or
+            ItemGAT in its taste stage); any :class:`EmbeddingModel` when ``fanout`` is None.
         graph: the training graph (built from ``split.train`` only).
         split: supplies training pairs and the negative-sampling CSR.
         cfg: optimiser, batch, early stopping, device and AMP settings (as for ``fit``).
@@ -193,7 +196,10 @@ def fit_minibatch(
         fanout = None
     if fanout is not None:
         if not supports_minibatch(model):
-            raise ValueError(f"neighbour sampling needs the graph recommender (got {type(model).__name__})")
+            raise ValueError(
+                "neighbour sampling needs a model with a subgraph encoder, such as the graph recommender "
+                f"(got {type(model).__name__})"
+            )
         sampler = make_sampler(cpu_graph, _fit_fanout(fanout, model.num_layers), backend=sampler_backend, seed=cfg.seed)
         sample_gen = torch.Generator().manual_seed(cfg.seed + 7919 * (shard.rank + 1))
         step = SampledStep(graph, sampler, split.n_users, sample_gen)

@@ -26,12 +26,12 @@ from engine.assembly import (
 )
 from engine.config import TrainConfig
 from engine.data.split import I, U
-from engine.evaluation.validation import default_valid_fn, layerwise_valid_fn
+from engine.evaluation.validation import default_valid_fn, valid_fn_for
 from engine.models.base import EmbeddingModel
 from engine.training.callbacks import Callback
 from engine.training.device import resolve_device
 from engine.training.loop import TrainResult, fit
-from engine.training.minibatch import LayerwiseInference, fit_auto, supports_minibatch
+from engine.training.minibatch import LayerwiseInference, fit_auto
 from engine.training.staged import taste_on_minibatches
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def train_warm(
     device = resolve_device(cfg.device)
     model.to(device)
     graph = prep.graph.to(device)
-    valid_fn = (
-        layerwise_valid_fn(prep.split, graph) if supports_minibatch(model) else default_valid_fn(prep.split, graph)
-    )
+    # layer-wise for the graph recommender whatever the mode (bounded memory), as before subgraph_encoder
+    # covered ItemGAT too; valid_fn_for's "minibatch" rule is exactly that
+    valid_fn = valid_fn_for(model, prep.split, graph, mode="minibatch")
     t0 = time.perf_counter()
     start_valid = float(valid_fn(model))
     start_state = copy.deepcopy(model.state_dict())
