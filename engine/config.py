@@ -121,6 +121,8 @@ class ModelConfig:
     relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 1..50 x the mean item degree
     relation_dense_max: int = 20000  # active items up to which the relation is dense (all sources; 1.6 GB at 20k)
     relation_neighbours: int = 512  # sources kept per item on the sparse top-k (GF-CF) path above that size
+    # EASE sources kept per item and refitted; 0: all (dense); < 0: chosen on validation (one-SE rule)
+    relation_sources: int = -1
     taste_weight: float = -1.0  # taste term in units of std(history)/std(taste); < 0: chosen on validation
     finetune_epochs: int = 0  # attention/theta fine-tuning epochs; 0: off (ml-latest-small valid .1933 vs .2063 before)
 

@@ -1,16 +1,22 @@
 """How short can the default gat's counterfactuals get, and what does it cost in accuracy?
 
-Trains (or loads) the default ``gat`` on a dataset, then edits its item-item relation ``S`` in place
-and, for each edit, prints validation NDCG@10 and the distribution of verified counterfactual sizes
-(the fewest past interactions whose removal drops each sampled user's #1 item out of the top 10,
-found and verified by :func:`engine.explain.counterfactual_exact.find_counterfactual_exact`), with
-the median of a lower bound on that size from the history term alone (:func:`history_lower_bound`). The
-taste weight is re-chosen on validation for every edit (x0.5, x1, x2 of the trained one). Edits:
+Two studies, validation only (the test part is never read), each row with validation NDCG@10 and
+the distribution of verified counterfactual sizes (the fewest past interactions whose removal
+drops each sampled user's #1 item out of the top 10, found and verified by
+:func:`engine.explain.counterfactual_exact.find_counterfactual_exact`), with the median of a lower
+bound on that size from the history term alone (:func:`history_lower_bound`):
 
-* ``top-k``: keep the ``k`` largest ``|S[j, i]|`` per target item ``i`` (a sparser relation);
-* ``power``: ``S -> sign(S) |S|^p``, rescaled to the same mean ``|S|`` (strong links dominate).
+1. ``--sources``: the staged fit run once per relation form, ``gatlens train --sources K`` (each
+   item's K most similar sources refitted; 0: all, the dense EASE relation), every other choice
+   (ridge, weights, gamma) made on validation as in training; then the form the default fit
+   chooses (one-standard-error rule), marked "chosen";
+2. ``--top-k`` / ``--power``: edits of the *dense* relation in place, gamma re-chosen on
+   validation (x0.5, x1, x2 of the trained one):
 
-Validation only: the test part is never read. Dense (EASE) relations only::
+   * ``top-k``: keep the ``k`` largest ``|S[j, i]|`` per target item ``i`` (truncated, not refitted);
+   * ``power``: ``S -> sign(S) |S|^p``, rescaled to the same mean ``|S|`` (strong links dominate).
+
+::
 
     python scripts/cf_tradeoff.py --dataset ml-100k --data-dir ../shared/datasets/ml-100k
 """
@@ -67,35 +73,74 @@ def history_lower_bound(terms, item: int, excluded: np.ndarray, k: int = 10) -> 
     return int(enough[0]) + 1 if enough.size else NOT_FOUND
 
 
+def cf_row(rec, sample: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Verified counterfactual sizes (NOT_FOUND when none) and history-term lower bounds for ``sample``."""
+    forget(rec)  # the memoised terms depend on the relation and gamma
+    sizes, bounds = [], []
+    for u in sample:
+        terms = user_terms(rec, int(u))
+        excluded = rec.train_items(int(u))
+        item = int(np.flatnonzero(ranks(terms.scores, excluded) == 1)[0])
+        cf = find_counterfactual_exact(rec, int(u), item)
+        sizes.append(cf.size if cf.found else NOT_FOUND)
+        bounds.append(history_lower_bound(terms, item, excluded))
+    return np.asarray(sizes), bounds
+
+
+def print_row(label: str, valid: float, gamma: str, sizes: np.ndarray, bounds: list[int], seconds: float) -> None:
+    print(
+        f"{label:<16} {valid:>13.4f} {gamma:>7} {np.median(sizes):>9g} "
+        f"{np.percentile(sizes, 25):>3g}/{np.percentile(sizes, 75):<4g} {(sizes <= 5).mean():>5.0%} "
+        f"{(sizes == NOT_FOUND).sum():>5} {np.median(bounds):>9g}  ({seconds:.0f} s)",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--data-dir", default="../shared/datasets/ml-100k")
     p.add_argument("--cache-dir", default="data/cache", help="model and feature cache (default: data/cache)")
     p.add_argument("--users", type=int, default=100, help="users sampled, seed 0 (default: 100)")
-    p.add_argument("--top-k", default="256,64,32", help="sources kept per item (default: 256,64,32)")
+    p.add_argument("--sources", default="0,256,128,64,32,16", help="forms fitted (default: 0,256,128,64,32,16)")
+    p.add_argument("--top-k", default="256,64,32", help="dense relation's sources kept (default: 256,64,32)")
     p.add_argument("--power", default="1.5,2,3", help="exponents (default: 1.5,2,3)")
     args = p.parse_args(argv)
     cli = ["explain-eval", "--dataset", args.dataset, "-q", "--cache-dir", args.cache_dir]
     if args.dataset != "demo":
         cli += ["--data-dir", args.data_dir]
-    served = service.train(config_from_args(build_parser().parse_args(cli)), cache_dir=Path(args.cache_dir))
-    rec = served._rec
+    cache = Path(args.cache_dir)
+
+    def trained(extra: list[str]):
+        return service.train(config_from_args(build_parser().parse_args(cli + extra)), cache_dir=cache)._rec
+
+    header = (
+        f"{'relation':<16} {'valid NDCG@10':>13} {'gamma':>7} {'CF median':>9} {'q25/q75':>8} {'<=5':>5} "
+        f"{'none':>5} {'bound med':>9}"
+    )
+    sample = None
+    print("1. the staged fit per relation form (sources per item; 0 = all)\n" + header)
+    for k in [int(x) for x in args.sources.split(",") if x] + [None]:
+        rec = trained([] if k is None else ["--sources", str(k)])
+        if sample is None:
+            with_history = np.flatnonzero(np.diff(rec._train_csr.indptr) > 0)
+            n = min(args.users, with_history.size)
+            sample = np.random.default_rng(0).choice(with_history, size=n, replace=False)
+        report = rec.model.fit_report
+        valid = evaluate(rec.model, rec.prep.split, "valid", ks=(10,)).overall["ndcg@10"]
+        t0 = time.perf_counter()
+        sizes, bounds = cf_row(rec, sample)
+        label = f"chosen: {report['relation']['sources']}" if k is None else f"sources {k}"
+        print_row(label, valid, format(report["gamma"]["weight"], "g"), sizes, bounds, time.perf_counter() - t0)
+
+    rec = trained(["--sources", "0"])
     model = rec.model
-    if not model.dense:
-        raise SystemExit("the relation is sparse (GF-CF): this study edits the dense EASE relation")
     full = model.relation_dense.clone()
     users_emb, items_emb = (t.clone() for t in model.cached_embeddings().values())
     gamma = float(model.taste_scale)
-    rng = np.random.default_rng(0)
-    with_history = np.flatnonzero(np.diff(rec._train_csr.indptr) > 0)
-    sample = rng.choice(with_history, size=min(args.users, with_history.size), replace=False)
     edits = [("none", 1.0)] + [("top-k", float(k)) for k in args.top_k.split(",") if k]
     edits += [("power", float(x)) for x in args.power.split(",") if x]
-    print(
-        f"{'edit':<12} {'valid NDCG@10':>13} {'gamma':>6} {'CF median':>9} {'q25/q75':>8} {'<=5':>5} {'none':>5} "
-        f"{'bound med':>9}"
-    )
+    print("\n2. edits of the dense relation (truncated, not refitted), gamma re-chosen\n" + header)
     for kind, value in edits:
         model.relation_dense = full.clone() if kind == "none" else edited(full, kind, value)
         valid = {}
@@ -106,24 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         mult = max(valid, key=valid.get)
         model.taste_scale.fill_(gamma * mult)
         model.set_cached_embeddings(users_emb, items_emb)
-        forget(rec)  # the memoised terms changed with the relation and gamma
         t0 = time.perf_counter()
-        sizes, bounds = [], []
-        for u in sample:
-            terms = user_terms(rec, int(u))
-            excluded = rec.train_items(int(u))
-            item = int(np.flatnonzero(ranks(terms.scores, excluded) == 1)[0])
-            cf = find_counterfactual_exact(rec, int(u), item)
-            sizes.append(cf.size if cf.found else NOT_FOUND)
-            bounds.append(history_lower_bound(terms, item, excluded))
-        s = np.asarray(sizes)
-        label = "relation" if kind == "none" else f"{kind} {value:g}"
-        print(
-            f"{label:<12} {valid[mult]:>13.4f} {'x' + format(mult, 'g'):>6} {np.median(s):>9g} "
-            f"{np.percentile(s, 25):>3g}/{np.percentile(s, 75):<4g} {(s <= 5).mean():>5.0%} {(s == NOT_FOUND).sum():>5}"
-            f" {np.median(bounds):>9g}  ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
+        sizes, bounds = cf_row(rec, sample)
+        label = "dense" if kind == "none" else f"{kind} {value:g}"
+        print_row(label, valid[mult], "x" + format(mult, "g"), sizes, bounds, time.perf_counter() - t0)
     return 0
 
 

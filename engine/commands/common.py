@@ -109,6 +109,15 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="width of uigat's item-item context vectors, 0 turns the term off (default: 0)",
     )
+    p.add_argument(
+        "--sources",
+        type=int,
+        default=None,
+        metavar="K",
+        help="gat: past items an item's relation score may rest on, its K most similar, refitted; 0: all "
+        "(default: chosen on validation among all, 256, 128, 64, 32 and 16: the fewest within one standard "
+        "error of the best)",
+    )
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 300, early stopping)")
@@ -138,6 +147,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         model_kw["num_layers"] = args.layers
     if getattr(args, "item_item_dim", None) is not None:
         model_kw["item_item_dim"] = args.item_item_dim
+    if getattr(args, "sources", None) is not None:
+        if args.sources < 0:
+            raise ValueError(f"--sources must be >= 0, 0 for all (got {args.sources})")
+        model_kw["relation_sources"] = args.sources
     train_kw: dict[str, Any] = {
         "device": getattr(args, "device", "auto"),
         "seed": args.seed,

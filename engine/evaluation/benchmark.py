@@ -53,6 +53,8 @@ def run_one(config: RunConfig, cache_dir: Path = Path("data/cache")) -> dict[str
         "best_epoch": result.best_epoch,
         "device": result.device,
         "config": config.to_dict(),
+        # what a staged fit chose in closed form (gat: ridge, sources, weights, taste weight)
+        "fit_report": getattr(model, "fit_report", None),
     }
 
 

@@ -14,13 +14,15 @@ from engine.evaluation.ranking import evaluate
 from engine.models.base import EmbeddingModel
 from engine.models.gat import GraphRecommender
 from engine.training.inference import CHUNK_EDGES, LayerwiseInference
-from engine.training.trainer import ValidFn
+from engine.training.trainer import ValidFn, ValidScore
 
 METRIC = "ndcg@10"  # what early stopping maximises
 
 
-def _valid_ndcg(model: EmbeddingModel, split: SplitData) -> float:
-    return float(evaluate(model, split, "valid", ks=(10,)).overall[METRIC])
+def _valid_ndcg(model: EmbeddingModel, split: SplitData) -> ValidScore:
+    result = evaluate(model, split, "valid", ks=(10,))
+    # The per-user values travel with the mean: the staged fit compares relation forms pairwise.
+    return ValidScore(result.overall[METRIC], result.per_user[METRIC].to_numpy())
 
 
 def default_valid_fn(split: SplitData, graph: RecGraph) -> ValidFn:

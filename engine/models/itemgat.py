@@ -9,8 +9,10 @@ named residuals:
             + \underbrace{b_i}_{\text{popularity}}
 
 * ``S`` is a closed-form item-item relation fitted on the training matrix: EASE's
-  ``B = I - P / diag(P)``, ``P = (X^T X + \lambda I)^{-1}`` (Steck, 2019), kept dense over the
-  active items up to ``max_dense_items`` (every source counts). Larger catalogs, where the
+  ``B = I - P / diag(P)``, ``P = (X^T X + \lambda I)^{-1}`` (Steck, 2019), over the active items
+  up to ``max_dense_items``: dense (every source counts), or refitted on each item's ``sources``
+  most similar items (at most that many past interactions carry an item's history term; the
+  staged fit chooses the number on validation). Larger catalogs, where the
   inverse does not fit in memory, use the symmetric-normalised co-occurrence filter
   ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021), computed in column blocks and kept as the
   ``neighbours`` strongest sources per target item (the fitting is :mod:`engine.models.relation`).
@@ -85,6 +87,9 @@ class ItemGAT(EmbeddingModel):
             ``max_dense_items`` active items (default: ``"ease"``).
         max_dense_items: largest number of active items whose dense ``A x A`` relation is kept
             (default: 20000, ~1.6 GB float32).
+        sources: on the EASE path, sources kept per target item and refitted (0: all, the dense
+            relation) (default: 0); :meth:`fit_relation` can change it, and it is stored with
+            the model so that a refit (``gatlens update``) keeps the form chosen.
         text_features: frozen item text embeddings ``[n_items, D]`` (default: None).
         init: id-embedding init of the taste term, ``"xavier"`` or ``"normal"`` (default: ``"xavier"``).
         relation_scale: standard deviation of the full score in BPR logit units while the
@@ -106,6 +111,7 @@ class ItemGAT(EmbeddingModel):
         neighbours: int = 512,
         relation: str = "ease",
         max_dense_items: int = 20000,
+        sources: int = 0,
         text_features: Tensor | None = None,
         init: str = "xavier",
         relation_scale: float = 5.0,
@@ -120,6 +126,8 @@ class ItemGAT(EmbeddingModel):
         ):
             if value < 1:
                 raise ValueError(f"{name} must be positive (got {value!r})")
+        if sources < 0:
+            raise ValueError(f"sources must be >= 0, 0 for all (got {sources!r})")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0 (got {num_layers!r})")
         if relation not in RELATIONS:
@@ -161,6 +169,7 @@ class ItemGAT(EmbeddingModel):
         self.register_buffer("warm", torch.zeros(self.n_items, dtype=torch.bool))
         self.register_buffer("edge_mean", torch.zeros(2))
         self.register_buffer("relation_l2", torch.tensor(float("nan")))
+        self.register_buffer("relation_sources", torch.tensor(int(sources)))  # 0: all (dense)
         self.register_buffer("taste_scale", torch.zeros(()))  # gamma: weight of the taste term
         self._graph_key: tuple | None = None
         self._adj: Tensor | None = None
@@ -216,14 +225,20 @@ class ItemGAT(EmbeddingModel):
 
     # ----------------------------------------------------------------------------------- relation
     @torch.no_grad()
-    def fit_relation(self, graph: RecGraph, l2: float | None = None) -> ItemGAT:
+    def fit_relation(self, graph: RecGraph, l2: float | None = None, sources: int | None = None) -> ItemGAT:
         """Fit the closed-form relation ``S`` on the graph's user->item edges (no attention change).
 
         Args:
             graph: the training graph.
             l2: EASE ridge ``lambda`` (default: None, ``default_l2(X)``: 5 x the mean item degree;
                 :func:`engine.training.staged.fit_staged` chooses it on validation instead).
+            sources: EASE sources kept per target item, 0 for all (default: None, the model's
+                current ``relation_sources``).
         """
+        if sources is not None:
+            if sources < 0:
+                raise ValueError(f"sources must be >= 0, 0 for all (got {sources!r})")
+            self.relation_sources.fill_(int(sources))
         self._set_history(graph)
         X = train_matrix(graph)
         active = np.flatnonzero(X.getnnz(axis=0) > 0)
@@ -240,7 +255,13 @@ class ItemGAT(EmbeddingModel):
         """``(dense [A, A] or empty, top-k index [I, k] or empty, top-k value [I, k] or empty)`` of ``X``."""
         dense = self.relation == "ease" and len(active) <= self.max_dense_items
         return relation_buffers(
-            X, active, n_items=self.n_items, dense=dense, l2=float(self.relation_l2), neighbours=self.neighbours
+            X,
+            active,
+            n_items=self.n_items,
+            dense=dense,
+            l2=float(self.relation_l2),
+            neighbours=self.neighbours,
+            sources=int(self.relation_sources),
         )
 
     def _set_history(self, graph: RecGraph) -> None:
@@ -643,6 +664,7 @@ class ItemGAT(EmbeddingModel):
             f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "
             f"num_layers={self.num_layers}, attention_dim={self.attention_dim}, neighbours={self.neighbours}, "
             f"relation={self.relation!r}, max_dense_items={self.max_dense_items}, "
+            f"sources={int(self.relation_sources)}, "
             f"text_features={None if self.text is None else tuple(self.text.shape)}, init={self.init!r}, "
             f"relation_scale={self.relation_scale})"
         )

@@ -375,6 +375,7 @@ def _fit_itemgat(
         callbacks=callbacks,
         l2=m.relation_l2 if m.relation_l2 > 0 else None,
         taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
+        sources=m.relation_sources if m.relation_sources >= 0 else None,
         finetune_epochs=m.finetune_epochs,
         taste_fit=taste_fit,
         main=main,
@@ -393,6 +394,7 @@ def _fit_itemgat(
         "relation_l2",
         "relation_dense_max",
         "relation_neighbours",
+        "relation_sources",
         "taste_weight",
         "finetune_epochs",
     ),
@@ -406,7 +408,8 @@ def _fit_itemgat(
     description="graph attention over your past items (EASE/GF-CF relation + LightGCN taste), one term per past item",
     fit=_fit_itemgat,
     # "gat" named GraphRecommender (now "uigat") until this model became the default.
-    revision="item-item-1",
+    # item-item-2: the relation may be refitted on each item's k most similar sources (relation_sources).
+    revision="item-item-2",
 )
 def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
     return ItemGAT(
@@ -418,6 +421,7 @@ def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
         neighbours=cfg.relation_neighbours,
         relation=cfg.relation,
         max_dense_items=cfg.relation_dense_max,
+        sources=max(cfg.relation_sources, 0),  # < 0: the staged fit chooses
         text_features=inputs.text_features,
         init=cfg.init,
     )

@@ -7,9 +7,15 @@ EASE scores with a validation-chosen weight did (ml-100k, seed 0: +0.002 valid, 
 1. **taste** (``stage="taste"``): the LightGCN part alone, the standard BPR loop
    (:func:`engine.training.loop.fit`) with our LightGCN baseline's settings and early stopping
    on taste-only validation NDCG@10;
-2. **relation**: EASE's ridge ``lambda = c x mean item degree``, ``c`` in :data:`L2_GRID`, by
-   validation NDCG@10 of the history term alone (the ridge scales with the data through the
-   degree: ml-100k chose 5, ml-latest-small 10), hill-climbing from the middle of the grid;
+2. **relation**: for each form in :data:`SOURCES_GRID` (all sources: dense EASE; or each item's
+   ``k`` most similar sources, refitted: :func:`engine.models.relation.ease_top_k`), EASE's
+   ridge ``lambda = c x mean item degree``, ``c`` in :data:`L2_GRID`, by validation NDCG@10 of
+   the history term alone (the ridge scales with the data through the degree: the dense form
+   chose 5 on ml-100k, 10 on ml-latest-small), hill-climbing from the middle of the grid. Each
+   form is then judged on the whole score (with its own validation-chosen taste weight) and
+   :func:`one_standard_error` keeps the sparsest within one paired standard error of the best:
+   fewer sources per item is the simpler model, and each recommendation then rests on fewer
+   past interactions (shorter counterfactuals).
    Then the interaction weights ``w_uj = exp(theta . (f_uj - mean f))``: ``theta`` per feature
    (rating, recency) in units of 1 / std(feature), from :data:`THETA_GRID`, by validation
    (a closed-form choice of what stage 4 would otherwise learn by gradient);
@@ -30,9 +36,11 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from engine.config import TrainConfig
 from engine.data.graph import RecGraph
@@ -53,6 +61,9 @@ L2_GRID = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 GAMMA_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 # Interaction-weight exponents per standard deviation of the feature (rating, recency); 0 = unweighted.
 THETA_GRID = (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5)
+# Sources per target item tried for the EASE relation, 0 = all of them (the dense relation); the
+# one-standard-error rule (one_standard_error) picks among them.
+SOURCES_GRID = (0, 256, 128, 64, 32, 16)
 UNIT_USERS = 2048  # users sampled (x all items) for the std ratio
 # How the taste stage's BPR epochs run: model (in stage "taste") -> result.
 TasteFit = Callable[[ItemGAT], TrainResult]
@@ -68,8 +79,10 @@ def fit_staged(
     callbacks: Sequence[Callback] = (),
     l2: float | None = None,
     taste_weight: float | None = None,
+    sources: int | None = None,
     finetune_epochs: int = 0,
     l2_grid: Sequence[float] = L2_GRID,
+    sources_grid: Sequence[int] = SOURCES_GRID,
     gamma_grid: Sequence[float] = GAMMA_GRID,
     theta_grid: Sequence[float] | None = THETA_GRID,
     folds: int = 5,
@@ -87,9 +100,13 @@ def fit_staged(
         callbacks: progress / logging hooks of the BPR stages (default: none).
         l2: EASE ridge; None chooses ``c x mean item degree`` on validation over ``l2_grid``.
         taste_weight: ``gamma`` in std-ratio units; None chooses it on validation over ``gamma_grid``.
+        sources: EASE sources kept per target item and refitted, 0 for all; None chooses among
+            ``sources_grid`` by :func:`one_standard_error` on validation (default: None). The
+            GF-CF path keeps the model's ``neighbours``.
         finetune_epochs: epoch budget of the attention fine-tuning (default: 0, off).
-        l2_grid / gamma_grid / theta_grid: the validation grids (default: :data:`L2_GRID`,
-            :data:`GAMMA_GRID`, :data:`THETA_GRID`; ``theta_grid=None`` keeps ``w = 1``).
+        l2_grid / gamma_grid / theta_grid / sources_grid: the validation grids (default:
+            :data:`L2_GRID`, :data:`GAMMA_GRID`, :data:`THETA_GRID`, :data:`SOURCES_GRID`;
+            ``theta_grid=None`` keeps ``w = 1``).
         folds: user folds of the out-of-fold relations for fine-tuning (default: 5).
         taste_fit: how the taste stage's BPR epochs run, ``model -> TrainResult`` with the
             model already in stage ``"taste"`` (default: None, full-batch
@@ -117,27 +134,42 @@ def fit_staged(
         return taste
     report["taste"] = {"valid": taste.best_valid, "best_epoch": taste.best_epoch, "epochs": taste.epochs}
     model.taste_scale.zero_()
-    # 2. relation ridge by validation of the history term alone (gamma = 0)
+    # 2. the relation: its form (all sources, or each item's k most similar refitted) and ridge
     X = train_matrix(graph)
     base = mean_item_degree(X)
     # GF-CF (the sparse path: asked for, or more active items than a dense inverse may hold) has no ridge
     dense = model.relation == "ease" and int((X.getnnz(axis=0) > 0).sum()) <= model.max_dense_items
     grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if dense else [default_l2(X)]
-    kept: dict[str, tuple] = {}  # only the best relation so far: each is A x A
-
-    def relation_score(lam: float) -> float:
-        model.fit_relation(graph, l2=lam)
-        score = valid_fn(model)
-        if "best" not in kept or score > kept["best"][0]:
-            kept["best"] = (score, lam, model.relation_dense, model.nbr_index, model.nbr_value)
-        log.info("gat relation l2=%.1f: valid NDCG@10 %.4f", lam, score)
-        return score
-
-    scores = climb(grid, relation_score, start=len(grid) // 2)
-    _, lam, model.relation_dense, model.nbr_index, model.nbr_value = kept.pop("best")
-    model.relation_l2.fill_(lam)
-    report["relation"] = {"l2": lam, "mean_item_degree": base, "valid": scores, "dense": model.dense}
-    relation_only = scores[lam]
+    n_active = int((X.getnnz(axis=0) > 0).sum())
+    # k >= A - 1 sources is every other item: the dense relation, fitted once
+    asked = [int(sources)] if sources is not None else list(sources_grid)
+    forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if dense else [0]
+    candidates = {k: _fit_ridge(model, graph, valid_fn, grid, k) for k in forms}
+    if len(candidates) > 1:
+        # each form judged on the whole score (its own taste weight): the sparsest within one
+        # paired standard error of the best, since fewer sources mean shorter explanations
+        judged = {}
+        for k, cand in candidates.items():
+            _install(model, cand)
+            model.cache_embeddings(graph)  # the scoring cache holds the relation
+            judged[k] = _choose_gamma(model, valid_fn, weights_for(taste_weight, gamma_grid), cand.score, cfg.seed)[2]
+        chosen = one_standard_error(judged)
+        model.taste_scale.zero_()  # the weights below are chosen on the history term alone
+        log.info("gat relation sources: %s -> %d", {k: round(float(v), 4) for k, v in judged.items()}, chosen)
+    else:
+        judged, chosen = {}, forms[0]
+    cand = candidates[chosen]
+    _install(model, cand)
+    del candidates  # the unchosen relations (one may be A x A)
+    report["relation"] = {
+        "l2": cand.l2,
+        "mean_item_degree": base,
+        "valid": _plain(cand.ridge_scores),
+        "dense": model.dense,
+        "sources": chosen,
+        "sources_valid": {k: float(v) for k, v in judged.items()},
+    }
+    relation_only = cand.score
     # 2b. interaction weights w_uj = exp(theta . (f_uj - mean f)), one feature at a time, in units
     # of 1 / std(feature): t = the log-weight change per standard deviation of rating / recency
     feat_std = model.hist_feats.std(0) if len(model.hist_feats) > 1 else torch.zeros(2)
@@ -157,25 +189,15 @@ def fit_staged(
         with torch.no_grad():
             model.edge_theta[k] = t_best / feat_std[k]
         relation_only = t_scores[t_best]
-        report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k].detach()), "valid": t_scores}
+        report["weights"][name] = {"t": t_best, "theta": float(model.edge_theta[k].detach()), "valid": _plain(t_scores)}
         log.info("gat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
     # 3. gamma in units of std(history) / std(taste)
     model.cache_embeddings(graph)
-    users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(cfg.seed))[:UNIT_USERS]
-    unit = model.taste_unit(users)
-    weights = [float(taste_weight)] if taste_weight is not None else sorted(gamma_grid)
-
-    def gamma_score(g: float) -> float:
-        model.taste_scale.fill_(g * unit)
-        score = relation_only if g == 0.0 else valid_fn(model)
-        log.info("gat taste weight %.2f: valid NDCG@10 %.4f", g, score)
-        return score
-
-    g_scores = climb(weights, gamma_score, start=0)
-    g_best = max(g_scores, key=lambda g: (g_scores[g], -g))  # ties: the smaller weight
-    model.taste_scale.fill_(g_best * unit)
-    best = g_scores[g_best]
-    report["gamma"] = {"unit": unit, "weight": g_best, "gamma": g_best * unit, "valid": g_scores}
+    g_best, unit, best, g_scores = _choose_gamma(
+        model, valid_fn, weights_for(taste_weight, gamma_grid), relation_only, cfg.seed
+    )
+    best = float(best)
+    report["gamma"] = {"unit": unit, "weight": g_best, "gamma": g_best * unit, "valid": _plain(g_scores)}
     # Each epoch says which stage it trained: the dashboard labels the curve by it (the relation,
     # weights and gamma are closed-form choices with no epochs, so best_valid is above this curve).
     curve = [{**c, "stage": "taste"} for c in taste.curve]
@@ -198,7 +220,7 @@ def fit_staged(
         curve += [{**c, "epoch": c["epoch"] + epochs, "stage": "attention"} for c in ft.curve]
         epochs += ft.epochs
         report["finetune"] = {
-            "epoch0": g_scores[g_best],
+            "epoch0": float(g_scores[g_best]),
             "best": ft.best_valid,
             "best_epoch": ft.best_epoch,
             "epochs": ft.epochs,
@@ -242,6 +264,107 @@ def taste_on_minibatches(
         return fit_minibatch(model, graph, split, cfg, valid_fn=valid_fn, callbacks=callbacks, fanout=fanout)
 
     return run
+
+
+@dataclass
+class _Relation:
+    """One relation form fitted at its best ridge: what installing it needs, and its validation."""
+
+    sources: int
+    l2: float
+    score: float  # validation NDCG@10 of the history term alone (gamma = 0)
+    ridge_scores: dict[float, float]
+    buffers: tuple[Tensor, Tensor, Tensor]  # relation_dense, nbr_index, nbr_value
+
+
+def _fit_ridge(model: ItemGAT, graph: RecGraph, valid_fn: ValidFn, grid: Sequence[float], sources: int) -> _Relation:
+    """The ridge of one relation form by validation of the history term alone, hill-climbing from the grid's middle."""
+    kept: dict[str, tuple] = {}  # only the best relation so far: it may be A x A
+
+    def relation_score(lam: float) -> float:
+        model.fit_relation(graph, l2=lam, sources=sources)
+        score = valid_fn(model)
+        if "best" not in kept or score > kept["best"][0]:
+            kept["best"] = (score, lam, (model.relation_dense, model.nbr_index, model.nbr_value))
+        log.info("gat relation sources=%d l2=%.1f: valid NDCG@10 %.4f", sources, lam, score)
+        return score
+
+    scores = climb(grid, relation_score, start=len(grid) // 2)
+    score, lam, buffers = kept.pop("best")
+    return _Relation(sources=sources, l2=lam, score=score, ridge_scores=scores, buffers=buffers)
+
+
+def _install(model: ItemGAT, rel: _Relation) -> None:
+    model.relation_dense, model.nbr_index, model.nbr_value = rel.buffers
+    model.relation_l2.fill_(rel.l2)
+    model.relation_sources.fill_(rel.sources)
+
+
+def _plain(scores: dict[float, float]) -> dict[float, float]:
+    """Scores as plain floats (a :class:`ValidScore` carries its per-user sample, not for the report)."""
+    return {k: float(v) for k, v in scores.items()}
+
+
+def weights_for(taste_weight: float | None, gamma_grid: Sequence[float]) -> list[float]:
+    """The taste weights to try: the one given, else the grid, ascending."""
+    return [float(taste_weight)] if taste_weight is not None else sorted(gamma_grid)
+
+
+def _choose_gamma(
+    model: ItemGAT, valid_fn: ValidFn, weights: Sequence[float], relation_only: float, seed: int
+) -> tuple[float, float, float, dict[float, float]]:
+    """``(weight, unit, its validation, {weight: validation})``: the taste weight, climbing up from 0.
+
+    ``gamma = weight x unit`` with ``unit = std(history) / std(taste)`` over a seeded user sample
+    (the model's embeddings must be cached); weight 0 scores ``relation_only`` without a new
+    evaluation; ties go to the smaller weight. Leaves ``taste_scale`` at the chosen gamma.
+    """
+    users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(seed))[:UNIT_USERS]
+    unit = model.taste_unit(users)
+
+    def gamma_score(g: float) -> float:
+        model.taste_scale.fill_(g * unit)
+        score = relation_only if g == 0.0 else valid_fn(model)
+        log.info("gat taste weight %.2f: valid NDCG@10 %.4f", g, score)
+        return score
+
+    scores = climb(weights, gamma_score, start=0)
+    best = max(scores, key=lambda g: (scores[g], -g))
+    model.taste_scale.fill_(best * unit)
+    return best, unit, scores[best], scores
+
+
+def one_standard_error(judged: dict[int, float]) -> int:
+    """The sparsest relation form whose validation is within one paired standard error of the best.
+
+    The one-standard-error rule (Hastie, Tibshirani & Friedman, *Elements of Statistical
+    Learning*, 7.10) applied to the number of sources per item, 0 meaning all: fewer sources are
+    the simpler model, and each recommendation rests on fewer past interactions. The error bar
+    is that of the per-user difference to the best form (the same validation users), when the
+    scores carry their per-user values (:class:`~engine.training.trainer.ValidScore`); without
+    them the rule is the plain best, ties to the sparser form.
+
+    Args:
+        judged: ``{sources: validation NDCG@10}`` (0: all sources).
+
+    Returns:
+        The chosen number of sources.
+    """
+    if not judged:
+        raise ValueError("no relation form to choose from")
+    sparsest_first = sorted(judged, key=lambda k: (k == 0, k))
+    best = max(sparsest_first, key=lambda k: float(judged[k]))  # ties: the first, the sparser
+    ref = getattr(judged[best], "per_user", None)
+    for k in sparsest_first:
+        values = getattr(judged[k], "per_user", None)
+        if ref is None or values is None or len(values) != len(ref) or len(ref) < 2:
+            margin = 0.0
+        else:
+            diff = np.asarray(values, dtype=np.float64) - np.asarray(ref, dtype=np.float64)
+            margin = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+        if float(judged[k]) >= float(judged[best]) - margin:
+            return k
+    return best
 
 
 def climb(grid: Sequence[float], score: Callable[[float], float], *, start: int = 0) -> dict[float, float]:

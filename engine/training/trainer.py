@@ -24,6 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -38,6 +39,21 @@ from engine.training.stopping import EarlyStopping
 
 # model -> validation NDCG@10; built by engine.evaluation.validation and passed in.
 ValidFn = Callable[[EmbeddingModel], float]
+
+
+class ValidScore(float):
+    """A validation mean that keeps its per-user sample, for paired comparisons of two models.
+
+    A plain ``float`` everywhere else (comparisons, JSON, logging); ``per_user`` holds the
+    per-user values in a fixed user order (the validation users), or None.
+    """
+
+    per_user: np.ndarray | None
+
+    def __new__(cls, mean: float, per_user: np.ndarray | None = None) -> ValidScore:
+        obj = super().__new__(cls, mean)
+        obj.per_user = per_user
+        return obj
 
 
 class Step(Protocol):

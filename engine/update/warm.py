@@ -142,7 +142,8 @@ def _train_warm_relation(
     else:
         result = fit(model, graph, prep.split, cfg, valid_fn=valid_fn, callbacks=callbacks)
     model.stage = "attention"
-    model.fit_relation(graph, l2=float(old.relation_l2))  # new interactions reach S now
+    # new interactions reach S now, in the form and with the ridge the training chose
+    model.fit_relation(graph, l2=float(old.relation_l2), sources=int(old.relation_sources))
     best_valid = float(valid_fn(model))
     trained = {k: v.detach().clone() for k, v in model.named_parameters()}
     with torch.no_grad():

@@ -28,8 +28,8 @@ from engine.recommender import Recommender
 NAME = "itemgat-explain-test"  # registered for these tests only: the decomposition interface, nothing else
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 12], ids=["dense", "top12-sources"])
+def rec(tmp_path_factory, request):
     if NAME not in model_names():
         register_model(NAME, capabilities=Capabilities(trained=True, explain=(DECOMPOSITION,)))(
             lambda cfg, inputs: None
@@ -49,7 +49,7 @@ def rec(tmp_path_factory):
     torch.manual_seed(0)
     text = torch.randn(sp.n_items, 16, generator=torch.Generator().manual_seed(1))
     model = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=text)
-    model.fit_relation(prep.graph)
+    model.fit_relation(prep.graph, sources=request.param)  # every source, or each item's 12 nearest refitted
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():  # move every learned part off its start, so each term is non-trivial
         for p in (model.att_query.weight, model.item_bias, model.edge_theta, model.text_query.weight):
@@ -233,6 +233,9 @@ def test_explain_eval_on_a_decomposable_model(rec):
     assert result.attention_verdict["beats_random"] is not None
     d = result.to_dict()
     assert d["counterfactual"] == cf and "attention_verdict" in d
+    # with k sources per item, agreement is also reported over the item's sources alone (no ties at 0)
+    scopes = set(zip(result.agreement["method"], result.agreement["scope"], strict=True))
+    assert (("ig", "sources vs exact") in scopes) == (int(rec.model.relation_sources) > 0)
 
 
 def test_what_if_adds_the_exact_history_term_and_re_propagates_taste(rec):
@@ -268,7 +271,9 @@ def test_what_if_adds_the_exact_history_term_and_re_propagates_taste(rec):
     other.cache_embeddings(edited)
     p, q = other.cached_embeddings()["users"], other.cached_embeddings()["items"]
     full_taste = float(model.taste_scale) * (q @ p[u]).double().numpy() - terms.taste
-    assert np.corrcoef(removed_taste, full_taste)[0, 1] > 0.95
+    # what-if re-propagates the taste part around the user; against re-propagating the whole graph
+    # the correlation was 0.96 here for the dense relation's strongest j, 0.94 for the top-12 form's
+    assert np.corrcoef(removed_taste, full_taste)[0, 1] > 0.9
     assert np.abs(removed_taste).max() > 1e-4  # the taste profile did move (float32 round-off is ~1e-7 here)
     # through the public what-if: the added item leaves the list, the rest re-ranked by these scores
     item_j = rec.idmap.items[j]

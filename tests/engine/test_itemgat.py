@@ -57,8 +57,8 @@ def randomise(model: ItemGAT) -> None:
         model.taste_scale.fill_(0.7)
 
 
-PATHS = [{}, {"neighbours": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
-IDS = ["ease-dense", "gfcf-top5", "gfcf"]
+PATHS = [{}, {"sources": 5}, {"neighbours": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
+IDS = ["ease-dense", "ease-top5", "gfcf-top5", "gfcf"]
 
 
 @pytest.mark.parametrize("kw", PATHS, ids=IDS)
@@ -225,3 +225,94 @@ def test_climb_finds_the_grid_best_of_a_unimodal_curve():
         seen = climb(grid, lambda x, p=peak: -abs(np.log(x / p)), start=2)
         assert max(seen, key=seen.get) == peak and len(seen) <= 5
     assert list(climb([0.0, 1.0, 2.0], lambda x: -x)) == [0.0, 1.0]
+
+
+def test_refitted_relation_keeps_k_sources_and_all_of_them_is_ease(graph_and_split):
+    from engine.models.relation import ease_top_k, train_matrix
+
+    graph, _ = graph_and_split
+    X = train_matrix(graph)
+    Xa = X[:, np.flatnonzero(X.getnnz(axis=0) > 0)].tocsc()
+    n = Xa.shape[1]
+    # every other item as a source: EASE's column i is the ridge regression of X_i on the others
+    idx, val = ease_top_k(Xa, n - 1, 7.0)
+    B = ease_weights(Xa, 7.0, dtype=torch.float64)
+    dense = torch.zeros(n, n)
+    dense[idx, torch.arange(n)[:, None]] = val
+    assert torch.allclose(dense, B, atol=1e-5)
+    # k sources: the k largest co-occurrence cosines, never the item itself
+    idx, val = ease_top_k(Xa, 4, 7.0)
+    G = (Xa.T @ Xa).toarray().astype(np.float64)
+    cos = G / np.sqrt(np.outer(np.diag(G), np.diag(G)))
+    np.fill_diagonal(cos, -1.0)
+    for i in range(n):
+        assert i not in idx[i].tolist() and idx[i].tolist() == sorted(idx[i].tolist())
+        assert cos[idx[i].numpy(), i].min() >= np.sort(cos[:, i])[-4] - 1e-9
+    with pytest.raises(ValueError, match="k must be"):
+        ease_top_k(Xa, n, 7.0)
+
+
+def test_refitted_relation_rests_each_item_on_k_sources(graph_and_split):
+    graph, sp = graph_and_split
+    model = make(graph, sp, sources=5)
+    assert not model.dense and model.nbr_index.shape[1] == 5 and int(model.relation_sources) == 5
+    model.cache_embeddings(graph)
+    for user in range(5):
+        terms = model.contributions(user, 3)
+        assert int((terms["contribution"] != 0).sum()) <= 5
+    # refitting without sources keeps the form; sources=0 gives the dense relation back
+    assert not model.fit_relation(graph, l2=5.0).dense
+    assert model.fit_relation(graph, l2=5.0, sources=0).dense
+    with pytest.raises(ValueError, match="sources"):
+        ItemGAT(3, 6, sources=-1)
+
+
+class _Score(float):
+    """A validation mean with its per-user sample, as ValidScore."""
+
+    def __new__(cls, values):
+        obj = super().__new__(cls, float(np.mean(values)))
+        obj.per_user = np.asarray(values, dtype=float)
+        return obj
+
+
+def test_one_standard_error_takes_the_sparsest_form_within_the_error_bar():
+    from engine.training.staged import one_standard_error
+
+    rng = np.random.default_rng(0)
+    best = rng.uniform(0, 1, 400)
+    noise = rng.normal(0, 0.1, 400)
+    judged = {
+        0: _Score(best),  # all sources: the best mean
+        64: _Score(best + noise - 0.002),  # 0.002 below, error bar 0.005: within
+        16: _Score(best + noise - 0.05),  # 0.05 below: outside
+    }
+    assert one_standard_error(judged) == 64
+    judged[16] = _Score(best + noise - 0.003)
+    assert one_standard_error(judged) == 16
+    # a form equal to the best user by user has a zero error bar: only exact ties pass
+    assert one_standard_error({0: _Score(best), 32: _Score(best - 1e-6)}) == 0
+    # plain floats (no per-user sample): the best, ties to the sparser form
+    assert one_standard_error({0: 0.30, 64: 0.31, 16: 0.31}) == 16
+    assert one_standard_error({0: 0.32, 64: 0.31}) == 0
+
+
+def test_staged_fit_chooses_the_sources_on_validation(graph_and_split):
+    graph, sp = graph_and_split
+    model = make(graph, sp)
+    valid = default_valid_fn(sp, graph)
+    cfg = TrainConfig(epochs=2, patience=1, batch_size=128, seed=0)
+    fit_staged(model, graph, sp, cfg, valid_fn=valid, l2_grid=(1.0, 5.0), gamma_grid=(0.0, 1.0), sources_grid=(0, 8, 4))
+    rep = model.fit_report["relation"]
+    assert set(rep["sources_valid"]) == {0, 8, 4} and rep["sources"] == int(model.relation_sources)
+    assert model.dense == (rep["sources"] == 0)
+    best = max(rep["sources_valid"].values())
+    assert rep["sources_valid"][rep["sources"]] >= best - 0.1  # within an error bar of the best
+    fixed = make(graph, sp)
+    fit_staged(fixed, graph, sp, cfg, valid_fn=valid, l2_grid=(1.0, 5.0), gamma_grid=(0.0, 1.0), sources=4)
+    assert fixed.fit_report["relation"]["sources"] == 4 and fixed.fit_report["relation"]["sources_valid"] == {}
+    assert fixed.nbr_index.shape[1] == 4
+    # more sources than other items: the dense relation, fitted once
+    wide = make(graph, sp)
+    fit_staged(wide, graph, sp, cfg, valid_fn=valid, l2_grid=(5.0,), gamma_grid=(0.0,), sources_grid=(0, 500))
+    assert wide.fit_report["relation"]["sources"] == 0 and wide.dense

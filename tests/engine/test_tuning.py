@@ -197,6 +197,15 @@ def test_config_file_is_checked_and_explicit_flags_win(tmp_path: Path) -> None:
         load_tuned(tmp_path / "nope.json")
 
 
+def test_sources_flag_sets_the_relation_form() -> None:
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["train", *DATA])).model.relation_sources == -1  # chosen on validation
+    assert config_from_args(parse(["train", *DATA, "--sources", "32"])).model.relation_sources == 32
+    assert config_from_args(parse(["train", *DATA, "--sources", "0"])).model.relation_sources == 0
+    with pytest.raises(ValueError, match=r"--sources must be >= 0, 0 for all \(got -3\)"):
+        config_from_args(parse(["train", *DATA, "--sources", "-3"]))
+
+
 def test_benchmark_uses_the_tuned_folder_per_model(tmp_path: Path) -> None:
     write_best(tmp_path / "demo-ease.best.json", model="ease", overrides={"model": {"ease_l2": 42.0}})
     args = build_parser().parse_args(["benchmark", *DATA, "--models", "pop,ease", "--tuned", str(tmp_path)])

@@ -315,20 +315,26 @@ def test_cli_update_rejects_a_bad_file_then_applies_a_good_one(tmp_path: Path, c
     assert (out["version"], out["new_users"], out["positives"], out["epochs"]) == (2, 1, 2, 1)
 
 
-@pytest.mark.parametrize("mode", ["auto", "minibatch"])
-def test_gat_update_refits_the_relation_on_the_new_interactions(world: World, tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize(("mode", "sources"), [("auto", -1), ("minibatch", 8)])
+def test_gat_update_refits_the_relation_on_the_new_interactions(
+    world: World, tmp_path: Path, mode: str, sources: int
+) -> None:
     """The default gat: new interactions reach the item-item relation (a cold item becomes a source)."""
-    cfg = CFG.with_overrides(model={"name": "gat"})
+    cfg = CFG.with_overrides(model={"name": "gat", "relation_sources": sources})
     old = train_or_load(cfg, dataset=world.base, cache_dir=tmp_path)
     new = update_model(old, world.new_rows, new_items=world.new_item, epochs=2, cache_dir=tmp_path, mode=mode)
     # the taste epochs ran on sampled subgraphs only when asked to
     assert ("edges_per_step" in new.curve[0]) == (mode == "minibatch")
     j = new.idmap.item_index(NEW_ITEM)
     assert bool(new.model.warm[j]) and new.model.relation_from(torch.tensor([j])).abs().sum() > 0
-    # exactly the closed form on the merged interactions, with the ridge the old model chose
+    # exactly the closed form on the merged interactions, in the form and with the ridge the old model chose
     assert float(new.model.relation_l2) == pytest.approx(float(old.model.relation_l2))
-    ref = warm_start(old.model, new.prep).fit_relation(new.prep.graph, l2=float(old.model.relation_l2))
-    assert torch.allclose(ref.relation_dense, new.model.relation_dense, atol=1e-6)
+    assert int(new.model.relation_sources) == int(old.model.relation_sources) == max(sources, 0) or sources < 0
+    chosen = int(old.model.relation_sources)
+    ref = warm_start(old.model, new.prep).fit_relation(new.prep.graph, l2=float(old.model.relation_l2), sources=chosen)
+    assert ref.dense == new.model.dense == (chosen == 0)
+    for name in ("relation_dense", "nbr_index", "nbr_value"):
+        assert torch.allclose(getattr(ref, name).float(), getattr(new.model, name).float(), atol=1e-6)
     # the newcomer's history enters their score term by term, the new item among their sources
     u = new.idmap.user_index("u_new")
     out = new.model.contributions(u, int(np.argmax(new.scores(u))))
