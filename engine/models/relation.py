@@ -97,7 +97,8 @@ def ease_top_k(Xa: sp.spmatrix, k: int, l2: float, *, max_block_entries: int = 1
         Xa: binary user x active-item matrix ``[U, A]``.
         k: sources per target item (``1 <= k < A``).
         l2: ridge strength (> 0).
-        max_block_entries: bound on the batched systems' entries per block (default: 4M, 32 MB).
+        max_block_entries: bound on the entries of a block's systems and of its ``[A, block]``
+            cosines (default: 4M, 32 MB in float64).
     """
     n = Xa.shape[1]
     if not 1 <= k < n:
@@ -109,7 +110,7 @@ def ease_top_k(Xa: sp.spmatrix, k: int, l2: float, *, max_block_entries: int = 1
     eye = l2 * torch.eye(k, dtype=torch.float64)
     idx = torch.empty(n, k, dtype=torch.long)
     val = torch.empty(n, k)
-    block = max(1, max_block_entries // (k * k))
+    block = max(1, min(max_block_entries // (k * k), max_block_entries // n))  # systems and the cosine block
     for b in range(0, n, block):
         cols = torch.arange(b, min(b + block, n))
         cos = G[:, cols] / norm[:, None] / norm[cols][None, :]  # [A, block]

@@ -143,7 +143,9 @@ def fit_staged(
     n_active = int((X.getnnz(axis=0) > 0).sum())
     # k >= A - 1 sources is every other item: the dense relation, fitted once
     asked = [int(sources)] if sources is not None else list(sources_grid)
-    forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if dense else [0]
+    # the dense form last: its A x A inverse then peaks beside the small sparse forms, not beside
+    # another A x A matrix (a refit holds X^T X while it runs)
+    forms = sorted({0 if k >= n_active - 1 else k for k in asked}, key=lambda k: (k == 0, k)) if dense else [0]
     candidates = {k: _fit_ridge(model, graph, valid_fn, grid, k) for k in forms}
     if len(candidates) > 1:
         # each form judged on the whole score (its own taste weight): the sparsest within one
