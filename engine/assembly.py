@@ -197,6 +197,8 @@ def model_card(
             "best_valid_ndcg@10": None if not np.isfinite(result.best_valid) else result.best_valid,
             "seconds": round(result.seconds, 2),
             "stopped_early": result.stopped_early,
+            # a staged fit's closed-form choices (gat: relation form and ridge, weights, taste weight)
+            "choices": getattr(model, "fit_report", None),
         },
         "metrics": {f"test_{k}": v for k, v in test.items()} | {f"valid_{k}": v for k, v in valid.items()},
         "engine_version": __version__,

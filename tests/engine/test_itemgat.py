@@ -215,6 +215,8 @@ def test_pipeline_trains_stores_and_reloads_the_same_scores(tmp_path):
     users = torch.arange(rec.model.n_users)
     assert torch.equal(again.model.score(users), rec.model.score(users))
     assert float(again.model.taste_scale) == float(rec.model.taste_scale)
+    # the model card records the fit's choices, and the stored model is in the form it names
+    assert again.meta["training"]["choices"]["relation"]["sources"] == int(again.model.relation_sources)
 
 
 def test_climb_finds_the_grid_best_of_a_unimodal_curve():
