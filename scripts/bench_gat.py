@@ -226,7 +226,7 @@ def child_train(payload: dict[str, Any]) -> dict[str, Any]:
         "training_seconds": training["seconds"],
         "epochs": training["epochs"],
         "best_epoch": training["best_epoch"],
-        "relation": "dense EASE" if getattr(rec.model, "dense", False) else "sparse GF-CF top-k",
+        "relation": _relation_label(rec.model),
         "fit_report": _fit_summary(getattr(rec.model, "fit_report", {})),
         "valid_ndcg@10": _round(rec.meta["metrics"].get("valid_ndcg@10")),
         "test_ndcg@10": _round(rec.meta["metrics"].get("test_ndcg@10")),
@@ -241,6 +241,14 @@ def _round(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else round(float(x), digits)
 
 
+def _relation_label(model: Any) -> str:
+    """Which form the relation took: dense EASE, EASE refitted on k sources per item, or GF-CF top-k."""
+    if getattr(model, "dense", False):
+        return "dense EASE"
+    k = int(getattr(model, "relation_sources", 0))
+    return f"EASE refitted on {k} sources per item" if k else "sparse GF-CF top-k"
+
+
 def _fit_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The staged fit's choices without its per-grid-point scores."""
     out: dict[str, Any] = {}
@@ -249,6 +257,7 @@ def _fit_summary(report: dict[str, Any]) -> dict[str, Any]:
     if "relation" in report:
         out["relation_l2"] = round(report["relation"]["l2"], 2)
         out["relation_fits"] = len(report["relation"]["valid"])
+        out["relation_sources"] = report["relation"].get("sources", 0)
     if "gamma" in report:
         out["taste_weight"] = report["gamma"]["weight"]
     return out

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             with_history = np.flatnonzero(np.diff(rec._train_csr.indptr) > 0)
             n = min(args.users, with_history.size)
             sample = np.random.default_rng(0).choice(with_history, size=n, replace=False)
-        report = rec.model.fit_report
+        report = rec.meta["training"]["choices"]  # the model card's copy: a cached model has no fit_report
         valid = evaluate(rec.model, rec.prep.split, "valid", ks=(10,)).overall["ndcg@10"]
         t0 = time.perf_counter()
         sizes, bounds = cf_row(rec, sample)
