@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="../shared/datasets/ml-100k")
     p.add_argument("--cache-dir", default="data/cache", help="model and feature cache (default: data/cache)")
     p.add_argument("--users", type=int, default=100, help="users sampled, seed 0 (default: 100)")
-    p.add_argument("--sources", default="0,256,128,64,32,16", help="forms fitted (default: 0,256,128,64,32,16)")
+    p.add_argument("--sources", default="0,128,64,32,16", help="forms fitted (default: 0,128,64,32,16)")
     p.add_argument("--top-k", default="256,64,32", help="dense relation's sources kept (default: 256,64,32)")
     p.add_argument("--power", default="1.5,2,3", help="exponents (default: 1.5,2,3)")
     args = p.parse_args(argv)

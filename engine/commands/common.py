@@ -115,7 +115,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="gat: past items an item's relation score may rest on, its K most similar, refitted; 0: all "
-        "(default: chosen on validation among all, 256, 128, 64, 32 and 16: the fewest within one standard "
+        "(default: chosen on validation among all, 128, 64, 32 and 16: the fewest within one standard "
         "error of the best)",
     )
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
