@@ -38,6 +38,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -69,6 +70,7 @@ THETA_GRID = (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5)
 # per ridge (256 sources: 3.8 s per ridge on the 2,000-item demo world, one thread; 128: 8x less),
 # so the grid stops at 128.
 SOURCES_GRID = (0, 128, 64, 32, 16)
+K = TypeVar("K")  # a grid's value type (ridge, weight or number of sources)
 UNIT_USERS = 2048  # users sampled (x all items) for the std ratio
 # How the taste stage's BPR epochs run: model (in stage "taste") -> result.
 TasteFit = Callable[[ItemGAT], TrainResult]
@@ -142,44 +144,22 @@ def fit_staged(
     # 2. the relation: its form (all sources, or each item's k most similar refitted) and ridge
     X = train_matrix(graph)
     base = mean_item_degree(X)
-    # GF-CF (the sparse path: asked for, or more active items than a dense inverse may hold) has no ridge
-    dense = model.relation == "ease" and int((X.getnnz(axis=0) > 0).sum()) <= model.max_dense_items
-    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if dense else [default_l2(X)]
     n_active = int((X.getnnz(axis=0) > 0).sum())
+    # GF-CF (the sparse path: asked for, or more active items than a dense inverse may hold) has no ridge
+    dense = model.relation == "ease" and n_active <= model.max_dense_items
+    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if dense else [default_l2(X)]
     # k >= A - 1 sources is every other item: the dense relation, fitted once
     asked = [int(sources)] if sources is not None else list(sources_grid)
-    # the dense form last: its A x A inverse then peaks beside the small sparse forms, not beside
-    # another A x A matrix (a refit holds X^T X while it runs)
-    forms = sorted({0 if k >= n_active - 1 else k for k in asked}, key=lambda k: (k == 0, k)) if dense else [0]
-    candidates: dict[int, _Relation] = {}
-    start = len(grid) // 2
-    for k in forms:
-        # each form's climb starts at the previous form's ridge: neighbouring forms peak close by
-        candidates[k] = _fit_ridge(model, graph, valid_fn, grid, k, start=start)
-        start = grid.index(candidates[k].l2)
-    if len(candidates) > 1:
-        # each form judged on the whole score (its own taste weight): the sparsest within one
-        # paired standard error of the best, since fewer sources mean shorter explanations
-        judged = {}
-        for k, cand in candidates.items():
-            _install(model, cand)
-            model.cache_embeddings(graph)  # the scoring cache holds the relation
-            judged[k] = _choose_gamma(model, valid_fn, weights_for(taste_weight, gamma_grid), cand.score, cfg.seed)[2]
-        chosen = one_standard_error(judged)
-        model.taste_scale.zero_()  # the weights below are chosen on the history term alone
-        log.info("gat relation sources: %s -> %d", {k: round(float(v), 4) for k, v in judged.items()}, chosen)
-    else:
-        judged, chosen = {}, forms[0]
-    cand = candidates[chosen]
-    _install(model, cand)
-    del candidates  # the unchosen relations (one may be A x A)
+    forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if dense else [0]
+    gammas = _weights_for(taste_weight, gamma_grid)
+    cand, judged = _choose_relation(model, graph, valid_fn, grid, forms, gammas, cfg.seed)
     report["relation"] = {
         "l2": cand.l2,
         "mean_item_degree": base,
         "valid": _plain(cand.ridge_scores),
         "dense": model.dense,
-        "sources": chosen,
-        "sources_valid": {k: float(v) for k, v in judged.items()},
+        "sources": cand.sources,
+        "sources_valid": _plain(judged),
     }
     relation_only = cand.score
     # 2b. interaction weights w_uj = exp(theta . (f_uj - mean f)), one feature at a time, in units
@@ -205,9 +185,7 @@ def fit_staged(
         log.info("gat %s weight t=%.2f: valid NDCG@10 %.4f", name, t_best, relation_only)
     # 3. gamma in units of std(history) / std(taste)
     model.cache_embeddings(graph)
-    g_best, unit, best, g_scores = _choose_gamma(
-        model, valid_fn, weights_for(taste_weight, gamma_grid), relation_only, cfg.seed
-    )
+    g_best, unit, best, g_scores = _choose_gamma(model, valid_fn, gammas, relation_only, cfg.seed)
     best = float(best)
     report["gamma"] = {"unit": unit, "weight": g_best, "gamma": g_best * unit, "valid": _plain(g_scores)}
     # Each epoch says which stage it trained: the dashboard labels the curve by it (the relation,
@@ -308,18 +286,56 @@ def _fit_ridge(
     return _Relation(sources=sources, l2=lam, score=score, ridge_scores=scores, buffers=buffers)
 
 
+def _choose_relation(
+    model: ItemGAT,
+    graph: RecGraph,
+    valid_fn: ValidFn,
+    grid: Sequence[float],
+    forms: Sequence[int],
+    gammas: Sequence[float],
+    seed: int,
+) -> tuple[_Relation, dict[int, float]]:
+    """The relation's form and ridge, installed in ``model``: ``(the chosen form, {form: its validation})``.
+
+    Each form's ridge by validation of the history term alone; with more than one form, each is
+    judged on the whole score with its own taste weight and :func:`one_standard_error` picks
+    (the judged dict is empty for a single form). ``taste_scale`` is left at 0.
+    """
+    # the dense form (0) last: its A x A inverse then peaks beside the small sparse forms, not
+    # beside another A x A matrix (a refit holds X^T X while it runs)
+    forms = sorted(forms, key=lambda k: (k == 0, k))
+    candidates: dict[int, _Relation] = {}
+    start = len(grid) // 2
+    for k in forms:
+        # each form's climb starts at the previous form's ridge: neighbouring forms peak close by
+        candidates[k] = _fit_ridge(model, graph, valid_fn, grid, k, start=start)
+        start = list(grid).index(candidates[k].l2)
+    judged: dict[int, float] = {}
+    if len(candidates) > 1:
+        # the sparsest within one paired standard error of the best: fewer sources, shorter explanations
+        for k, cand in candidates.items():
+            _install(model, cand)
+            model.cache_embeddings(graph)  # the scoring cache holds the relation
+            judged[k] = _choose_gamma(model, valid_fn, gammas, cand.score, seed)[2]
+        model.taste_scale.zero_()
+        log.info("gat relation sources: %s", {k: round(float(v), 4) for k, v in judged.items()})
+    chosen = candidates[one_standard_error(judged) if judged else forms[0]]
+    _install(model, chosen)
+    return chosen, judged
+
+
 def _install(model: ItemGAT, rel: _Relation) -> None:
     model.relation_dense, model.nbr_index, model.nbr_value = rel.buffers
     model.relation_l2.fill_(rel.l2)
     model.relation_sources.fill_(rel.sources)
 
 
-def _plain(scores: dict[float, float]) -> dict[float, float]:
+def _plain(scores: dict[K, float]) -> dict[K, float]:
     """Scores as plain floats (a :class:`ValidScore` carries its per-user sample, not for the report)."""
     return {k: float(v) for k, v in scores.items()}
 
 
-def weights_for(taste_weight: float | None, gamma_grid: Sequence[float]) -> list[float]:
+def _weights_for(taste_weight: float | None, gamma_grid: Sequence[float]) -> list[float]:
     """The taste weights to try: the one given, else the grid, ascending."""
     return [float(taste_weight)] if taste_weight is not None else sorted(gamma_grid)
 
