@@ -126,8 +126,6 @@ class ItemGAT(EmbeddingModel):
         ):
             if value < 1:
                 raise ValueError(f"{name} must be positive (got {value!r})")
-        if sources < 0:
-            raise ValueError(f"sources must be >= 0, 0 for all (got {sources!r})")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0 (got {num_layers!r})")
         if relation not in RELATIONS:
@@ -169,7 +167,8 @@ class ItemGAT(EmbeddingModel):
         self.register_buffer("warm", torch.zeros(self.n_items, dtype=torch.bool))
         self.register_buffer("edge_mean", torch.zeros(2))
         self.register_buffer("relation_l2", torch.tensor(float("nan")))
-        self.register_buffer("relation_sources", torch.tensor(int(sources)))  # 0: all (dense)
+        self.register_buffer("relation_sources", torch.tensor(0))  # 0: all (dense)
+        self._set_sources(sources)
         self.register_buffer("taste_scale", torch.zeros(()))  # gamma: weight of the taste term
         self._graph_key: tuple | None = None
         self._adj: Tensor | None = None
@@ -236,9 +235,7 @@ class ItemGAT(EmbeddingModel):
                 current ``relation_sources``).
         """
         if sources is not None:
-            if sources < 0:
-                raise ValueError(f"sources must be >= 0, 0 for all (got {sources!r})")
-            self.relation_sources.fill_(int(sources))
+            self._set_sources(sources)
         self._set_history(graph)
         X = train_matrix(graph)
         active = np.flatnonzero(X.getnnz(axis=0) > 0)
@@ -250,6 +247,11 @@ class ItemGAT(EmbeddingModel):
         self.relation_dense, self.nbr_index, self.nbr_value = dense, idx, val
         self._folds = None
         return self
+
+    def _set_sources(self, sources: int) -> None:
+        if sources < 0:
+            raise ValueError(f"sources must be >= 0, 0 for all (got {sources!r})")
+        self.relation_sources.fill_(int(sources))
 
     def _relation(self, X: sp.csr_matrix, active: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
         """``(dense [A, A] or empty, top-k index [I, k] or empty, top-k value [I, k] or empty)`` of ``X``."""
