@@ -160,6 +160,7 @@ def fit_staged(
         "dense": model.dense,
         "sources": cand.sources,
         "sources_valid": _plain(judged),
+        "sources_error_bar": paired_error_bars(judged) if judged else {},
     }
     relation_only = cand.score
     # 2b. interaction weights w_uj = exp(theta . (f_uj - mean f)), one feature at a time, in units
@@ -364,15 +365,33 @@ def _choose_gamma(
     return best, unit, scores[best], scores
 
 
+def paired_error_bars(judged: dict[int, float]) -> dict[int, float]:
+    """Each form's standard error of its per-user difference to the best form (0 where unknown).
+
+    Needs the scores' per-user values (:class:`~engine.training.trainer.ValidScore`, the same
+    validation users in the same order); a plain float gets 0, and so does the best form itself.
+    """
+    best = max(judged, key=lambda k: float(judged[k]))
+    ref = getattr(judged[best], "per_user", None)
+    bars = {}
+    for k, score in judged.items():
+        values = getattr(score, "per_user", None)
+        if ref is None or values is None or len(values) != len(ref) or len(ref) < 2:
+            bars[k] = 0.0
+        else:
+            diff = np.asarray(values, dtype=np.float64) - np.asarray(ref, dtype=np.float64)
+            bars[k] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    return bars
+
+
 def one_standard_error(judged: dict[int, float]) -> int:
     """The sparsest relation form whose validation is within one paired standard error of the best.
 
     The one-standard-error rule (Hastie, Tibshirani & Friedman, *Elements of Statistical
     Learning*, 7.10) applied to the number of sources per item, 0 meaning all: fewer sources are
     the simpler model, and each recommendation rests on fewer past interactions. The error bar
-    is that of the per-user difference to the best form (the same validation users), when the
-    scores carry their per-user values (:class:`~engine.training.trainer.ValidScore`); without
-    them the rule is the plain best, ties to the sparser form.
+    is that of the per-user difference to the best form (:func:`paired_error_bars`); without
+    per-user values the rule is the plain best, ties to the sparser form.
 
     Args:
         judged: ``{sources: validation NDCG@10}`` (0: all sources).
@@ -382,19 +401,10 @@ def one_standard_error(judged: dict[int, float]) -> int:
     """
     if not judged:
         raise ValueError("no relation form to choose from")
+    top = max(float(v) for v in judged.values())
+    bars = paired_error_bars(judged)
     sparsest_first = sorted(judged, key=lambda k: (k == 0, k))
-    best = max(sparsest_first, key=lambda k: float(judged[k]))  # ties: the first, the sparser
-    ref = getattr(judged[best], "per_user", None)
-    for k in sparsest_first:
-        values = getattr(judged[k], "per_user", None)
-        if ref is None or values is None or len(values) != len(ref) or len(ref) < 2:
-            margin = 0.0
-        else:
-            diff = np.asarray(values, dtype=np.float64) - np.asarray(ref, dtype=np.float64)
-            margin = float(diff.std(ddof=1) / np.sqrt(len(diff)))
-        if float(judged[k]) >= float(judged[best]) - margin:
-            return k
-    return best
+    return next(k for k in sparsest_first if float(judged[k]) >= top - bars[k])
 
 
 def climb(grid: Sequence[float], score: Callable[[float], float], *, start: int = 0) -> dict[float, float]:

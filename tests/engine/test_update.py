@@ -329,8 +329,8 @@ def test_gat_update_refits_the_relation_on_the_new_interactions(
     assert bool(new.model.warm[j]) and new.model.relation_from(torch.tensor([j])).abs().sum() > 0
     # exactly the closed form on the merged interactions, in the form and with the ridge the old model chose
     assert float(new.model.relation_l2) == pytest.approx(float(old.model.relation_l2))
-    assert int(new.model.relation_sources) == int(old.model.relation_sources) == max(sources, 0) or sources < 0
     chosen = int(old.model.relation_sources)
+    assert int(new.model.relation_sources) == chosen and (sources < 0 or chosen == sources)
     ref = warm_start(old.model, new.prep).fit_relation(new.prep.graph, l2=float(old.model.relation_l2), sources=chosen)
     assert ref.dense == new.model.dense == (chosen == 0)
     for name in ("relation_dense", "nbr_index", "nbr_value"):
