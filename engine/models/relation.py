@@ -17,6 +17,8 @@ Three forms, pure functions of the matrix (no model state):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -35,6 +37,7 @@ def relation_buffers(
     l2: float,
     neighbours: int,
     sources: int = 0,
+    neighbourhoods: Neighbourhoods | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(dense [A, A] or empty, top-k index [I, k] or empty, top-k value [I, k] or empty)`` of ``X``.
 
@@ -48,12 +51,20 @@ def relation_buffers(
         sources: on the EASE path, sources kept per target item and refitted
             (:func:`ease_top_k`); 0, or at least ``A - 1``, keeps the dense ``[A, A]`` relation
             (default: 0).
+        neighbourhoods: the refit's sources, already computed on ``X`` for ``sources`` (default:
+            None, computed here).
     """
     Xa = X[:, active].tocsc()
     empty = (torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0))
     if dense and not 0 < sources < len(active) - 1:
         return ease_weights(Xa, l2), empty[1], empty[2]
-    idx, val = ease_top_k(Xa, sources, l2) if dense else gfcf_top_k(Xa, neighbours)
+    if dense:
+        if neighbourhoods is not None and neighbourhoods.k != sources:
+            raise ValueError(f"neighbourhoods hold {neighbourhoods.k} sources per item, not {sources}")
+        nb = neighbourhoods or nearest_sources(Xa, sources)
+        idx, val = nb.index, ease_refit(nb, l2)
+    else:
+        idx, val = gfcf_top_k(Xa, neighbours)
     act = torch.as_tensor(active, dtype=torch.long)
     index = torch.zeros(n_items, idx.shape[1], dtype=torch.long)
     value = torch.zeros(n_items, idx.shape[1])
@@ -85,43 +96,80 @@ def train_matrix(graph: RecGraph) -> sp.csr_matrix:
     return X
 
 
-def ease_top_k(Xa: sp.spmatrix, k: int, l2: float, *, max_block_entries: int = 1 << 22) -> tuple[Tensor, Tensor]:
-    """EASE refitted on each item's ``k`` most similar sources: ``(index [A, k] sorted, value [A, k])``.
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """Each active item's ``k`` most similar sources and the co-occurrences a refit reads.
 
-    The sources of target ``i`` are the ``k`` items ``j != i`` of largest co-occurrence cosine
-    ``G_ji / sqrt(G_jj G_ii)`` (``G = X^T X``); their weights solve the ridge regression of
-    column ``i`` on them, ``(G_NN + l2 I) b = G_Ni`` (Cholesky, float64), ``max_block_entries / k^2``
-    targets at a time.
+    Free of the ridge, so one computation serves every ridge a fit tries (:func:`ease_refit`).
+    """
+
+    gram: Tensor  # G = X^T X over the active items [A, A], float32 (counts: exact up to 2^24)
+    index: Tensor  # [A, k]: target i's sources, sorted
+
+    @property
+    def k(self) -> int:
+        return int(self.index.shape[1])
+
+
+def nearest_sources(Xa: sp.spmatrix, k: int, *, max_block_entries: int = 1 << 22) -> Neighbourhoods:
+    """The ``k`` items ``j != i`` of largest co-occurrence cosine ``G_ji / sqrt(G_jj G_ii)`` per item ``i``.
 
     Args:
         Xa: binary user x active-item matrix ``[U, A]``.
         k: sources per target item (``1 <= k < A``).
-        l2: ridge strength (> 0).
-        max_block_entries: bound on the entries of a block's systems and of its ``[A, block]``
-            cosines (default: 4M, 32 MB in float64).
+        max_block_entries: bound on the entries of a block's ``[A, block]`` cosines (default: 4M).
     """
     n = Xa.shape[1]
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, {n - 1}] for {n} active items (got {k!r})")
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (got {l2!r})")
-    G = torch.from_numpy((Xa.T @ Xa).astype(np.float32).toarray())  # counts: exact in float32 up to 2^24
+    G = torch.from_numpy((Xa.T @ Xa).astype(np.float32).toarray())
     norm = G.diagonal().clamp(min=1.0).sqrt()
-    eye = l2 * torch.eye(k, dtype=torch.float64)
     idx = torch.empty(n, k, dtype=torch.long)
-    val = torch.empty(n, k)
-    block = max(1, min(max_block_entries // (k * k), max_block_entries // n))  # systems and the cosine block
+    block = max(1, max_block_entries // n)
     for b in range(0, n, block):
         cols = torch.arange(b, min(b + block, n))
         cos = G[:, cols] / norm[:, None] / norm[cols][None, :]  # [A, block]
         cos[cols, cols - b] = -1.0  # never its own source (EASE's zero diagonal)
-        top = torch.sort(torch.topk(cos.T, k, dim=1).indices, dim=1).values  # [block, k]
+        idx[cols] = torch.sort(torch.topk(cos.T, k, dim=1).indices, dim=1).values
+    return Neighbourhoods(gram=G, index=idx)
+
+
+def ease_refit(nb: Neighbourhoods, l2: float, *, max_block_entries: int = 1 << 22) -> Tensor:
+    """Weights ``[A, k]``: per target ``i``, the ridge regression of column ``i`` on its sources.
+
+    ``(G_NN + l2 I) b = G_Ni`` (Cholesky, float64), ``max_block_entries / k^2`` targets at a time.
+
+    Args:
+        nb: the sources (:func:`nearest_sources`).
+        l2: ridge strength (> 0).
+        max_block_entries: bound on the entries of a block's systems (default: 4M, 32 MB in float64).
+    """
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (got {l2!r})")
+    G, n, k = nb.gram, nb.index.shape[0], nb.k
+    eye = l2 * torch.eye(k, dtype=torch.float64)
+    val = torch.empty(n, k)
+    block = max(1, max_block_entries // (k * k))
+    for b in range(0, n, block):
+        cols = torch.arange(b, min(b + block, n))
+        top = nb.index[cols]  # [block, k]
         system = G[top[:, :, None], top[:, None, :]].double() + eye  # [block, k, k]
         rhs = G[top, cols[:, None]].double()  # [block, k]
         # G_NN + l2 I is symmetric positive definite: Cholesky (batched LU failed on some blocks)
         factor = torch.linalg.cholesky(system)
-        idx[cols], val[cols] = top, torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1).float()
-    return idx, val
+        val[cols] = torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1).float()
+    return val
+
+
+def ease_top_k(Xa: sp.spmatrix, k: int, l2: float) -> tuple[Tensor, Tensor]:
+    """EASE refitted on each item's ``k`` most similar sources: ``(index [A, k] sorted, value [A, k])``.
+
+    :func:`nearest_sources` then :func:`ease_refit`.
+    """
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (got {l2!r})")
+    nb = nearest_sources(Xa, k)
+    return nb.index, ease_refit(nb, l2)
 
 
 def gfcf_top_k(Xa: sp.csc_matrix, k: int, block: int = 512) -> tuple[Tensor, Tensor]:

@@ -307,10 +307,11 @@ def _choose_relation(
     forms = sorted(forms, key=lambda k: (k == 0, k))
     candidates: dict[int, _Relation] = {}
     start = len(grid) // 2
-    for k in forms:
-        # each form's climb starts at the previous form's ridge: neighbouring forms peak close by
-        candidates[k] = _fit_ridge(model, graph, valid_fn, grid, k, start=start)
-        start = list(grid).index(candidates[k].l2)
+    with model.reusing_neighbourhoods():  # a form's sources do not depend on the ridge
+        for k in forms:
+            # each form's climb starts at the previous form's ridge: neighbouring forms peak close by
+            candidates[k] = _fit_ridge(model, graph, valid_fn, grid, k, start=start)
+            start = list(grid).index(candidates[k].l2)
     judged: dict[int, float] = {}
     if len(candidates) > 1:
         # the sparsest within one paired standard error of the best: fewer sources, shorter explanations

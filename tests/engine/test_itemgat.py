@@ -269,6 +269,27 @@ def test_refitted_relation_rests_each_item_on_k_sources(graph_and_split):
         ItemGAT(3, 6, sources=-1)
 
 
+def test_a_ridge_search_finds_each_forms_sources_once(graph_and_split, monkeypatch):
+    import engine.models.itemgat as itemgat_module
+
+    graph, sp = graph_and_split
+    plain = [make(graph, sp, sources=5).fit_relation(graph, l2=lam) for lam in (2.0, 9.0)]
+    calls = []
+    real = itemgat_module.nearest_sources
+    monkeypatch.setattr(itemgat_module, "nearest_sources", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    model = make(graph, sp, sources=5)  # fitted outside the context: relation_buffers finds its own sources
+    with model.reusing_neighbourhoods():
+        for lam, ref in zip((2.0, 9.0), plain, strict=True):
+            model.fit_relation(graph, l2=lam)
+            assert torch.equal(model.nbr_index, ref.nbr_index) and torch.equal(model.nbr_value, ref.nbr_value)
+        assert calls == [5]  # once for both ridges
+        model.fit_relation(graph, l2=2.0, sources=3)
+        assert calls == [5, 3] and model._reuse is not None and len(model._reuse) == 1
+        model.fit_relation(graph, l2=2.0, sources=0)  # a dense fit drops the kept A x A matrix
+        assert model._reuse == {}
+    assert model._reuse is None
+
+
 class _Score(float):
     """A validation mean with its per-user sample, as ValidScore."""
 
