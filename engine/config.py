@@ -118,7 +118,7 @@ class ModelConfig:
     # gat, the default (ItemGAT: engine/models/itemgat.py; staged fit in engine/training/staged.py):
     attention_dim: int = 32  # width of the target-aware attention keys/queries a(j, i)
     relation: str = "ease"  # item-item relation: ease (ridge inverse) | gfcf (graph filter, any catalog size)
-    relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 1..50 x the mean item degree
+    relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 0.25..50 x the mean item degree
     relation_dense_max: int = 20000  # active items up to which the relation is dense (all sources; 1.6 GB at 20k)
     relation_neighbours: int = 512  # sources kept per item on the sparse top-k (GF-CF) path above that size
     # EASE sources kept per item and refitted; 0: all (dense); < 0: chosen on validation (one-SE rule)

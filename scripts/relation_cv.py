@@ -21,6 +21,7 @@ without refitting.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -30,10 +31,9 @@ import torch
 
 from engine.assembly import prepare
 from engine.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from engine.evaluation.accuracy import HitTable, ndcg
 from engine.models.ease import ease_weights
-from engine.models.relation import Neighbourhoods, ease_refit, mean_item_degree, nearest_sources, train_matrix
-
-DISCOUNT = 1 / np.log2(np.arange(2, 12))  # NDCG@10
+from engine.models.relation import ease_refit, mean_item_degree, nearest_sources, relation_buffers, train_matrix
 
 
 def folds_of(X: sp.csr_matrix, folds: int, seed: int) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
@@ -53,34 +53,30 @@ def folds_of(X: sp.csr_matrix, folds: int, seed: int) -> list[tuple[sp.csr_matri
 
 def ndcg_at_10(scores: torch.Tensor, held: sp.csr_matrix) -> np.ndarray:
     """Per-user NDCG@10 of ``scores`` against ``held`` (NaN for a user with nothing held out)."""
-    top = torch.topk(scores, 10, dim=1).indices.numpy()
-    out = np.full(scores.shape[0], np.nan)
-    for u in range(scores.shape[0]):
-        h = held.indices[held.indptr[u] : held.indptr[u + 1]]
-        if len(h):
-            out[u] = (np.isin(top[u], h) * DISCOUNT).sum() / DISCOUNT[: min(len(h), 10)].sum()
-    return out
+    hits = HitTable.from_topk(torch.topk(scores, 10, dim=1).indices.numpy(), held)
+    return np.where(hits.n_relevant > 0, ndcg(hits, 10), np.nan)
 
 
 def relation(fitted: sp.csr_matrix, k: int, lam: float, support: str) -> torch.Tensor:
     """The ``[A, A]`` relation ``S[j, i]`` (source j, target i) of one form."""
-    Xa = fitted.tocsc()
-    if k == 0 or support != "cosine":
+    n = fitted.shape[1]
+    if support == "cosine":  # the model's own relation (every column counts as active here)
+        dense, index, value = relation_buffers(
+            fitted, np.arange(n), n_items=n, dense=True, l2=lam, neighbours=0, sources=k
+        )
+        if dense.numel():
+            return dense
+    else:
+        Xa = fitted.tocsc()
         dense = ease_weights(Xa, lam)
         if k == 0:
             return dense
-    if support == "cosine":
-        nb = nearest_sources(Xa, k)
-        index, value = nb.index, ease_refit(nb, lam)
-    else:
         index = torch.sort(torch.topk(dense.abs().T, k, dim=1).indices, dim=1).values
         if support == "truncate":
             value = torch.gather(dense.T, 1, index)
         else:
-            gram = torch.from_numpy((Xa.T @ Xa).astype(np.float32).toarray())
-            value = ease_refit(Neighbourhoods(gram=gram, index=index), lam)
-    target_major = torch.zeros(Xa.shape[1], Xa.shape[1]).scatter_(1, index, value)
-    return target_major.T
+            value = ease_refit(dataclasses.replace(nearest_sources(Xa, k), index=index), lam)
+    return torch.zeros(n, n).scatter_(1, index, value).T
 
 
 def main(argv: list[str] | None = None) -> int:

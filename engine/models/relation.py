@@ -49,7 +49,8 @@ def relation_buffers(
         l2: EASE ridge ``lambda``.
         neighbours: sources kept per target item on the GF-CF path.
         sources: on the EASE path, sources kept per target item and refitted
-            (:func:`ease_top_k`); 0, or at least ``A - 1``, keeps the dense ``[A, A]`` relation
+            (:func:`nearest_sources` then :func:`ease_refit`); 0, or at least ``A - 1``, keeps the
+            dense ``[A, A]`` relation
             (default: 0).
         neighbourhoods: the refit's sources, already computed on ``X`` for ``sources`` (default:
             None, computed here).
@@ -159,17 +160,6 @@ def ease_refit(nb: Neighbourhoods, l2: float, *, max_block_entries: int = 1 << 2
         factor = torch.linalg.cholesky(system)
         val[cols] = torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1).float()
     return val
-
-
-def ease_top_k(Xa: sp.spmatrix, k: int, l2: float) -> tuple[Tensor, Tensor]:
-    """EASE refitted on each item's ``k`` most similar sources: ``(index [A, k] sorted, value [A, k])``.
-
-    :func:`nearest_sources` then :func:`ease_refit`.
-    """
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (got {l2!r})")
-    nb = nearest_sources(Xa, k)
-    return nb.index, ease_refit(nb, l2)
 
 
 def gfcf_top_k(Xa: sp.csc_matrix, k: int, block: int = 512) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,7 @@ EASE scores with a validation-chosen weight did (ml-100k, seed 0: +0.002 valid, 
    (:func:`engine.training.loop.fit`) with our LightGCN baseline's settings and early stopping
    on taste-only validation NDCG@10;
 2. **relation**: for each form in :data:`SOURCES_GRID` (all sources: dense EASE; or each item's
-   ``k`` most similar sources, refitted: :func:`engine.models.relation.ease_top_k`), EASE's
+   ``k`` most similar sources, refitted: :func:`engine.models.relation.ease_refit`), EASE's
    ridge ``lambda = c x mean item degree``, ``c`` in :data:`L2_GRID`, by validation NDCG@10 of
    the history term alone (the ridge scales with the data through the degree: the dense form
    chose 5 on ml-100k, 10 on ml-latest-small), hill-climbing from the middle of the grid for the

@@ -16,6 +16,7 @@ from engine.models.ease import ease_weights
 from engine.models.itemgat import ItemGAT
 from engine.training.callbacks import Callback
 from engine.training.staged import fit_staged
+from engine.training.trainer import ValidScore
 
 N_ITEMS, COLD = 30, (27, 28, 29)  # the last three items never occur: cold
 
@@ -230,7 +231,11 @@ def test_climb_finds_the_grid_best_of_a_unimodal_curve():
 
 
 def test_refitted_relation_keeps_k_sources_and_all_of_them_is_ease(graph_and_split):
-    from engine.models.relation import ease_top_k, train_matrix
+    from engine.models.relation import ease_refit, nearest_sources, train_matrix
+
+    def ease_top_k(Xa, k: int, l2: float):  # the refit relation_buffers builds: sources, then weights
+        nb = nearest_sources(Xa, k)
+        return nb.index, ease_refit(nb, l2)
 
     graph, _ = graph_and_split
     X = train_matrix(graph)
@@ -290,13 +295,10 @@ def test_a_ridge_search_finds_each_forms_sources_once(graph_and_split, monkeypat
     assert model._reuse is None
 
 
-class _Score(float):
-    """A validation mean with its per-user sample, as ValidScore."""
-
-    def __new__(cls, values):
-        obj = super().__new__(cls, float(np.mean(values)))
-        obj.per_user = np.asarray(values, dtype=float)
-        return obj
+def _score(values) -> ValidScore:
+    """A validation mean with its per-user sample, as the staged fit's validation returns it."""
+    values = np.asarray(values, dtype=float)
+    return ValidScore(float(values.mean()), values)
 
 
 def test_one_standard_error_takes_the_sparsest_form_within_the_error_bar():
@@ -306,15 +308,15 @@ def test_one_standard_error_takes_the_sparsest_form_within_the_error_bar():
     best = rng.uniform(0, 1, 400)
     noise = rng.normal(0, 0.1, 400)
     judged = {
-        0: _Score(best),  # all sources: the best mean
-        64: _Score(best + noise - 0.002),  # 0.002 below, error bar 0.005: within
-        16: _Score(best + noise - 0.05),  # 0.05 below: outside
+        0: _score(best),  # all sources: the best mean
+        64: _score(best + noise - 0.002),  # 0.002 below, error bar 0.005: within
+        16: _score(best + noise - 0.05),  # 0.05 below: outside
     }
     assert one_standard_error(judged) == 64
-    judged[16] = _Score(best + noise - 0.003)
+    judged[16] = _score(best + noise - 0.003)
     assert one_standard_error(judged) == 16
     # a form equal to the best user by user has a zero error bar: only exact ties pass
-    assert one_standard_error({0: _Score(best), 32: _Score(best - 1e-6)}) == 0
+    assert one_standard_error({0: _score(best), 32: _score(best - 1e-6)}) == 0
     # plain floats (no per-user sample): the best, ties to the sparser form
     assert one_standard_error({0: 0.30, 64: 0.31, 16: 0.31}) == 16
     assert one_standard_error({0: 0.32, 64: 0.31}) == 0
