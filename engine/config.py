@@ -117,10 +117,12 @@ class ModelConfig:
     knn_k: int = 100  # ItemKNN neighbours per item
     # gat, the default (ItemGAT: engine/models/itemgat.py; staged fit in engine/training/staged.py):
     attention_dim: int = 32  # width of the target-aware attention keys/queries a(j, i)
-    relation: str = "ease"  # item-item relation: ease (ridge inverse) | gfcf (graph filter, any catalog size)
+    relation: str = "ease"  # item-item relation: ease (ridge inverse or refit) | gfcf (graph filter)
     relation_l2: float = 0.0  # EASE ridge; 0: chosen on validation among 0.25..50 x the mean item degree
-    relation_dense_max: int = 20000  # active items up to which the relation is dense (all sources; 1.6 GB at 20k)
-    relation_neighbours: int = 512  # sources kept per item on the sparse top-k (GF-CF) path above that size
+    # active items up to which A x A matrices are built (the dense form; 1.6 GB at 20k); above it
+    # EASE is refitted from the sparse co-occurrence, never dense (memory ~ A x sources)
+    relation_dense_max: int = 20000
+    relation_neighbours: int = 512  # sources kept per item on the GF-CF path (relation="gfcf")
     # EASE sources kept per item and refitted; 0: all (dense); < 0: chosen on validation (one-SE rule)
     relation_sources: int = -1
     taste_weight: float = -1.0  # taste term in units of std(history)/std(taste); < 0: chosen on validation

@@ -20,11 +20,14 @@ Parts (``--only``, comma-separated; default: all of them, in this order):
   does (``train_or_load``, stored in the work directory): its peak RSS [<= 6 GB], wall seconds and
   data sizes. Expect many minutes; progress goes to stderr.
 * ``itemitem``: the item-item relation of a synthetic ``--ii-items`` catalog (100,000 items:
-  above ``relation_dense_max``, so ItemGAT takes the GF-CF top-512 path): a popularity-skewed
-  random user x item matrix, then ``relation_buffers(..., dense=False)`` in a child process; the
-  peak RSS of the call above the process's RSS before it, the returned buffers' bytes and the
-  seconds [<= 2 GB]. Also, unless ``--no-ii-scoring``, the scoring cache ItemGAT builds from
-  those buffers (``_attended_relation``, in ``cache_embeddings``), measured the same way.
+  above ``relation_dense_max``, so no ``A x A`` matrix is built): a popularity-skewed random
+  user x item matrix, then, in a child process, ``relation_buffers`` as ItemGAT calls it there:
+  EASE refitted on ``--ii-sources`` sources per item (128, the largest form) from the sparse
+  co-occurrence (``--ii-relation gfcf``: GF-CF's top ``--ii-neighbours``); the peak RSS of the
+  call above the process's RSS before it, the returned buffers' bytes and the seconds [<= 2 GB],
+  and the seconds of one more refit at another ridge (what each step of a ridge search costs).
+  Also, unless ``--no-ii-scoring``, the scoring cache ItemGAT builds from those buffers
+  (``_attended_relation``, in ``cache_embeddings``), measured the same way.
 
 Memory: each child reports ``getrusage(RUSAGE_SELF).ru_maxrss`` (the process's high-water mark
 since it started) and, for ``itemitem``, ``VmHWM`` of ``/proc/self/status`` after resetting it
@@ -246,7 +249,7 @@ def _relation_label(model: Any) -> str:
     if getattr(model, "dense", False):
         return "dense EASE"
     k = int(getattr(model, "relation_sources", 0))
-    return f"EASE refitted on {k} sources per item" if k else "sparse GF-CF top-k"
+    return f"EASE refitted on {k} sources per item" if k else "GF-CF top-k"
 
 
 def _fit_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -315,9 +318,9 @@ def tensor_bytes(*tensors: torch.Tensor) -> int:
 
 
 def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
-    """Child: the GF-CF relation buffers of a synthetic catalog, and optionally ItemGAT's scoring cache."""
+    """Child: the large-catalog relation buffers of a synthetic catalog, and optionally ItemGAT's scoring cache."""
     from engine.models.itemgat import ItemGAT
-    from engine.models.relation import default_l2, relation_buffers
+    from engine.models.relation import default_l2, ease_refit, nearest_sources, ranked_width, relation_buffers
 
     t0 = time.perf_counter()
     X = synthetic_matrix(payload["users"], payload["items"], payload["interactions"], payload["skew"], payload["seed"])
@@ -325,10 +328,12 @@ def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
     l2 = default_l2(X)
     gen = time.perf_counter() - t0
     sys.stderr.write(f"  synthetic matrix {X.shape} with {X.nnz:,} interactions in {gen:.1f} s; fitting ...\n")
-    k = payload["neighbours"]
+    k, sources, ease = payload["neighbours"], payload["sources"], payload["relation"] == "ease"
 
     def relation() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return relation_buffers(X, active, n_items=X.shape[1], dense=False, l2=l2, neighbours=k)
+        return relation_buffers(
+            X, active, n_items=X.shape[1], dense=ease, l2=l2, neighbours=k, sources=sources, dense_gram=False
+        )
 
     (dense, index, value), fig = measured(relation)
     out: dict[str, Any] = {
@@ -338,12 +343,19 @@ def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
         "interactions": int(X.nnz),
         "matrix_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes),
         "generate_seconds": round(gen, 2),
-        "neighbours": k,
+        "relation": f"EASE refitted on {sources} sources per item" if ease else f"GF-CF top-{k}",
         "relation_buffers": {**fig, "buffer_bytes": tensor_bytes(dense, index, value)},
     }
     sys.stderr.write(f"  relation_buffers: {out['relation_buffers']}\n")
+    if ease:  # one more ridge on the same sources: the cost of each step of the staged fit's ridge search
+        Xa = X[:, active].tocsc()
+        nb = nearest_sources(Xa, ranked_width(sources, len(active)), dense_gram=False).take(sources)
+        t1 = time.perf_counter()
+        ease_refit(nb, 2.0 * l2)
+        out["refit_seconds_per_ridge"] = round(time.perf_counter() - t1, 2)
+        del nb
     if payload.get("scoring"):
-        model = ItemGAT(X.shape[0], X.shape[1], relation="gfcf", neighbours=k)
+        model = ItemGAT(X.shape[0], X.shape[1], relation="ease" if ease else "gfcf", neighbours=k)
         model.active, model.nbr_index, model.nbr_value = torch.as_tensor(active), index, value
         del dense, index, value
         cache, fig = measured(model._attended_relation)
@@ -553,16 +565,23 @@ def part_itemitem(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "skew": args.ii_skew,
         "seed": 0,
         "neighbours": args.ii_neighbours,
+        "sources": args.ii_sources,
+        "relation": args.ii_relation,
         "scoring": args.ii_scoring,
     }
-    say(f"itemitem: GF-CF relation of {args.ii_items:,} items x {args.ii_users:,} users in a child process ...")
+    say(
+        f"itemitem: {args.ii_relation} relation of {args.ii_items:,} items x {args.ii_users:,} users "
+        "in a child process ..."
+    )
     out = run_child("itemitem", payload)
     rel = out["relation_buffers"]
     out["meets_target"] = rel["peak_above_before_gib"] <= 2.0
     say(
         f"itemitem: relation_buffers {rel['seconds']} s, peak {rel['peak_above_before_gib']} GiB above the RSS "
-        f"before [target <= 2 GB], buffers {rel['buffer_bytes'] / GIB:.3f} GiB"
+        f"before [target <= 2 GB], buffers {rel['buffer_bytes'] / GIB:.3f} GiB ({out['relation']})"
     )
+    if "refit_seconds_per_ridge" in out:
+        say(f"itemitem: one more refit at another ridge {out['refit_seconds_per_ridge']} s")
     if "attended_relation" in out:
         att = out["attended_relation"]
         say(
@@ -658,7 +677,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--ii-skew", type=float, default=0.8, help="'itemitem': Zipf exponent of item popularity (default: 0.8)"
     )
-    p.add_argument("--ii-neighbours", type=int, default=512, help="'itemitem': sources kept per item (default: 512)")
+    p.add_argument(
+        "--ii-relation",
+        default="ease",
+        choices=("ease", "gfcf"),
+        help="'itemitem': the relation, as ItemGAT fits it above relation_dense_max (default: ease, refitted)",
+    )
+    p.add_argument(
+        "--ii-sources", type=int, default=128, help="'itemitem': EASE sources per item, refitted (default: 128)"
+    )
+    p.add_argument(
+        "--ii-neighbours", type=int, default=512, help="'itemitem': GF-CF sources kept per item (default: 512)"
+    )
     p.add_argument(
         "--no-ii-scoring",
         dest="ii_scoring",

@@ -9,12 +9,13 @@ named residuals:
             + \underbrace{b_i}_{\text{popularity}}
 
 * ``S`` is a closed-form item-item relation fitted on the training matrix: EASE's
-  ``B = I - P / diag(P)``, ``P = (X^T X + \lambda I)^{-1}`` (Steck, 2019), over the active items
-  up to ``max_dense_items``: dense (every source counts), or refitted on each item's ``sources``
+  ``B = I - P / diag(P)``, ``P = (X^T X + \lambda I)^{-1}`` (Steck, 2019), over the active items:
+  dense (every source counts, up to ``max_dense_items``), or refitted on each item's ``sources``
   most similar items (at most that many past interactions carry an item's history term; the
-  staged fit chooses the number on validation). Larger catalogs, where the
-  inverse does not fit in memory, use the symmetric-normalised co-occurrence filter
-  ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021), computed in column blocks and kept as the
+  staged fit chooses the number on validation). Larger catalogs, where no ``A x A`` matrix fits
+  in memory, keep the refitted form only (:data:`LARGE_SOURCES` sources when none is asked),
+  from the sparse co-occurrence. ``relation="gfcf"`` uses the symmetric-normalised co-occurrence
+  filter ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021) instead, kept as the
   ``neighbours`` strongest sources per target item (the fitting is :mod:`engine.models.relation`).
 * ``a(j, i) = exp(<k_j, q^a_i> + c)`` is target-aware attention (NAIS, He et al. 2018, without
   the history softmax so that a contribution does not change when another interaction is
@@ -60,10 +61,12 @@ from engine.data.graph import EDGE_IU, EDGE_UI, RecGraph
 from engine.models.base import EmbeddingModel
 from engine.models.mf import init_embeddings
 from engine.models.relation import (
+    LARGE_SOURCES,
     Neighbourhoods,
     default_l2,
     mean_item_degree,
     nearest_sources,
+    ranked_width,
     relation_buffers,
     train_matrix,
 )
@@ -90,15 +93,17 @@ class ItemGAT(EmbeddingModel):
         embedding_dim: width of the taste embeddings ``p_u, q_i`` (default: 64).
         num_layers: LightGCN propagation layers of the taste term (default: 2).
         attention_dim: width of the attention keys and queries (default: 32).
-        neighbours: strongest relation sources kept per target item on the sparse (GF-CF)
-            path; ``min(neighbours, items - 1)`` (default: 512).
-        relation: ``"ease"`` or ``"gfcf"``; ``"ease"`` falls back to ``"gfcf"`` above
-            ``max_dense_items`` active items (default: ``"ease"``).
-        max_dense_items: largest number of active items whose dense ``A x A`` relation is kept
-            (default: 20000, ~1.6 GB float32).
+        neighbours: strongest relation sources kept per target item on the GF-CF path;
+            ``min(neighbours, items - 1)`` (default: 512).
+        relation: ``"ease"`` or ``"gfcf"`` (default: ``"ease"``).
+        max_dense_items: largest number of active items for which ``A x A`` matrices are built
+            (the dense relation, and the co-occurrences a refit reads); above it the EASE
+            relation is refitted from the sparse co-occurrence, never dense (default: 20000,
+            ~1.6 GB float32).
         sources: on the EASE path, sources kept per target item and refitted (0: all, the dense
-            relation) (default: 0); :meth:`fit_relation` can change it, and it is stored with
-            the model so that a refit (``gatlens update``) keeps the form chosen.
+            relation; above ``max_dense_items`` active items, 0 means :data:`LARGE_SOURCES`)
+            (default: 0); :meth:`fit_relation` can change it, and it is stored with the model so
+            that a refit (``gatlens update``) keeps the form chosen.
         text_features: frozen item text embeddings ``[n_items, D]`` (default: None).
         init: id-embedding init of the taste term, ``"xavier"`` or ``"normal"`` (default: ``"xavier"``).
         relation_scale: standard deviation of the full score in BPR logit units while the
@@ -253,6 +258,9 @@ class ItemGAT(EmbeddingModel):
         self.warm = torch.zeros(self.n_items, dtype=torch.bool, device=self.warm.device)
         self.warm[torch.as_tensor(active)] = True
         self.relation_l2 = torch.tensor(float(default_l2(X) if l2 is None else l2))
+        if self.relation == "ease" and self._too_large(active) and not 0 < int(self.relation_sources) < len(active) - 1:
+            # no dense form above max_dense_items: the largest refitted form, stored so an update keeps it
+            self._set_sources(min(LARGE_SOURCES, max(len(active) - 2, 1)))
         dense, idx, val = self._relation(X, active, self._reused_neighbourhoods(X, active))
         self.active = torch.as_tensor(active, dtype=torch.long)
         self.relation_dense, self.nbr_index, self.nbr_value = dense, idx, val
@@ -283,32 +291,41 @@ class ItemGAT(EmbeddingModel):
         if self._reuse is None:
             return None
         k = int(self.relation_sources)
-        if not (self._is_ease(active) and 0 < k < len(active) - 1):
+        if not (self.relation == "ease" and 0 < k < len(active) - 1):
             self._reuse.clear()  # a dense inverse must not peak beside a kept A x A matrix
             return None
+        if self._too_large(active):
+            # one ranked search serves every form up to LARGE_SOURCES: the forms take its prefixes
+            key = (self._graph_key, "ranked")
+            width = ranked_width(k, len(active))
+            if key not in self._reuse or self._reuse[key].ranked.shape[1] < k:
+                self._reuse.clear()
+                self._reuse[key] = nearest_sources(X[:, active].tocsc(), width, dense_gram=False)
+            return self._reuse[key].take(k)
         key = (self._graph_key, k)
         if key not in self._reuse:
             self._reuse.clear()
             self._reuse[key] = nearest_sources(X[:, active].tocsc(), k)
         return self._reuse[key]
 
-    def _is_ease(self, active: np.ndarray) -> bool:
-        return self.relation == "ease" and len(active) <= self.max_dense_items
+    def _too_large(self, active: np.ndarray) -> bool:
+        """Whether the catalog is above ``max_dense_items`` active items (no ``A x A`` matrix is built)."""
+        return len(active) > self.max_dense_items
 
     def _relation(
         self, X: sp.csr_matrix, active: np.ndarray, neighbourhoods: Neighbourhoods | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(dense [A, A] or empty, top-k index [I, k] or empty, top-k value [I, k] or empty)`` of ``X``."""
-        dense = self._is_ease(active)
         return relation_buffers(
             X,
             active,
             n_items=self.n_items,
-            dense=dense,
+            dense=self.relation == "ease",
             l2=float(self.relation_l2),
             neighbours=self.neighbours,
             sources=int(self.relation_sources),
             neighbourhoods=neighbourhoods,
+            dense_gram=not self._too_large(active),
         )
 
     def _set_history(self, graph: RecGraph) -> None:

@@ -409,7 +409,8 @@ def _fit_itemgat(
     fit=_fit_itemgat,
     # "gat" named GraphRecommender (now "uigat") until this model became the default.
     # item-item-2: the relation may be refitted on each item's k most similar sources (relation_sources).
-    revision="item-item-2",
+    # item-item-3: above relation_dense_max active items EASE is refitted there too (was GF-CF).
+    revision="item-item-3",
 )
 def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
     return ItemGAT(

@@ -48,6 +48,7 @@ from engine.config import TrainConfig
 from engine.data.graph import RecGraph
 from engine.data.split import SplitData
 from engine.models.itemgat import ItemGAT, default_l2, mean_item_degree, train_matrix
+from engine.models.relation import LARGE_SOURCES
 from engine.training.callbacks import Callback, EpochOffset
 from engine.training.loop import fit
 from engine.training.minibatch import DEFAULT_FANOUT, fit_minibatch
@@ -108,7 +109,8 @@ def fit_staged(
         l2: EASE ridge; None chooses ``c x mean item degree`` on validation over ``l2_grid``.
         taste_weight: ``gamma`` in std-ratio units; None chooses it on validation over ``gamma_grid``.
         sources: EASE sources kept per target item and refitted, 0 for all; None chooses among
-            ``sources_grid`` by :func:`one_standard_error` on validation (default: None). The
+            ``sources_grid`` by :func:`one_standard_error` on validation (default: None). Above
+            the model's ``max_dense_items`` active items the dense form (0) is left out. The
             GF-CF path keeps the model's ``neighbours``.
         finetune_epochs: epoch budget of the attention fine-tuning (default: 0, off).
         l2_grid / gamma_grid / theta_grid / sources_grid: the validation grids (default:
@@ -145,12 +147,15 @@ def fit_staged(
     X = train_matrix(graph)
     base = mean_item_degree(X)
     n_active = int((X.getnnz(axis=0) > 0).sum())
-    # GF-CF (the sparse path: asked for, or more active items than a dense inverse may hold) has no ridge
-    dense = model.relation == "ease" and n_active <= model.max_dense_items
-    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if dense else [default_l2(X)]
+    # GF-CF (asked for) has no ridge and no forms
+    ease = model.relation == "ease"
+    grid = [float(l2)] if l2 is not None else [c * base for c in l2_grid] if ease else [default_l2(X)]
     # k >= A - 1 sources is every other item: the dense relation, fitted once
     asked = [int(sources)] if sources is not None else list(sources_grid)
-    forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if dense else [0]
+    forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if ease else [0]
+    if ease and n_active > model.max_dense_items:
+        # no A x A matrix there: the refitted forms only (the model's largest when only dense was asked)
+        forms = [k for k in forms if k > 0] or [min(LARGE_SOURCES, max(n_active - 2, 1))]
     gammas = _weights_for(taste_weight, gamma_grid)
     cand, judged = _choose_relation(model, graph, valid_fn, grid, forms, gammas, cfg.seed)
     report["relation"] = {

@@ -58,8 +58,8 @@ def randomise(model: ItemGAT) -> None:
         model.taste_scale.fill_(0.7)
 
 
-PATHS = [{}, {"sources": 5}, {"neighbours": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
-IDS = ["ease-dense", "ease-top5", "gfcf-top5", "gfcf"]
+PATHS = [{}, {"sources": 5}, {"sources": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
+IDS = ["ease-dense", "ease-top5", "ease-top5-large", "gfcf"]
 
 
 @pytest.mark.parametrize("kw", PATHS, ids=IDS)
@@ -272,6 +272,73 @@ def test_refitted_relation_rests_each_item_on_k_sources(graph_and_split):
     assert model.fit_relation(graph, l2=5.0, sources=0).dense
     with pytest.raises(ValueError, match="sources"):
         ItemGAT(3, 6, sources=-1)
+
+
+def test_a_large_catalog_refits_from_the_sparse_cooccurrence_exactly(graph_and_split):
+    from engine.models.relation import ease_refit, nearest_sources, relation_buffers, train_matrix
+
+    graph, _ = graph_and_split
+    X = train_matrix(graph)
+    active = np.flatnonzero(X.getnnz(axis=0) > 0)
+    Xa = X[:, active].tocsc()
+    small, large = nearest_sources(Xa, 6), nearest_sources(Xa, 6, dense_gram=False)
+    assert small.gram is not None and large.gram is None and large.matrix is not None
+    assert torch.equal(small.index, large.index)
+    # the systems built block by block from the interactions are the dense G's, to float round-off
+    assert torch.allclose(ease_refit(large, 3.0), ease_refit(small, 3.0), atol=1e-6)
+    # a form's prefix of a wider ranked search: the k largest co-occurrence cosines, never the item
+    G = (Xa.T @ Xa).toarray().astype(np.float64)
+    cos = G / np.sqrt(np.outer(np.diag(G), np.diag(G)))
+    np.fill_diagonal(cos, -1.0)
+    for k in (1, 3, 6):
+        idx = large.take(k).index
+        for i in range(Xa.shape[1]):
+            assert i not in idx[i].tolist() and idx[i].tolist() == sorted(idx[i].tolist())
+            assert cos[idx[i].numpy(), i].min() >= np.sort(cos[:, i])[-k] - 1e-9
+    with pytest.raises(ValueError, match="can take"):
+        large.take(7)
+    # no dense relation where no A x A matrix may be built
+    with pytest.raises(ValueError, match="too many for a dense relation"):
+        relation_buffers(X, active, n_items=X.shape[1], dense=True, l2=3.0, neighbours=5, dense_gram=False)
+
+
+def test_above_max_dense_items_the_model_keeps_a_refitted_form(graph_and_split):
+    from dataclasses import replace
+
+    from engine.models.relation import ease_refit, nearest_sources, train_matrix
+
+    graph, sp = graph_and_split
+    n_active = int(sp.item_counts().astype(bool).sum())
+    big = make(graph, sp, max_dense_items=10)  # sources 0 asked: no dense form there
+    assert not big.dense and int(big.relation_sources) == min(128, n_active - 2)
+    # the weights are the dense-G refit's on the same sources
+    X = train_matrix(graph)
+    active = np.flatnonzero(X.getnnz(axis=0) > 0)
+    at = torch.as_tensor(active)
+    nb = nearest_sources(X[:, active].tocsc(), int(big.relation_sources))
+    local = torch.searchsorted(at, big.nbr_index[at])
+    assert torch.allclose(big.nbr_value[at], ease_refit(replace(nb, index=local), 5.0), atol=1e-5)
+    # a form's sources are the same in a ridge search (one ranked search, its prefixes) and alone
+    alone = {k: make(graph, sp, max_dense_items=10, sources=k) for k in (3, 8)}
+    with big.reusing_neighbourhoods():
+        for k in (3, 8):
+            big.fit_relation(graph, l2=5.0, sources=k)
+            assert torch.equal(big.nbr_index, alone[k].nbr_index)
+            assert torch.equal(big.nbr_value, alone[k].nbr_value)
+        assert len(big._reuse) == 1
+
+
+def test_staged_fit_leaves_out_the_dense_form_above_max_dense_items(graph_and_split):
+    graph, sp = graph_and_split
+    torch.manual_seed(0)
+    model = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, max_dense_items=10)
+    cfg = TrainConfig(epochs=2, patience=2, batch_size=256, seed=0)
+    fit_staged(model, graph, sp, cfg, valid_fn=default_valid_fn(sp, graph), sources_grid=(0, 8, 4), l2_grid=(1.0, 5.0))
+    report = model.fit_report["relation"]
+    assert set(report["sources_valid"]) == {8, 4} and report["sources"] in (8, 4) and not report["dense"]
+    only_dense = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, max_dense_items=10)
+    fit_staged(only_dense, graph, sp, cfg, valid_fn=default_valid_fn(sp, graph), sources=0, l2_grid=(5.0,))
+    assert only_dense.fit_report["relation"]["sources"] == min(128, int(sp.item_counts().astype(bool).sum()) - 2)
 
 
 def test_a_ridge_search_finds_each_forms_sources_once(graph_and_split, monkeypatch):
