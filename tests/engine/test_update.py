@@ -315,12 +315,19 @@ def test_cli_update_rejects_a_bad_file_then_applies_a_good_one(tmp_path: Path, c
     assert (out["version"], out["new_users"], out["positives"], out["epochs"]) == (2, 1, 2, 1)
 
 
-@pytest.mark.parametrize(("mode", "sources"), [("auto", -1), ("minibatch", 8)])
+@pytest.mark.parametrize(
+    ("mode", "sources", "dense_max"), [("auto", -1, 20000), ("minibatch", 8, 20000), ("auto", -1, 10)]
+)
 def test_gat_update_refits_the_relation_on_the_new_interactions(
-    world: World, tmp_path: Path, mode: str, sources: int
+    world: World, tmp_path: Path, mode: str, sources: int, dense_max: int
 ) -> None:
-    """The default gat: new interactions reach the item-item relation (a cold item becomes a source)."""
-    cfg = CFG.with_overrides(model={"name": "gat", "relation_sources": sources})
+    """The default gat: new interactions reach the item-item relation (a cold item becomes a source).
+
+    ``dense_max`` 10 puts the catalog above ``relation_dense_max``: the relation is refitted from
+    the sparse co-occurrence, and the update keeps that form.
+    """
+    model = {"name": "gat", "relation_sources": sources, "relation_dense_max": dense_max}
+    cfg = CFG.with_overrides(model=model)
     old = train_or_load(cfg, dataset=world.base, cache_dir=tmp_path)
     new = update_model(old, world.new_rows, new_items=world.new_item, epochs=2, cache_dir=tmp_path, mode=mode)
     # the taste epochs ran on sampled subgraphs only when asked to
@@ -331,6 +338,7 @@ def test_gat_update_refits_the_relation_on_the_new_interactions(
     assert float(new.model.relation_l2) == pytest.approx(float(old.model.relation_l2))
     chosen = int(old.model.relation_sources)
     assert int(new.model.relation_sources) == chosen and (sources < 0 or chosen == sources)
+    assert chosen > 0 or dense_max > 10  # no dense form above relation_dense_max
     ref = warm_start(old.model, new.prep).fit_relation(new.prep.graph, l2=float(old.model.relation_l2), sources=chosen)
     assert ref.dense == new.model.dense == (chosen == 0)
     for name in ("relation_dense", "nbr_index", "nbr_value"):
