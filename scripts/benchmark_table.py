@@ -16,7 +16,8 @@ LEAD = "gat"  # the margin line compares this model with the best other one on e
 
 def main(path: str) -> None:
     with open(path) as fh:
-        rows = json.load(fh)
+        every = json.load(fh)
+    rows = [r for r in every if "failed" not in r]  # a failed run has no metrics: listed after the table
     models = list(dict.fromkeys(r["model"] for r in rows))
     print("| model | " + " | ".join(f"test {m}" for m in METRICS) + " | epochs | train s | s/epoch | peak RSS MB |")
     print("|---" * (len(METRICS) + 5) + "|")
@@ -35,6 +36,9 @@ def main(path: str) -> None:
     splits = sorted({r.get("split_seed", r["seed"]) for r in rows})
     held = f" on the split of seed {splits[0]}" if len(splits) == 1 and len({r["seed"] for r in rows}) > 1 else ""
     print(f"\n{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}{held}")
+    for r in every:
+        if "failed" in r:
+            print(f"FAILED: {r['model']} seed {r['seed']}: {r['failed']}")
     if LEAD in models and len(models) > 1:
         print()
         for m in METRICS:

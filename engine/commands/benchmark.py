@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train and evaluate several models on identical splits (RecBole protocol)",
         description="RecBole's protocol: ratings >= 3 are positives, random 8:1:1 split per user, full ranking "
         "excluding training items, early stopping on validation NDCG@10, embedding size 64. Each run trains "
-        "in its own process so peak RSS is measured per model.",
+        "in its own process so peak RSS is measured per model; a run that fails (an error, or out of memory) is "
+        "reported with its reason and the others go on (exit status 1 when any failed).",
     )
     add_data_args(p)
     p.add_argument(
@@ -89,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         done.append(row)
         if args.out:  # rewritten after every run so an interrupted benchmark keeps its rows
             Path(args.out).write_text(json.dumps(done, indent=2))
+        if "failed" in row:
+            print(f"  {row['model']:<9} seed {row['seed']}: FAILED: {row['failed']}", file=sys.stderr, flush=True)
+            return
         t = row["test"]
         print(
             f"  {row['model']:<9} seed {row['seed']}: ndcg@10 {t['ndcg@10']:.4f} recall@10 {t['recall@10']:.4f} "
@@ -107,9 +111,13 @@ def run(args: argparse.Namespace) -> int:
         tuned=tuned,
         split_seed=args.split_seed,
     )
-    print(format_table(summarize(rows)))
+    failed = [r for r in rows if "failed" in r]
+    if len(failed) < len(rows):
+        print(format_table(summarize(rows)))
     print(f"\n{len(rows)} runs in {time.time() - started:.0f}s on {platform.node()} ({platform.processor() or '?'})")
+    for r in failed:
+        print(f"FAILED: {r['model']} seed {r['seed']}: {r['failed']}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))
         print(f"rows written to {args.out}")
-    return 0
+    return 1 if failed else 0

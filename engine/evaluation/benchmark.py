@@ -76,7 +76,9 @@ def run_benchmark(
         models: model names, e.g. ``("pop", "lightgcn", "gat")``.
         seeds: split and initialisation seeds (the same seed gives identical splits).
         cache_dir: feature cache (language-model embeddings are computed once).
-        isolate: one child process per run for honest peak RSS (default: True).
+        isolate: one child process per run for honest peak RSS (default: True). A child that
+            fails (an error, or killed, e.g. out of memory) gives a row with ``failed`` (the
+            reason) instead of metrics, and the other runs go on.
         on_row: called with each finished row (progress display).
         tuned: model name -> ``RunConfig.with_overrides`` sections from ``gatlens tune``, applied
             to that model's runs before the seed (default: none, every model at its defaults).
@@ -91,6 +93,8 @@ def run_benchmark(
             data_seed = seed if split_seed is None else split_seed
             cfg = own.with_overrides(data={"seed": data_seed}, model={"name": name}, train={"seed": seed})
             row = _run_isolated(cfg, cache_dir) if isolate else run_one(cfg, cache_dir)
+            if "failed" in row:
+                log.warning("benchmark run %s seed %d failed: %s", name, seed, row["failed"])
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -107,15 +111,29 @@ def _run_isolated(cfg: RunConfig, cache_dir: Path) -> dict[str, Any]:
         check=False,
     )
     if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-5:]
-        raise RuntimeError(f"benchmark run {cfg.model.name} seed {cfg.train.seed} failed: " + " | ".join(tail))
+        return failed_row(cfg, _failure_reason(proc.returncode, proc.stderr))
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def failed_row(cfg: RunConfig, reason: str) -> dict[str, Any]:
+    """The row of a run that did not finish: who, and why (no metrics)."""
+    return {"model": cfg.model.name, "seed": cfg.train.seed, "failed": reason, "config": cfg.to_dict()}
+
+
+def _failure_reason(returncode: int, stderr: str) -> str:
+    """A child's last error line, or the signal that killed it."""
+    if returncode < 0:
+        why = " (the system's out-of-memory killer, most likely)" if returncode == -9 else ""
+        return f"killed by signal {-returncode}{why}"
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line.split(":", 1)[0]]
+    return (errors or lines or [f"exit status {returncode}"])[-1]
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Mean and std over seeds per model: headline test metrics, epochs, seconds, peak RSS."""
     records = []
-    for r in rows:
+    for r in (r for r in rows if "failed" not in r):
         rec = {"model": r["model"], "seed": r["seed"], **{m: r["test"][m] for m in HEADLINE}}
         rec.update(epochs=r["epochs"], train_seconds=r["train_seconds"], peak_rss_mb=r["peak_rss_mb"])
         rec["seconds_per_epoch"] = r.get("seconds_per_epoch")

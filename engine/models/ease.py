@@ -49,9 +49,15 @@ class EASE:
         self._train: sp.csr_matrix | None = None
 
     def fit(self, split: SplitData) -> EASE:
-        """Solve for ``B`` on ``split.matrix("train")``."""
+        """Solve for ``B`` on ``split.matrix("train")``.
+
+        Raises:
+            MemoryError: before any work, when the ``A x A`` inverse would not fit in the memory
+                available (:func:`check_inverse_fits`).
+        """
         X = split.matrix("train")
         active = np.flatnonzero(X.getnnz(axis=0) > 0)
+        check_inverse_fits(len(active), _DTYPES[self.dtype])
         Xa = X[:, active].tocsr()
         self.weights = ease_weights(Xa, self.l2, dtype=_DTYPES[self.dtype])
         self.active = torch.as_tensor(active, dtype=torch.long)
@@ -75,6 +81,40 @@ class EASE:
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(l2={self.l2}, dtype={self.dtype!r})"
+
+
+def check_inverse_fits(n_items: int, dtype: torch.dtype = torch.float32, *, available: int | None = None) -> None:
+    """Raise a clear :class:`MemoryError` when EASE's inverse over ``n_items`` cannot fit in memory.
+
+    :func:`ease_weights` holds two ``n x n`` matrices at its peak (the factor and the inverse);
+    past the memory available the system's out-of-memory killer would end the process with no
+    message. Unknown available memory (no ``/proc/meminfo``) passes.
+
+    Args:
+        n_items: active items (the inverse's side).
+        dtype: precision of the factorisation (default: float32).
+        available: bytes available (default: None, ``MemAvailable`` of ``/proc/meminfo``).
+    """
+    need = 2 * n_items * n_items * torch.finfo(dtype).bits // 8
+    available = _available_bytes() if available is None else available
+    if available is not None and need > available:
+        raise MemoryError(
+            f"EASE's inverse over {n_items:,} active items needs about {need / 2**30:.1f} GiB and "
+            f"{available / 2**30:.1f} GiB is available: use itemknn, or gat, whose item-item relation is "
+            "refitted on each item's most similar items above 20,000 items"
+        )
+
+
+def _available_bytes() -> int | None:
+    """``MemAvailable`` in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def ease_weights(X: sp.spmatrix, l2: float, *, dtype: torch.dtype = torch.float32) -> Tensor:

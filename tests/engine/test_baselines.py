@@ -160,6 +160,23 @@ def test_ease_two_item_closed_form_by_hand() -> None:
     np.testing.assert_allclose(model.score(torch.tensor([0, 1])).numpy(), [[1 / 3, 1 / 3], [0, 1 / 3]], rtol=1e-6)
 
 
+def test_ease_refuses_an_inverse_that_cannot_fit_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.models import ease as ease_module
+
+    # 2 matrices of 50,000^2 float32 = 18.6 GiB; float64 doubles it
+    with pytest.raises(MemoryError, match=r"50,000 active items needs about 18\.6 GiB and 8\.0 GiB is available"):
+        ease_module.check_inverse_fits(50_000, available=8 << 30)
+    with pytest.raises(MemoryError, match=r"37\.3 GiB"):
+        ease_module.check_inverse_fits(50_000, torch.float64, available=32 << 30)
+    ease_module.check_inverse_fits(50_000, available=20 << 30)  # fits
+    # the fit checks before it builds anything: 3 items need 72 bytes, 64 are available
+    monkeypatch.setattr(ease_module, "_available_bytes", lambda: 64)
+    monkeypatch.setattr(ease_module, "ease_weights", lambda *a, **k: pytest.fail("the inverse was attempted"))
+    X = np.array([[1, 1, 1], [1, 0, 1], [0, 1, 1]], dtype=np.float32)
+    with pytest.raises(MemoryError, match="use itemknn, or gat"):
+        EASE(l2=1.0).fit(make_split(X))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_ease_matches_numpy_inverse_and_zero_scores_cold_items(dtype: str) -> None:
     rng = np.random.default_rng(3)

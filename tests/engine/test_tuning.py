@@ -218,6 +218,35 @@ def test_benchmark_uses_the_tuned_folder_per_model(tmp_path: Path) -> None:
     assert rows[0]["config"]["model"]["ease_l2"] == 42.0
 
 
+def test_a_failed_run_is_reported_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+    from engine.evaluation import benchmark as bench
+
+    assert bench._failure_reason(-9, "") == "killed by signal 9 (the system's out-of-memory killer, most likely)"
+    trace = "Traceback (most recent call last):\n  File x\nMemoryError: EASE's inverse over 50,000 active items\n"
+    assert bench._failure_reason(1, trace) == "MemoryError: EASE's inverse over 50,000 active items"
+    assert bench._failure_reason(2, "") == "exit status 2"
+
+    def child(cfg: RunConfig, cache_dir: Path) -> dict[str, Any]:  # ease's child dies; pop runs here
+        if cfg.model.name == "ease":
+            return bench.failed_row(cfg, "killed by signal 9")
+        return bench.run_one(cfg.with_overrides(features={"text": False}), cache_dir)
+
+    monkeypatch.setattr(bench, "_run_isolated", child)
+    out = tmp_path / "rows.json"
+    args = ["benchmark", *DATA, "--models", "ease,pop", "--seeds", "1", "--cache-dir", str(tmp_path), "--out", str(out)]
+    assert main(args) == 1
+    printed = capsys.readouterr()
+    assert "ease      seed 0: FAILED: killed by signal 9" in printed.err
+    assert "FAILED: ease seed 0: killed by signal 9" in printed.out
+    assert any(line.startswith("pop ") for line in printed.out.splitlines())  # the table keeps pop's row
+    rows = json.loads(out.read_text())
+    assert [(r["model"], "failed" in r) for r in rows] == [("ease", True), ("pop", False)]
+    assert rows[1]["test"]["ndcg@10"] > 0
+
+
 def test_bar_shows_the_running_trials_epoch_and_logs_get_none() -> None:
     from engine.tuning.progress import TrialProgress
 
