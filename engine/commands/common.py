@@ -33,7 +33,28 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="train/valid/test split: random 8:1:1 per user (needs 10 positives per user for valid/test), "
         "temporal, global_time, or leave_one_out for small data (default: random)",
     )
+    p.add_argument(
+        "--threshold",
+        type=threshold_arg,
+        default=3.0,
+        metavar="R|none",
+        help="explicit ratings >= R are the positives; 'none' keeps every interaction, e.g. for counts or a "
+        "scale where low ratings still mean interest (default: 3, RecBole's protocol for 5-star ratings)",
+    )
     add_csv_args(p)
+
+
+def threshold_arg(text: str) -> float | None:
+    """``--threshold``: a finite number, or ``none`` (every interaction is a positive)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none' (got {text!r})") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number or 'none' (got {text!r})")
+    return value
 
 
 def add_csv_args(p: argparse.ArgumentParser) -> None:
@@ -59,6 +80,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         seed=args.seed,
         scale=args.scale,
         split=getattr(args, "split", "random"),
+        threshold=getattr(args, "threshold", 3.0),
         columns=getattr(args, "columns", None),
         encoding=getattr(args, "encoding", "utf-8"),
         name=getattr(args, "name", None),

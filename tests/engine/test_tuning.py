@@ -206,6 +206,19 @@ def test_sources_flag_sets_the_relation_form() -> None:
         config_from_args(parse(["train", *DATA, "--sources", "-3"]))
 
 
+def test_threshold_flag_sets_the_positives(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["benchmark", *DATA])).data.threshold == 3.0  # RecBole's protocol
+    assert config_from_args(parse(["train", *DATA, "--threshold", "6"])).data.threshold == 6.0
+    assert config_from_args(parse(["tune", *DATA, "--threshold", "None"])).data.threshold is None
+    for bad in ("high", "nan"):
+        with pytest.raises(SystemExit):
+            parse(["train", *DATA, "--threshold", bad])
+        assert (
+            f"expected a {'finite ' if bad == 'nan' else ''}number or 'none' (got '{bad}')" in capsys.readouterr().err
+        )
+
+
 def test_benchmark_uses_the_tuned_folder_per_model(tmp_path: Path) -> None:
     write_best(tmp_path / "demo-ease.best.json", model="ease", overrides={"model": {"ease_l2": 42.0}})
     args = build_parser().parse_args(["benchmark", *DATA, "--models", "pop,ease", "--tuned", str(tmp_path)])
