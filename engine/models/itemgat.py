@@ -13,7 +13,7 @@ named residuals:
   dense (every source counts, up to ``max_dense_items``), or refitted on each item's ``sources``
   most similar items (at most that many past interactions carry an item's history term; the
   staged fit chooses the number on validation). Larger catalogs, where no ``A x A`` matrix fits
-  in memory, keep the refitted form only (:data:`LARGE_SOURCES` sources when none is asked),
+  in memory, keep the refitted form only (:func:`~engine.models.relation.large_sources` when none is asked),
   from the sparse co-occurrence. ``relation="gfcf"`` uses the symmetric-normalised co-occurrence
   filter ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021) instead, kept as the
   ``neighbours`` strongest sources per target item (the fitting is :mod:`engine.models.relation`).
@@ -61,9 +61,9 @@ from engine.data.graph import EDGE_IU, EDGE_UI, RecGraph
 from engine.models.base import EmbeddingModel
 from engine.models.mf import init_embeddings
 from engine.models.relation import (
-    LARGE_SOURCES,
     Neighbourhoods,
     default_l2,
+    large_sources,
     mean_item_degree,
     nearest_sources,
     ranked_width,
@@ -101,7 +101,7 @@ class ItemGAT(EmbeddingModel):
             relation is refitted from the sparse co-occurrence, never dense (default: 20000,
             ~1.6 GB float32).
         sources: on the EASE path, sources kept per target item and refitted (0: all, the dense
-            relation; above ``max_dense_items`` active items, 0 means :data:`LARGE_SOURCES`)
+            relation; above ``max_dense_items`` active items, 0 means 128, ``large_sources``)
             (default: 0); :meth:`fit_relation` can change it, and it is stored with the model so
             that a refit (``gatlens update``) keeps the form chosen.
         text_features: frozen item text embeddings ``[n_items, D]`` (default: None).
@@ -260,7 +260,7 @@ class ItemGAT(EmbeddingModel):
         self.relation_l2 = torch.tensor(float(default_l2(X) if l2 is None else l2))
         if self.relation == "ease" and self._too_large(active) and not 0 < int(self.relation_sources) < len(active) - 1:
             # no dense form above max_dense_items: the largest refitted form, stored so an update keeps it
-            self._set_sources(min(LARGE_SOURCES, max(len(active) - 2, 1)))
+            self._set_sources(large_sources(len(active)))
         dense, idx, val = self._relation(X, active, self._reused_neighbourhoods(X, active))
         self.active = torch.as_tensor(active, dtype=torch.long)
         self.relation_dense, self.nbr_index, self.nbr_value = dense, idx, val
@@ -295,7 +295,7 @@ class ItemGAT(EmbeddingModel):
             self._reuse.clear()  # a dense inverse must not peak beside a kept A x A matrix
             return None
         if self._too_large(active):
-            # one ranked search serves every form up to LARGE_SOURCES: the forms take its prefixes
+            # one ranked search serves every form up to large_sources: the forms take its prefixes
             key = (self._graph_key, "ranked")
             width = ranked_width(k, len(active))
             if key not in self._reuse or self._reuse[key].ranked.shape[1] < k:

@@ -184,9 +184,14 @@ def nearest_sources(
     return Neighbourhoods(gram=G, index=index, matrix=None if dense_gram else X32, ranked=ranked)
 
 
+def large_sources(n_active: int) -> int:
+    """The sources per item a large catalog keeps when no form is asked: :data:`LARGE_SOURCES`, fewer on a tiny one."""
+    return min(LARGE_SOURCES, max(n_active - 2, 1))
+
+
 def ranked_width(k: int, n_active: int) -> int:
     """Width of the ranked search whose prefix gives ``k`` sources on a large catalog (``>= k``)."""
-    return max(k, min(LARGE_SOURCES, n_active - 2))
+    return max(k, large_sources(n_active))
 
 
 def ease_refit(nb: Neighbourhoods, l2: float, *, max_block_entries: int = 1 << 22) -> Tensor:

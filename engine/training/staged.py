@@ -48,7 +48,7 @@ from engine.config import TrainConfig
 from engine.data.graph import RecGraph
 from engine.data.split import SplitData
 from engine.models.itemgat import ItemGAT, default_l2, mean_item_degree, train_matrix
-from engine.models.relation import LARGE_SOURCES
+from engine.models.relation import large_sources
 from engine.training.callbacks import Callback, EpochOffset
 from engine.training.loop import fit
 from engine.training.minibatch import DEFAULT_FANOUT, fit_minibatch
@@ -155,7 +155,7 @@ def fit_staged(
     forms = sorted({0 if k >= n_active - 1 else k for k in asked}) if ease else [0]
     if ease and n_active > model.max_dense_items:
         # no A x A matrix there: the refitted forms only (the model's largest when only dense was asked)
-        forms = [k for k in forms if k > 0] or [min(LARGE_SOURCES, max(n_active - 2, 1))]
+        forms = [k for k in forms if k > 0] or [large_sources(n_active)]
     gammas = _weights_for(taste_weight, gamma_grid)
     cand, judged = _choose_relation(model, graph, valid_fn, grid, forms, gammas, cfg.seed)
     report["relation"] = {
