@@ -101,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    def starting(model: str, seed: int, number: int, total: int) -> None:
+        if not getattr(args, "quiet", False):
+            elapsed = time.time() - started
+            print(f"  [{number}/{total}] {model} seed {seed} ... ({elapsed:.0f}s so far)", file=sys.stderr, flush=True)
+
     tuned = tuned_overrides(args, models, base.data)
     rows = run_benchmark(
         base,
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         range(args.seeds),
         cache_dir=Path(args.cache_dir),
         on_row=show,
+        on_start=starting,
         tuned=tuned,
         split_seed=args.split_seed,
     )

@@ -66,6 +66,7 @@ def run_benchmark(
     cache_dir: Path = Path("data/cache"),
     isolate: bool = True,
     on_row: Any = None,
+    on_start: Any = None,
     tuned: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
     split_seed: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -80,6 +81,8 @@ def run_benchmark(
             fails (an error, or killed, e.g. out of memory) gives a row with ``failed`` (the
             reason) instead of metrics, and the other runs go on.
         on_row: called with each finished row (progress display).
+        on_start: called as ``on_start(model, seed, number, total)`` before each run starts
+            (``number`` counts from 1) (default: None).
         tuned: model name -> ``RunConfig.with_overrides`` sections from ``gatlens tune``, applied
             to that model's runs before the seed (default: none, every model at its defaults).
         split_seed: hold the split at this seed, so ``seeds`` vary only the initialisation (a
@@ -87,8 +90,11 @@ def run_benchmark(
             draws its own split too (default: None).
     """
     rows = []
+    total = len(seeds) * len(models)
     for seed in seeds:
         for name in models:
+            if on_start is not None:
+                on_start(name, seed, len(rows) + 1, total)
             own = base.with_overrides(**(tuned or {}).get(name, {}))
             data_seed = seed if split_seed is None else split_seed
             cfg = own.with_overrides(data={"seed": data_seed}, model={"name": name}, train={"seed": seed})

@@ -253,6 +253,7 @@ def test_a_failed_run_is_reported_and_the_others_go_on(
     assert main(args) == 1
     printed = capsys.readouterr()
     assert "ease      seed 0: FAILED: killed by signal 9" in printed.err
+    assert "[1/2] ease seed 0 ..." in printed.err and "[2/2] pop seed 0 ..." in printed.err  # each run announced
     assert "FAILED: ease seed 0: killed by signal 9" in printed.out
     assert any(line.startswith("pop ") for line in printed.out.splitlines())  # the table keeps pop's row
     rows = json.loads(out.read_text())
