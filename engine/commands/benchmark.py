@@ -17,9 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
         help="train and evaluate several models on identical splits (RecBole protocol)",
-        description="RecBole's protocol: ratings >= 3 are positives, random 8:1:1 split per user, full ranking "
-        "excluding training items, early stopping on validation NDCG@10, embedding size 64. Each run trains "
-        "in its own process so peak RSS is measured per model; a run that fails (an error, or out of memory) is "
+        description="RecBole's protocol: ratings >= 3 (--threshold) are positives, random 8:1:1 split per user, "
+        "full ranking excluding training items, early stopping on validation NDCG@10, embedding size 64. Each run "
+        "trains in its own process so peak RSS is measured per model; a run that fails (an error, or out of memory) is "
         "reported with its reason and the others go on (exit status 1 when any failed).",
     )
     add_data_args(p)
