@@ -320,7 +320,7 @@ def tensor_bytes(*tensors: torch.Tensor) -> int:
 def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
     """Child: the large-catalog relation buffers of a synthetic catalog, and optionally ItemGAT's scoring cache."""
     from engine.models.itemgat import ItemGAT
-    from engine.models.relation import default_l2, ease_refit, nearest_sources, ranked_width, relation_buffers
+    from engine.models.relation import default_l2, ease_refit, form_sources, relation_buffers
 
     t0 = time.perf_counter()
     X = synthetic_matrix(payload["users"], payload["items"], payload["interactions"], payload["skew"], payload["seed"])
@@ -349,7 +349,7 @@ def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
     sys.stderr.write(f"  relation_buffers: {out['relation_buffers']}\n")
     if ease:  # one more ridge on the same sources: the cost of each step of the staged fit's ridge search
         Xa = X[:, active].tocsc()
-        nb = nearest_sources(Xa, ranked_width(sources, len(active)), dense_gram=False).take(sources)
+        nb = form_sources(Xa, sources, dense_gram=False)  # the search again: relation_buffers keeps none
         t1 = time.perf_counter()
         ease_refit(nb, 2.0 * l2)
         out["refit_seconds_per_ridge"] = round(time.perf_counter() - t1, 2)

@@ -63,10 +63,9 @@ from engine.models.mf import init_embeddings
 from engine.models.relation import (
     Neighbourhoods,
     default_l2,
+    form_sources,
     large_sources,
     mean_item_degree,
-    nearest_sources,
-    ranked_width,
     relation_buffers,
     train_matrix,
 )
@@ -294,19 +293,13 @@ class ItemGAT(EmbeddingModel):
         if not (self.relation == "ease" and 0 < k < len(active) - 1):
             self._reuse.clear()  # a dense inverse must not peak beside a kept A x A matrix
             return None
-        if self._too_large(active):
-            # one ranked search serves every form up to large_sources: the forms take its prefixes
-            key = (self._graph_key, "ranked")
-            width = ranked_width(k, len(active))
-            if key not in self._reuse or self._reuse[key].ranked.shape[1] < k:
-                self._reuse.clear()
-                self._reuse[key] = nearest_sources(X[:, active].tocsc(), width, dense_gram=False)
-            return self._reuse[key].take(k)
-        key = (self._graph_key, k)
-        if key not in self._reuse:
+        large = self._too_large(active)
+        # a large catalog's one ranked search serves every form up to its width: they take its prefixes
+        key = (self._graph_key, "ranked" if large else k)
+        if key not in self._reuse or (large and self._reuse[key].ranked.shape[1] < k):
             self._reuse.clear()
-            self._reuse[key] = nearest_sources(X[:, active].tocsc(), k)
-        return self._reuse[key]
+            self._reuse[key] = form_sources(X[:, active].tocsc(), k, dense_gram=not large)
+        return self._reuse[key].take(k) if large else self._reuse[key]
 
     def _too_large(self, active: np.ndarray) -> bool:
         """Whether the catalog is above ``max_dense_items`` active items (no ``A x A`` matrix is built)."""

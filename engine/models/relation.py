@@ -84,11 +84,7 @@ def relation_buffers(
     if dense:
         if neighbourhoods is not None and neighbourhoods.k != sources:
             raise ValueError(f"neighbourhoods hold {neighbourhoods.k} sources per item, not {sources}")
-        nb = neighbourhoods or (
-            nearest_sources(Xa, sources)
-            if dense_gram
-            else nearest_sources(Xa, ranked_width(sources, len(active)), dense_gram=False).take(sources)
-        )
+        nb = neighbourhoods or form_sources(Xa, sources, dense_gram=dense_gram)
         idx, val = nb.index, ease_refit(nb, l2)
     else:
         idx, val = gfcf_top_k(Xa, neighbours)
@@ -189,9 +185,14 @@ def large_sources(n_active: int) -> int:
     return min(LARGE_SOURCES, max(n_active - 2, 1))
 
 
-def ranked_width(k: int, n_active: int) -> int:
-    """Width of the ranked search whose prefix gives ``k`` sources on a large catalog (``>= k``)."""
-    return max(k, large_sources(n_active))
+def form_sources(Xa: sp.spmatrix, k: int, *, dense_gram: bool = True) -> Neighbourhoods:
+    """The sources a form of ``k`` per item refits on: :func:`nearest_sources` over the dense ``G``,
+    or, without one, the prefix of a search at least :func:`large_sources` wide, so a form's
+    sources do not depend on which form was searched first (its ``ranked`` serves the others).
+    """
+    if dense_gram:
+        return nearest_sources(Xa, k)
+    return nearest_sources(Xa, max(k, large_sources(Xa.shape[1])), dense_gram=False).take(k)
 
 
 def ease_refit(nb: Neighbourhoods, l2: float, *, max_block_entries: int = 1 << 22) -> Tensor:

@@ -342,14 +342,14 @@ def test_staged_fit_leaves_out_the_dense_form_above_max_dense_items(graph_and_sp
 
 
 def test_a_ridge_search_finds_each_forms_sources_once(graph_and_split, monkeypatch):
-    import engine.models.itemgat as itemgat_module
+    import engine.models.relation as relation_module
 
     graph, sp = graph_and_split
     plain = [make(graph, sp, sources=5).fit_relation(graph, l2=lam) for lam in (2.0, 9.0)]
-    calls = []
-    real = itemgat_module.nearest_sources
-    monkeypatch.setattr(itemgat_module, "nearest_sources", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     model = make(graph, sp, sources=5)  # fitted outside the context: relation_buffers finds its own sources
+    calls = []
+    real = relation_module.nearest_sources
+    monkeypatch.setattr(relation_module, "nearest_sources", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     with model.reusing_neighbourhoods():
         for lam, ref in zip((2.0, 9.0), plain, strict=True):
             model.fit_relation(graph, l2=lam)
