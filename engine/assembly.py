@@ -69,15 +69,11 @@ def load_data(config: RunConfig) -> Dataset:
     return load_configured(config.data)  # the csv options (--columns, --encoding, --name) too
 
 
-def prepare(
-    config: RunConfig, *, dataset: Dataset | None = None, cache_dir: Path = DEFAULT_CACHE, progress: bool = False
-) -> Prepared:
-    """Load, split, encode item text and build the training graph."""
-    spec = model_spec(config.model.name)  # an unregistered name fails here, before any data work
-    ds = dataset if dataset is not None else load_data(config)
+def split_data(config: RunConfig, dataset: Dataset) -> SplitData:
+    """The train / valid / test split the config's data section asks for (split errors propagate)."""
     d = config.data
-    sp = split(
-        ds,
+    return split(
+        dataset,
         method=d.split,
         ratios=d.ratios,
         threshold=d.threshold,
@@ -85,6 +81,15 @@ def prepare(
         seed=d.seed,
         time_cut=d.time_cut,
     )
+
+
+def prepare(
+    config: RunConfig, *, dataset: Dataset | None = None, cache_dir: Path = DEFAULT_CACHE, progress: bool = False
+) -> Prepared:
+    """Load, split, encode item text and build the training graph."""
+    spec = model_spec(config.model.name)  # an unregistered name fails here, before any data work
+    ds = dataset if dataset is not None else load_data(config)
+    sp = split_data(config, ds)
     items = ds.items.set_index("item_id").loc[list(sp.idmap.items)].reset_index()
     needs_text = config.features.text and spec.capabilities.text_features
     text = encode_items(

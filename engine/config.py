@@ -17,6 +17,9 @@ ATTENTIONS = ("edge", "dot", "gat")
 # global_time: one time cut for all; leave_one_out: per user, one random positive each for
 # valid and test (users with fewer than 3 positives train on all: small datasets).
 SPLITS = ("random", "temporal", "global_time", "leave_one_out")
+# What a csv file's repeated rows (same user, item and timestamp) do: stop the load with every
+# repeat named (a copy-paste slip), or keep the first of each (logs exported with repeats).
+DUPLICATES = ("error", "drop")
 
 
 # ModelConfig's fields when the fingerprint scheme was fixed (engine 0.1.0, main at 41f3c27). Later
@@ -77,13 +80,19 @@ class DataConfig:
     columns: str | None = None  # file column -> canonical name, "uid=user_id,movie=item_id"
     encoding: str = "utf-8"  # encoding of the csv files
     name: str | None = None  # the dataset's name and cache folder; None: the folder's name
+    duplicates: str = "error"  # error | drop: rows repeating an earlier (user, item, timestamp)
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)} (got {self.split!r})")
         parse_columns(self.columns)  # raises on a malformed mapping
-        if (self.columns or self.name or self.encoding != "utf-8") and self.dataset != "csv":
-            raise ValueError(f"columns, encoding and name apply to the csv dataset only (got dataset {self.dataset!r})")
+        if self.duplicates not in DUPLICATES:
+            raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)} (got {self.duplicates!r})")
+        csv_only = self.columns or self.name or self.encoding != "utf-8" or self.duplicates != "error"
+        if csv_only and self.dataset != "csv":
+            raise ValueError(
+                f"columns, encoding, name and duplicates apply to the csv dataset only (got dataset {self.dataset!r})"
+            )
         if self.kcore < 0:
             raise ValueError(f"kcore must be >= 0 (got {self.kcore!r})")
         if self.scale <= 0:
@@ -183,7 +192,7 @@ class TrainConfig:
 _NOT_FINGERPRINTED = {"device", "tensorboard_dir", "max_seconds"}
 # How csv files are read: the content they produce is in the fingerprint as the data
 # hash, and leaving them out keeps artifacts trained before these options existed valid.
-_DATA_NOT_FINGERPRINTED = {"columns", "encoding", "name"}
+_DATA_NOT_FINGERPRINTED = {"columns", "encoding", "name", "duplicates"}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ATTENTIONS, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.config import ATTENTIONS, DUPLICATES, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 if TYPE_CHECKING:  # the service imports torch: `gatlens --help` stays fast without it
     from engine.service import ServedModel
@@ -71,6 +71,13 @@ def add_csv_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="csv only: the dataset's name in messages and the model cache (default: the folder's name)",
     )
+    p.add_argument(
+        "--duplicates",
+        default="error",
+        choices=DUPLICATES,
+        help="csv only: rows that repeat an earlier row's user, item and timestamp: 'error' names each one "
+        "and loads nothing, 'drop' keeps the first of each and says how many it dropped (default: error)",
+    )
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
@@ -85,6 +92,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         columns=getattr(args, "columns", None),
         encoding=getattr(args, "encoding", "utf-8"),
         name=getattr(args, "name", None),
+        duplicates=getattr(args, "duplicates", "error"),
     )
 
 

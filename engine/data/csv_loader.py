@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.config import DUPLICATES
 from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.validation import (
     Problems,
@@ -64,6 +65,7 @@ def load_csv_dataset(
     rating_scale: tuple[float, float] | None = None,
     encoding: str = "utf-8",
     name: str | None = None,
+    duplicates: str = "error",
 ) -> Dataset:
     """Load and validate a folder of CSV files.
 
@@ -77,15 +79,20 @@ def load_csv_dataset(
         encoding: encoding of all three files (default: ``"utf-8"``).
         name: dataset name, which also names its folder in the model cache
             (default: the folder's name, see :func:`csv_dataset_name`).
+        duplicates: what interactions that repeat an earlier row's user, item and timestamp do:
+            ``"error"`` reports each one (with the line it repeats) and loads nothing; ``"drop"``
+            keeps the first of each and logs how many it dropped (default: ``"error"``).
 
     Returns:
         The validated :class:`~engine.data.schema.Dataset`.
 
     Raises:
         DataValidationError: listing every problem found in the files.
-        ValueError: when ``rating_scale`` is not an increasing pair of numbers, or
-            ``name`` is not a plain name.
+        ValueError: when ``rating_scale`` is not an increasing pair of numbers,
+            ``name`` is not a plain name, or ``duplicates`` is neither ``"error"`` nor ``"drop"``.
     """
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)} (got {duplicates!r})")
     if rating_scale is not None:
         low, high = (float(v) for v in rating_scale)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -122,7 +129,7 @@ def load_csv_dataset(
     items_ok = items_t is not None and require_columns(items_t, [ITEM, TITLE], problems, optional=[CATEGORIES, TEXT])
     users_ok = users_t is not None and require_columns(users_t, [USER], problems)
 
-    interactions = _interactions(inter_t, problems, rating_scale) if inter_ok else None
+    interactions = _interactions(inter_t, problems, rating_scale, duplicates) if inter_ok else None
     items = _items(items_t, problems) if items_ok else None
     users = _users(users_t, problems) if users_ok else None
     if inter_ok and items_ok:
@@ -187,7 +194,9 @@ def csv_dataset_name(folder: Path, name: str | None = None) -> str:
     return slug
 
 
-def _interactions(table: Table, problems: Problems, scale: tuple[float, float] | None) -> pd.DataFrame:
+def _interactions(
+    table: Table, problems: Problems, scale: tuple[float, float] | None, duplicates: str
+) -> pd.DataFrame:
     frame = table.frame
     users = parse_ids(table, USER, problems)
     items = parse_ids(table, ITEM, problems)
@@ -202,8 +211,19 @@ def _interactions(table: Table, problems: Problems, scale: tuple[float, float] |
     # Repeats with unknown times are kept as duplicates too: without a time two
     # identical rows cannot be told apart from a copy-paste slip.
     key[TIMESTAMP] = times if times is not None else -1
-    check_duplicate_rows(table, key, problems)
-    return interactions_frame(users, items, ratings, times)
+    if duplicates == "error":
+        fix = "remove the repeated row, or pass --duplicates drop to keep the first of each"
+        check_duplicate_rows(table, key, problems, fix=fix)
+        return interactions_frame(users, items, ratings, times)
+    keep = ~key.duplicated(keep="first").to_numpy()
+    if not keep.all():
+        logger.warning(
+            "%s: dropped %d row(s) that repeat an earlier row's user, item and timestamp (--duplicates drop)",
+            table.name,
+            int((~keep).sum()),
+        )
+    kept = [None if s is None else s[keep] for s in (ratings, times)]
+    return interactions_frame(users[keep], items[keep], *kept)
 
 
 def _items(table: Table, problems: Problems) -> pd.DataFrame:

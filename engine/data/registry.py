@@ -57,6 +57,7 @@ def load_dataset(
     scale: float = 1.0,
     encoding: str = "utf-8",
     dataset_name: str | None = None,
+    duplicates: str = "error",
 ) -> Dataset:
     """Load a dataset by name.
 
@@ -71,6 +72,8 @@ def load_dataset(
         encoding: the files' encoding (default: ``"utf-8"``); ``csv`` only.
         dataset_name: the dataset's name and model-cache folder (default: None,
             the folder's name made cache-safe); ``csv`` only.
+        duplicates: ``"error"`` or ``"drop"``, what repeated rows do (default: ``"error"``);
+            ``csv`` only (:func:`~engine.data.csv_loader.load_csv_dataset`).
 
     Raises:
         ValueError: for an unknown name or an option the dataset does not take.
@@ -81,8 +84,8 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}")
     if columns and name != "csv":
         raise ValueError(f"columns only apply to the csv dataset (got {dict(columns)!r} for {name!r})")
-    if (encoding != "utf-8" or dataset_name is not None) and name != "csv":
-        raise ValueError(f"encoding and a dataset name only apply to the csv dataset (got {name!r})")
+    if (encoding != "utf-8" or dataset_name is not None or duplicates != "error") and name != "csv":
+        raise ValueError(f"encoding, a dataset name and duplicates only apply to the csv dataset (got {name!r})")
     if scale != 1.0 and name != "demo":
         raise ValueError(f"scale only applies to the demo dataset (got scale={scale!r} for {name!r})")
     if name == "demo":
@@ -96,7 +99,9 @@ def load_dataset(
             raise ValueError("the csv dataset needs a data_dir holding interactions.csv (got None)")
         from engine.data.csv_loader import load_csv_dataset
 
-        return load_csv_dataset(data_dir, columns=columns, encoding=encoding, name=dataset_name)
+        return load_csv_dataset(
+            data_dir, columns=columns, encoding=encoding, name=dataset_name, duplicates=duplicates
+        )
 
     from engine.data.movielens import load_movielens
 
@@ -113,5 +118,10 @@ def load_configured(data: DataConfig) -> Dataset:
     if data.dataset == "demo":
         kwargs["scale"] = data.scale
     if data.dataset == "csv":
-        kwargs.update(columns=parse_columns(data.columns), encoding=data.encoding, dataset_name=data.name)
+        kwargs.update(
+            columns=parse_columns(data.columns),
+            encoding=data.encoding,
+            dataset_name=data.name,
+            duplicates=data.duplicates,
+        )
     return load_dataset(data.dataset, data.data_dir, **kwargs)

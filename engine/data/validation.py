@@ -380,13 +380,16 @@ def check_known(
     _report(table, unknown, column, f"one of the {column} values in {listed_in}", problems)
 
 
-def check_duplicate_rows(table: Table, key: pd.DataFrame, problems: Problems) -> None:
+def check_duplicate_rows(
+    table: Table, key: pd.DataFrame, problems: Problems, *, fix: str = "remove the repeated row"
+) -> None:
     """Rows whose ``key`` values repeat an earlier row are problems naming both lines.
 
     Args:
         table: the table (for names and line numbers).
         key: parsed key columns aligned with ``table.frame`` (e.g. user, item, timestamp).
         problems: where problems go.
+        fix: what each message tells the user to do (default: ``"remove the repeated row"``).
     """
     repeated = key.duplicated(keep="first").to_numpy()
     positions = np.flatnonzero(repeated)
@@ -413,8 +416,7 @@ def check_duplicate_rows(table: Table, key: pd.DataFrame, problems: Problems) ->
         )
         messages.append(
             f"{table.name}, line {int(line)}, columns {', '.join(map(repr, labels))}: got a "
-            f"duplicate of line {int(first)} ({same}), expected each row once; remove the "
-            f"repeated row"
+            f"duplicate of line {int(first)} ({same}), expected each row once; {fix}"
         )
     problems.add_many(messages, len(positions))
 

@@ -89,6 +89,9 @@ def run_benchmark(
             published figure over several seeds of one split compares to this); None: each seed
             draws its own split too (default: None).
     """
+    # A data error (a malformed file, too few interactions to split) is the same in every run:
+    # it stops the benchmark here, once, with its message, instead of failing each run alike.
+    check_data(base, sorted({seed if split_seed is None else split_seed for seed in seeds}))
     rows = []
     total = len(seeds) * len(models)
     for seed in seeds:
@@ -105,6 +108,23 @@ def run_benchmark(
             if on_row is not None:
                 on_row(row)
     return rows
+
+
+def check_data(base: RunConfig, seeds: Sequence[int]) -> None:
+    """Load and split the dataset for each data seed, so its errors surface before any run.
+
+    Raises:
+        DataValidationError: a file the user can fix (every problem listed).
+        ValueError: data too small for the split, or options the dataset does not take.
+    """
+    from engine.assembly import load_data, split_data
+
+    dataset = None
+    for seed in seeds:
+        cfg = base.with_overrides(data={"seed": seed})
+        if dataset is None or cfg.data.dataset == "demo":  # only the demo world changes with the seed
+            dataset = load_data(cfg)
+        split_data(cfg, dataset)
 
 
 def _run_isolated(cfg: RunConfig, cache_dir: Path) -> dict[str, Any]:

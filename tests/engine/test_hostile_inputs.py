@@ -113,6 +113,28 @@ def test_a_0_to_100_scale_is_not_an_outlier(tmp_path: Path) -> None:
     assert load_csv_dataset(folder).rating_scale == (0.0, 100.0)
 
 
+def test_repeated_rows_are_named_with_the_option_that_drops_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "user_id,item_id,rating,timestamp\nu1,i1,4,2020-01-02\nu1,i2,5,2020-01-02\nu1,i1,2,2020-01-02\n"
+    folder = write(tmp_path / "d", rows)
+    assert first_problem(folder).endswith(
+        "got a duplicate of line 2 (user_id 'u1', item_id 'i1', timestamp '2020-01-02'), expected each row "
+        "once; remove the repeated row, or pass --duplicates drop to keep the first of each"
+    )
+    kept = load_csv_dataset(folder, duplicates="drop").interactions
+    assert kept[["item_id", "rating"]].values.tolist() == [["i1", 4.0], ["i2", 5.0]]  # the first of each
+    # the same option through the CLI, and only for csv
+    assert main(["data", "summary", "--dataset", "csv", "--data-dir", str(folder), "--json"]) == 2
+    assert "--duplicates drop" in capsys.readouterr().err
+    assert main(["data", "summary", "--dataset", "csv", "--data-dir", str(folder), "--duplicates", "drop"]) == 0
+    assert "interactions   2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="duplicates apply to the csv dataset only"):
+        DataConfig(dataset="demo", duplicates="drop")
+    with pytest.raises(ValueError, match="duplicates must be one of error, drop"):
+        load_csv_dataset(folder, duplicates="keep")
+
+
 def test_nul_byte_in_an_id(tmp_path: Path) -> None:
     folder = write(tmp_path / "d", "user_id,item_id\nu\x001,i1\nu2,i2\n")
     assert first_problem(folder) == (

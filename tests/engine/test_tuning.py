@@ -261,6 +261,25 @@ def test_a_failed_run_is_reported_and_the_others_go_on(
     assert rows[1]["test"]["ndcg@10"] > 0
 
 
+def test_a_data_error_stops_the_benchmark_once_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+    from engine.evaluation import benchmark as bench
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id,rating\nu1,i1,five\n")
+    (folder / "items.csv").write_text("item_id,title\ni1,One\n")
+    started: list[str] = []
+    monkeypatch.setattr(bench, "_run_isolated", lambda cfg, cache_dir: started.append(cfg.model.name))
+    args = ["benchmark", "--dataset", "csv", "--data-dir", str(folder), "--models", "pop,ease", "--seeds", "2"]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("interactions.csv, line 2, column 'rating': got 'five', expected a number") == 1
+    assert started == [] and "[1/" not in err  # no run started
+
+
 def test_bar_shows_the_running_trials_epoch_and_logs_get_none() -> None:
     from engine.tuning.progress import TrialProgress
 

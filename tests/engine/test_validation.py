@@ -152,7 +152,7 @@ def test_duplicate_rows(tmp_path: Path) -> None:
     assert found == [
         "interactions.csv, line 4, columns 'user_id', 'item_id', 'timestamp': got a duplicate of "
         "line 2 (user_id 'u1', item_id 'a', timestamp '100'), expected each row once; remove the "
-        "repeated row"
+        "repeated row, or pass --duplicates drop to keep the first of each"
     ]
 
 
