@@ -9,8 +9,8 @@ from torch import Tensor
 
 from engine.data.split import SplitData
 
-# Similarity rows are materialised densely this many cells at a time (~30 bytes
-# of temporaries per cell, ~130 MB), so memory stays flat however large the catalog is.
+# Similarity rows are computed for this many (target, item) cells at a time (at most that many
+# co-occurring pairs, ~40 bytes of temporaries each), so memory stays flat however large the catalog is.
 _BLOCK_CELLS = 1 << 22
 
 
@@ -20,7 +20,7 @@ class ItemKNN:
     ``sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i|) sqrt(|U_j|) + shrink)`` on the binary
     training matrix; each target item ``j`` keeps only its ``k`` most similar
     items, and ``score(u, j) = sum_{i in I_u} sim(i, j)`` over ``j``'s neighbours.
-    Ties at the k-th neighbour are broken arbitrarily (but reproducibly).
+    Ties at the k-th neighbour go to the smaller item index.
 
     Args:
         k: neighbours kept per item (default: 100).
@@ -80,21 +80,24 @@ def topk_cosine(X: sp.csr_matrix, k: int, shrink: float = 0.0) -> sp.csr_matrix:
     rows, cols, vals = [], [], []
     for start in range(0, n_items, block):
         stop = min(start + block, n_items)
-        # Symmetric similarity: row j of this block holds sim(j, .) = column j of W.
-        sim = np.asarray((Xt[start:stop] @ X).todense(), dtype=np.float32)
-        denom = norms[start:stop, None] * norms[None, :] + shrink
-        np.divide(sim, denom, out=sim, where=denom > 0)
-        sim[denom <= 0] = 0.0
-        local = np.arange(stop - start)
-        sim[local, start + local] = 0.0  # an item is not its own neighbour
-        if k < n_items:
-            idx = np.argpartition(sim, n_items - k, axis=1)[:, n_items - k :]
-        else:
-            idx = np.broadcast_to(np.arange(n_items), sim.shape)
-        top = np.take_along_axis(sim, idx, axis=1)
-        keep = top > 0
-        rows.append(idx[keep])
-        cols.append(np.broadcast_to((start + local)[:, None], idx.shape)[keep])
-        vals.append(top[keep])
+        # Symmetric similarity: row j of this block holds sim(j, .) = column j of W. Only items that
+        # co-occur have a positive similarity, so each target's top k is taken among those (a dense
+        # argpartition over rows of mostly zeros took 200 s on a 42,000-item catalog).
+        co = (Xt[start:stop] @ X).tocoo()
+        target = co.row.astype(np.int64) + start
+        source = co.col.astype(np.int64)
+        denom = norms[target] * norms[source] + np.float32(shrink)
+        sim = np.zeros(len(target), dtype=np.float32)
+        np.divide(co.data.astype(np.float32), denom, out=sim, where=denom > 0)
+        keep = (sim > 0) & (source != target)  # an item is not its own neighbour
+        target, source, sim = target[keep], source[keep], sim[keep]
+        # per target, the k largest; ties at the k-th go to the smaller item index
+        order = np.lexsort((source, -sim, target))
+        target, source, sim = target[order], source[order], sim[order]
+        rank = np.arange(len(target)) - np.searchsorted(target, target, side="left")
+        top = rank < k
+        rows.append(source[top])
+        cols.append(target[top])
+        vals.append(sim[top])
     W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items))
     return W

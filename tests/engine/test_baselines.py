@@ -141,6 +141,27 @@ def test_itemknn_blocks_match_dense_topk(monkeypatch: pytest.MonkeyPatch) -> Non
         assert kept.sum() == min(3, (S[:, j] > 0).sum())
 
 
+def test_itemknn_ties_go_to_the_smaller_item_and_sparse_catalogs_stay_fast() -> None:
+    # one user with five items: every item's cosine to each other is 1, a five-way tie
+    X = sp.csr_matrix(np.ones((1, 5), dtype=np.float32))
+    W = topk_cosine(X, k=2).toarray()
+    expected_sources = {0: [1, 2], 1: [0, 2], 2: [0, 1], 3: [0, 1], 4: [0, 1]}
+    assert {j: np.flatnonzero(W[:, j]).tolist() for j in range(5)} == expected_sources
+    # a long-tail catalog of 60,000 items whose rows are nearly all zero (a dense argpartition
+    # over them took minutes): only co-occurring items are kept
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 2000, 20000), rng.integers(0, 60000, 20000)
+    X = sp.csr_matrix((np.ones(20000, np.float32), (users, items)), shape=(2000, 60000))
+    X.data[:] = 1.0
+    W = topk_cosine(X, k=5)
+    co = (X.T @ X).tocsc()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    kept = W.tocoo()
+    assert (np.asarray(co[kept.row, kept.col]).ravel() > 0).all()  # never a pair that does not co-occur
+    assert np.array_equal(np.diff(W.tocsc().indptr), np.minimum(np.diff(co.indptr), 5))
+
+
 def test_itemknn_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="got 0"):
         ItemKNN(k=0)
