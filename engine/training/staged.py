@@ -354,18 +354,26 @@ def _choose_gamma(
 
     ``gamma = weight x unit`` with ``unit = std(history) / std(taste)`` over a seeded user sample
     (the model's embeddings must be cached); weight 0 scores ``relation_only`` without a new
-    evaluation; ties go to the smaller weight. Leaves ``taste_scale`` at the chosen gamma.
+    evaluation; ties go to the smaller weight. The grid's largest weight (the taste term nearly
+    alone) is scored too, and climbed down from when it beats the climb from 0: the mix can be
+    bimodal (on a long-tail catalog of 42,000 items whose relation had little to go on, the
+    taste term alone validated .086, the relation .075, and weight 0.1 dipped to .0747, so the
+    climb from 0 stopped there). Leaves ``taste_scale`` at the chosen gamma.
     """
     users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(seed))[:UNIT_USERS]
     unit = model.taste_unit(users)
+    scores: dict[float, float] = {}
 
     def gamma_score(g: float) -> float:
-        model.taste_scale.fill_(g * unit)
-        score = relation_only if g == 0.0 else valid_fn(model)
-        log.info("gat taste weight %.2f: valid NDCG@10 %.4f", g, score)
-        return score
+        if g not in scores:
+            model.taste_scale.fill_(g * unit)
+            scores[g] = relation_only if g == 0.0 else valid_fn(model)
+            log.info("gat taste weight %.2f: valid NDCG@10 %.4f", g, scores[g])
+        return scores[g]
 
-    scores = climb(weights, gamma_score, start=0)
+    best_from_0 = max(climb(weights, gamma_score, start=0).values())
+    if len(weights) > 1 and gamma_score(weights[-1]) > best_from_0:
+        climb(weights, gamma_score, start=len(weights) - 1)
     best = max(scores, key=lambda g: (scores[g], -g))
     model.taste_scale.fill_(best * unit)
     return best, unit, scores[best], scores

@@ -230,6 +230,33 @@ def test_climb_finds_the_grid_best_of_a_unimodal_curve():
     assert list(climb([0.0, 1.0, 2.0], lambda x: -x)) == [0.0, 1.0]
 
 
+def test_taste_weight_finds_a_taste_led_mix_beyond_a_dip_and_costs_one_score_otherwise():
+    from types import SimpleNamespace
+
+    from engine.training.staged import GAMMA_GRID, _choose_gamma
+
+    grid = sorted(GAMMA_GRID)
+
+    def choose(curve):  # curve: weight -> validation; returns (weight chosen, weights scored)
+        model = SimpleNamespace(n_users=10, taste_unit=lambda users: 2.0, taste_scale=torch.zeros(()))
+        scored = []
+
+        def valid_fn(m):
+            scored.append(float(m.taste_scale) / 2.0)
+            return curve(scored[-1])
+
+        weight, unit, score, _ = _choose_gamma(model, valid_fn, grid, curve(0.0), seed=0)
+        assert unit == 2.0 and float(model.taste_scale) == weight * unit and score == curve(weight)
+        return weight, scored
+
+    # a relation that the taste term beats alone: a dip at small weights, then a rise
+    weight, scored = choose(lambda g: 0.075 - 0.001 * g if g < 1 else 0.070 + 0.002 * g)
+    assert weight == max(grid) and len(scored) == len(set(scored))  # never one weight twice
+    # the usual single peak (1.0): the climb from 0 finds it, plus one score at the grid's top
+    weight, scored = choose(lambda g: -abs(g - 1.0))
+    assert weight == 1.0 and scored == pytest.approx([0.1, 0.25, 0.5, 0.75, 1.0, 1.5, max(grid)])
+
+
 def test_refitted_relation_keeps_k_sources_and_all_of_them_is_ease(graph_and_split):
     from engine.models.relation import ease_refit, nearest_sources, train_matrix
 
