@@ -62,8 +62,10 @@ log = logging.getLogger(__name__)
 # grid's end, on the demo world and ml-100k, so it reaches down to 0.25).
 L2_GRID = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 # Taste weights in units of std(history term) / std(taste term); ml-100k peaked at 1-2 with the
-# dense relation, and reached 4, the old grid's end, with 16 sources per item.
-GAMMA_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+# dense relation, and reached 4, the old grid's end, with 16 sources per item. 16 and 32 (the
+# taste term nearly alone) are for catalogs whose relation has little to go on: a 42,000-item
+# long-tail one chose 8, the end of the grid then.
+GAMMA_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0)
 # Interaction-weight exponents per standard deviation of the feature (rating, recency); 0 = unweighted.
 THETA_GRID = (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5)
 # Sources per target item tried for the EASE relation, 0 = all of them (the dense relation); the
