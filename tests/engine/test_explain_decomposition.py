@@ -212,6 +212,30 @@ def test_reason_is_honest_when_no_few_titles_explain_it():
     assert cited == ("i0", "i1")
 
 
+def test_reason_leads_with_taste_when_it_outweighs_the_history():
+    history = pd.DataFrame(
+        {
+            "item_id": ["i0", "i1", "i2"],
+            "title": ["Title 0", "Title 1", "Title 2"],
+            "categories": [("Drama",)] * 3,
+            "rating": 4.0,
+            "contribution": [0.03, 0.01, 0.0],
+        }
+    )
+    kwargs = dict(
+        user_id="u7", history=history, item_title="X", item_categories=("Drama",), rated=True, high_rating=4.0
+    )
+    text, cited = reason_from_terms(terms={"history": 0.04, "taste profile": 2.6, "popularity": 0.0}, **kwargs)
+    assert cited == ()
+    assert text == (
+        "Recommended mainly for u7's overall taste (Drama), which outweighs what their past titles add; "
+        "of those, \u201cTitle 0\u201d adds the most (75% of what their history adds)."
+    )
+    # a history that adds more than the taste profile still names its causes
+    text, cited = reason_from_terms(terms={"history": 0.04, "taste profile": 0.03, "popularity": 0.0}, **kwargs)
+    assert text.startswith("Recommended because u7 rated \u201cTitle 0\u201d 4\u2605") and cited == ("i0", "i1")
+
+
 def test_default_method_is_exact_and_ig_is_unsupported(rec):
     assert default_method(NAME) == "exact"
     assert default_method("gat") == "exact" and default_method("uigat") == "ig"
