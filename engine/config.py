@@ -20,6 +20,9 @@ SPLITS = ("random", "temporal", "global_time", "leave_one_out")
 # What a csv file's repeated rows (same user, item and timestamp) do: stop the load with every
 # repeat named (a copy-paste slip), or keep the first of each (logs exported with repeats).
 DUPLICATES = ("error", "drop")
+# What items of a csv's interactions that items.csv does not list do: stop the load with each
+# named, or join the catalog titled by their id (also lets a folder without items.csv load).
+UNKNOWN_ITEMS = ("error", "add")
 
 
 # ModelConfig's fields when the fingerprint scheme was fixed (engine 0.1.0, main at 41f3c27). Later
@@ -81,6 +84,7 @@ class DataConfig:
     encoding: str = "utf-8"  # encoding of the csv files
     name: str | None = None  # the dataset's name and cache folder; None: the folder's name
     duplicates: str = "error"  # error | drop: rows repeating an earlier (user, item, timestamp)
+    unknown_items: str = "error"  # error | add: items of the interactions that items.csv lacks
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -88,10 +92,19 @@ class DataConfig:
         parse_columns(self.columns)  # raises on a malformed mapping
         if self.duplicates not in DUPLICATES:
             raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)} (got {self.duplicates!r})")
-        csv_only = self.columns or self.name or self.encoding != "utf-8" or self.duplicates != "error"
-        if csv_only and self.dataset != "csv":
+        if self.unknown_items not in UNKNOWN_ITEMS:
+            raise ValueError(f"unknown_items must be one of {', '.join(UNKNOWN_ITEMS)} (got {self.unknown_items!r})")
+        csv_only = (
+            self.columns,
+            self.name,
+            self.encoding != "utf-8",
+            self.duplicates != "error",
+            self.unknown_items != "error",
+        )
+        if any(csv_only) and self.dataset != "csv":
             raise ValueError(
-                f"columns, encoding, name and duplicates apply to the csv dataset only (got dataset {self.dataset!r})"
+                "columns, encoding, name, duplicates and unknown_items apply to the csv dataset only "
+                f"(got dataset {self.dataset!r})"
             )
         if self.kcore < 0:
             raise ValueError(f"kcore must be >= 0 (got {self.kcore!r})")
@@ -192,7 +205,7 @@ class TrainConfig:
 _NOT_FINGERPRINTED = {"device", "tensorboard_dir", "max_seconds"}
 # How csv files are read: the content they produce is in the fingerprint as the data
 # hash, and leaving them out keeps artifacts trained before these options existed valid.
-_DATA_NOT_FINGERPRINTED = {"columns", "encoding", "name", "duplicates"}
+_DATA_NOT_FINGERPRINTED = {"columns", "encoding", "name", "duplicates", "unknown_items"}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ATTENTIONS, DUPLICATES, SPLITS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from engine.config import (
+    ATTENTIONS,
+    DUPLICATES,
+    SPLITS,
+    UNKNOWN_ITEMS,
+    DataConfig,
+    FeatureConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 if TYPE_CHECKING:  # the service imports torch: `gatlens --help` stays fast without it
     from engine.service import ServedModel
@@ -78,6 +88,13 @@ def add_csv_args(p: argparse.ArgumentParser) -> None:
         help="csv only: rows that repeat an earlier row's user, item and timestamp: 'error' names each one "
         "and loads nothing, 'drop' keeps the first of each and says how many it dropped (default: error)",
     )
+    p.add_argument(
+        "--unknown-items",
+        default="error",
+        choices=UNKNOWN_ITEMS,
+        help="csv only: items of interactions.csv that items.csv does not list: 'error' names each one, 'add' "
+        "adds them titled by their id (and loads a folder without items.csv) (default: error)",
+    )
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
@@ -93,6 +110,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         encoding=getattr(args, "encoding", "utf-8"),
         name=getattr(args, "name", None),
         duplicates=getattr(args, "duplicates", "error"),
+        unknown_items=getattr(args, "unknown_items", "error"),
     )
 
 

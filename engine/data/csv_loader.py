@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.config import DUPLICATES
+from engine.config import DUPLICATES, UNKNOWN_ITEMS
 from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.validation import (
     Problems,
@@ -52,7 +52,10 @@ ITEMS_FILE = "items.csv"
 USERS_FILE = "users.csv"
 
 _INTERACTIONS_HINT = "a header line 'user_id,item_id[,rating][,timestamp]' and one row per interaction"
-_ITEMS_HINT = "a header line 'item_id,title[,categories][,text]' and one row per item"
+_ITEMS_HINT = (
+    "a header line 'item_id,title[,categories][,text]' and one row per item "
+    "(or pass --unknown-items add to title every item by its id)"
+)
 # A dataset name keys a cache folder: the same rule as the artifact store's.
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _USERS_HINT = "a header line 'user_id,<attribute columns>' and one row per user"
@@ -66,6 +69,7 @@ def load_csv_dataset(
     encoding: str = "utf-8",
     name: str | None = None,
     duplicates: str = "error",
+    unknown_items: str = "error",
 ) -> Dataset:
     """Load and validate a folder of CSV files.
 
@@ -82,6 +86,10 @@ def load_csv_dataset(
         duplicates: what interactions that repeat an earlier row's user, item and timestamp do:
             ``"error"`` reports each one (with the line it repeats) and loads nothing; ``"drop"``
             keeps the first of each and logs how many it dropped (default: ``"error"``).
+        unknown_items: what items of ``interactions.csv`` that ``items.csv`` does not list do:
+            ``"error"`` reports each one; ``"add"`` adds them to the catalog titled by their id
+            (no categories, no text), and lets a folder without ``items.csv`` load, every item
+            titled so (default: ``"error"``).
 
     Returns:
         The validated :class:`~engine.data.schema.Dataset`.
@@ -89,10 +97,14 @@ def load_csv_dataset(
     Raises:
         DataValidationError: listing every problem found in the files.
         ValueError: when ``rating_scale`` is not an increasing pair of numbers,
-            ``name`` is not a plain name, or ``duplicates`` is neither ``"error"`` nor ``"drop"``.
+            ``name`` is not a plain name, or ``duplicates`` / ``unknown_items`` is not one of
+            its choices.
     """
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)} (got {duplicates!r})")
+    if unknown_items not in UNKNOWN_ITEMS:
+        raise ValueError(f"unknown_items must be one of {', '.join(UNKNOWN_ITEMS)} (got {unknown_items!r})")
+    add_items = unknown_items == "add"
     if rating_scale is not None:
         low, high = (float(v) for v in rating_scale)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -106,7 +118,10 @@ def load_csv_dataset(
         problems.raise_if_any()
 
     inter_t = read_table(folder / INTERACTIONS_FILE, problems, encoding=encoding, expected=_INTERACTIONS_HINT)
-    items_t = read_table(folder / ITEMS_FILE, problems, encoding=encoding, expected=_ITEMS_HINT)
+    items_path = folder / ITEMS_FILE
+    # With --unknown-items add a folder without items.csv loads: every item is titled by its id.
+    items_expected = not add_items or items_path.exists()
+    items_t = read_table(items_path, problems, encoding=encoding, expected=_ITEMS_HINT) if items_expected else None
     users_path = folder / USERS_FILE
     users_t = read_table(users_path, problems, encoding=encoding, expected=_USERS_HINT) if users_path.exists() else None
     tables = [t for t in (inter_t, items_t, users_t) if t is not None]
@@ -116,7 +131,7 @@ def load_csv_dataset(
         for table in tables:
             used |= apply_columns(table, columns, problems)
         # An unused key is only certain once every existing file's header was read.
-        all_read = len(tables) == (3 if users_path.exists() else 2)
+        all_read = len(tables) == 1 + items_expected + users_path.exists()
         if all_read and (unused := set(columns) - used):
             found = "; ".join(f"{t.name} has {', '.join(map(repr, t.source_columns.values()))}" for t in tables)
             for key in sorted(unused):
@@ -132,13 +147,16 @@ def load_csv_dataset(
     interactions = _interactions(inter_t, problems, rating_scale, duplicates) if inter_ok else None
     items = _items(items_t, problems) if items_ok else None
     users = _users(users_t, problems) if users_ok else None
-    if inter_ok and items_ok:
-        check_known(inter_t, ITEM, items[ITEM], problems, listed_in=ITEMS_FILE)
+    if inter_ok and items_ok and not add_items:
+        listed_in = f"{ITEMS_FILE} (or pass --unknown-items add to add them, titled by their id)"
+        check_known(inter_t, ITEM, items[ITEM], problems, listed_in=listed_in)
     if inter_ok and users_ok:
         check_known(inter_t, USER, users[USER], problems, listed_in=USERS_FILE)
     problems.raise_if_any()
 
-    assert interactions is not None and items is not None  # guaranteed when no problems
+    assert interactions is not None and (items is not None or not items_expected)  # guaranteed when no problems
+    if add_items:
+        items = _with_unlisted_items(items, interactions)
     if interactions[RATING].isna().all():
         scale = None
     elif rating_scale is not None:
@@ -224,6 +242,24 @@ def _interactions(
         )
     kept = [None if s is None else s[keep] for s in (ratings, times)]
     return interactions_frame(users[keep], items[keep], *kept)
+
+
+def _with_unlisted_items(items: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
+    """``items`` plus every item of ``interactions`` it lacks, titled by its id (``--unknown-items add``)."""
+    listed = pd.Index([] if items is None else items[ITEM])
+    missing = pd.unique(interactions[ITEM][~interactions[ITEM].isin(listed)])
+    if len(missing):
+        where = f"{ITEMS_FILE} lacks" if items is not None else f"no {ITEMS_FILE}:"
+        logger.warning(
+            "%s %d item(s) of %s: added, titled by their id, with no categories or text (--unknown-items add)",
+            where,
+            len(missing),
+            INTERACTIONS_FILE,
+        )
+    added = pd.DataFrame({ITEM: missing, TITLE: missing, CATEGORIES: [()] * len(missing), TEXT: ""})
+    if items is None:
+        return added.astype({ITEM: str, TITLE: str, TEXT: str})
+    return pd.concat([items, added], ignore_index=True)
 
 
 def _items(table: Table, problems: Problems) -> pd.DataFrame:

@@ -58,6 +58,7 @@ def load_dataset(
     encoding: str = "utf-8",
     dataset_name: str | None = None,
     duplicates: str = "error",
+    unknown_items: str = "error",
 ) -> Dataset:
     """Load a dataset by name.
 
@@ -74,6 +75,8 @@ def load_dataset(
             the folder's name made cache-safe); ``csv`` only.
         duplicates: ``"error"`` or ``"drop"``, what repeated rows do (default: ``"error"``);
             ``csv`` only (:func:`~engine.data.csv_loader.load_csv_dataset`).
+        unknown_items: ``"error"`` or ``"add"``, what items missing from ``items.csv`` do
+            (default: ``"error"``); ``csv`` only.
 
     Raises:
         ValueError: for an unknown name or an option the dataset does not take.
@@ -84,8 +87,11 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}")
     if columns and name != "csv":
         raise ValueError(f"columns only apply to the csv dataset (got {dict(columns)!r} for {name!r})")
-    if (encoding != "utf-8" or dataset_name is not None or duplicates != "error") and name != "csv":
-        raise ValueError(f"encoding, a dataset name and duplicates only apply to the csv dataset (got {name!r})")
+    csv_options = (encoding != "utf-8", dataset_name is not None, duplicates != "error", unknown_items != "error")
+    if any(csv_options) and name != "csv":
+        raise ValueError(
+            f"encoding, a dataset name, duplicates and unknown_items only apply to the csv dataset (got {name!r})"
+        )
     if scale != 1.0 and name != "demo":
         raise ValueError(f"scale only applies to the demo dataset (got scale={scale!r} for {name!r})")
     if name == "demo":
@@ -100,7 +106,12 @@ def load_dataset(
         from engine.data.csv_loader import load_csv_dataset
 
         return load_csv_dataset(
-            data_dir, columns=columns, encoding=encoding, name=dataset_name, duplicates=duplicates
+            data_dir,
+            columns=columns,
+            encoding=encoding,
+            name=dataset_name,
+            duplicates=duplicates,
+            unknown_items=unknown_items,
         )
 
     from engine.data.movielens import load_movielens
@@ -123,5 +134,6 @@ def load_configured(data: DataConfig) -> Dataset:
             encoding=data.encoding,
             dataset_name=data.name,
             duplicates=data.duplicates,
+            unknown_items=data.unknown_items,
         )
     return load_dataset(data.dataset, data.data_dir, **kwargs)

@@ -129,10 +129,32 @@ def test_repeated_rows_are_named_with_the_option_that_drops_them(
     assert "--duplicates drop" in capsys.readouterr().err
     assert main(["data", "summary", "--dataset", "csv", "--data-dir", str(folder), "--duplicates", "drop"]) == 0
     assert "interactions   2" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="duplicates apply to the csv dataset only"):
+    with pytest.raises(ValueError, match="duplicates and unknown_items apply to the csv dataset only"):
         DataConfig(dataset="demo", duplicates="drop")
     with pytest.raises(ValueError, match="duplicates must be one of error, drop"):
         load_csv_dataset(folder, duplicates="keep")
+
+
+def test_unlisted_items_are_named_with_the_option_that_adds_them(tmp_path: Path) -> None:
+    folder = write(tmp_path / "d", "user_id,item_id\nu1,i1\nu1,zz9\n")
+    assert first_problem(folder) == (
+        "interactions.csv, line 3, column 'item_id': got 'zz9', expected one of the item_id values in "
+        "items.csv (or pass --unknown-items add to add them, titled by their id)"
+    )
+    ds = load_csv_dataset(folder, unknown_items="add")
+    assert len(ds.items) == 31  # the 30 listed, then zz9
+    added = ds.items.iloc[-1]
+    assert (added["item_id"], added["title"], tuple(added["categories"]), added["text"]) == ("zz9", "zz9", (), "")
+    assert ds.items.iloc[1]["title"] == "Title 1"  # listed items keep their titles
+    # without items.csv: the error says how to go on, and "add" titles every item by its id
+    (folder / "items.csv").unlink()
+    assert first_problem(folder).endswith("(or pass --unknown-items add to title every item by its id)")
+    bare = load_csv_dataset(folder, unknown_items="add")
+    assert bare.items["item_id"].tolist() == bare.items["title"].tolist() == ["i1", "zz9"]
+    args = build_parser().parse_args(["train", "--dataset", "csv", "--data-dir", str(folder), "--unknown-items", "add"])
+    assert load_configured(config_from_args(args).data).items["item_id"].tolist() == ["i1", "zz9"]
+    with pytest.raises(ValueError, match="unknown_items apply to the csv dataset only"):
+        DataConfig(dataset="demo", unknown_items="add")
 
 
 def test_nul_byte_in_an_id(tmp_path: Path) -> None:

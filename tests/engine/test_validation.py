@@ -59,7 +59,8 @@ def test_missing_file(tmp_path: Path) -> None:
     found = problems(write(tmp_path, items=None))
     assert found == [
         f"items.csv: file not found at {tmp_path / 'items.csv'}; expected a header line "
-        "'item_id,title[,categories][,text]' and one row per item"
+        "'item_id,title[,categories][,text]' and one row per item (or pass --unknown-items add to title every "
+        "item by its id)"
     ]
 
 
@@ -135,7 +136,8 @@ def test_empty_ids(tmp_path: Path) -> None:
 def test_unknown_item(tmp_path: Path) -> None:
     found = problems(write(tmp_path, interactions="user_id,item_id\nu1,a\nu1,zz9\n"))
     assert found == [
-        "interactions.csv, line 3, column 'item_id': got 'zz9', expected one of the item_id values in items.csv"
+        "interactions.csv, line 3, column 'item_id': got 'zz9', expected one of the item_id values in items.csv "
+        "(or pass --unknown-items add to add them, titled by their id)"
     ]
 
 
