@@ -27,6 +27,8 @@ SHAPING: dict[str, tuple[str, Callable[[RunConfig], Any]]] = {
     "split": ("--split", lambda c: c.data.split),
     "columns": ("--columns", lambda c: c.data.columns),
     "encoding": ("--encoding", lambda c: c.data.encoding),
+    "duplicates": ("--duplicates", lambda c: c.data.duplicates),
+    "unknown_items": ("--unknown-items", lambda c: c.data.unknown_items),
     "attention": ("--attention", lambda c: c.model.attention),
     "layers": ("--layers", lambda c: c.model.num_layers),
     "item_item_dim": ("--item-item-dim", lambda c: c.model.item_item_dim),
@@ -70,8 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "artifact `gatlens train` prints); its newest version is updated (default: the newest stored model of "
         "--dataset and --model)",
     )
-    add_csv_args(p)  # --columns, --encoding, --name: as for train
-    p.set_defaults(encoding=None)  # None: the stored model's (an explicit value must match it)
+    add_csv_args(p)  # --columns, --encoding, --name, --duplicates, --unknown-items: as for train
+    # None: the stored model's (an explicit value must match it)
+    p.set_defaults(encoding=None, duplicates=None, unknown_items=None)
     p.add_argument("--seed", type=int, default=None, help=f"split seed the model was trained with {_STORED}")
     p.add_argument("--scale", type=float, default=None, help=f"demo world size multiplier {_STORED}")
     p.add_argument("--split", default=None, choices=SPLITS, help=f"as for train {_STORED}")
@@ -103,6 +106,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def update_config(args: argparse.Namespace) -> RunConfig:
     """The configuration the given options describe, defaults for the rest (as ``gatlens train`` builds it)."""
     filled = {"seed": 0, "scale": 1.0, "split": "random", "encoding": "utf-8", "no_text": False, "mode": "auto"}
+    filled |= {"duplicates": "error", "unknown_items": "error"}
     values = {k: filled[k] if v is None and k in filled else v for k, v in vars(args).items()}
     return config_from_args(argparse.Namespace(**(values | {"epochs": args.train_epochs})))
 

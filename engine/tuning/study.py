@@ -260,6 +260,9 @@ def reuse_commands(config: RunConfig, best_file: Path) -> dict[str, str]:
     data = [("--dataset", d.dataset), ("--data-dir", d.data_dir), ("--split", None if d.split == "random" else d.split)]
     data += [("--scale", None if d.scale == 1.0 else f"{d.scale:g}"), ("--columns", d.columns), ("--name", d.name)]
     data.append(("--encoding", None if d.encoding == "utf-8" else d.encoding))
+    threshold = None if d.threshold == 3.0 else "none" if d.threshold is None else f"{d.threshold:g}"
+    data += [("--threshold", threshold), ("--duplicates", None if d.duplicates == "error" else d.duplicates)]
+    data.append(("--unknown-items", None if d.unknown_items == "error" else d.unknown_items))
     flags = " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in data if value)
     seed = f" --seed {d.seed}" if d.seed else ""
     model, path = shlex.quote(config.model.name), shlex.quote(str(best_file))

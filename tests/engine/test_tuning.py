@@ -280,6 +280,18 @@ def test_a_data_error_stops_the_benchmark_once_before_any_run(
     assert started == [] and "[1/" not in err  # no run started
 
 
+def test_reuse_commands_repeat_every_data_option_that_shaped_the_study(tmp_path: Path) -> None:
+    from engine.tuning.study import reuse_commands
+
+    data = DataConfig(dataset="csv", data_dir="d", threshold=None, duplicates="drop", unknown_items="add", seed=2)
+    cmds = reuse_commands(RunConfig(data=data, model=ModelConfig(name="ease")), tmp_path / "b.json")
+    options = "--dataset csv --data-dir d --threshold none --duplicates drop --unknown-items add"
+    assert cmds["train"] == f"gatlens train {options} --seed 2 --model ease --config {tmp_path / 'b.json'}"
+    assert cmds["benchmark"].startswith(f"gatlens benchmark {options} --models ease")
+    default = reuse_commands(RunConfig(data=DataConfig(threshold=6.0)), tmp_path / "b.json")["train"]
+    assert "--threshold 6 " in default and "--duplicates" not in default
+
+
 def test_bar_shows_the_running_trials_epoch_and_logs_get_none() -> None:
     from engine.tuning.progress import TrialProgress
 

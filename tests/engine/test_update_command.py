@@ -73,6 +73,7 @@ def test_update_reads_the_trained_options_and_builds_on_the_trained_version(
         (["--split", "random"], "--split random (it was trained --split leave_one_out)"),
         (["--item-item-dim", "4"], "--item-item-dim 4 (it was trained --item-item-dim 8)"),
         (["--attention", "dot"], "--attention dot (it was trained --attention edge)"),
+        (["--duplicates", "drop"], "--duplicates drop (it was trained --duplicates error)"),
     ],
 )
 def test_a_conflicting_option_is_rejected_in_one_line(
