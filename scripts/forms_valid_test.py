@@ -7,6 +7,11 @@ interaction weights) ranks the validation part (training items masked) and the t
 (training and validation items masked), RecBole's protocol as in ``gatlens benchmark``. Printed per
 form: validation / test NDCG@10 at every ridge, then the validation-best ridge's pair.
 
+``--mask-test`` adds a third figure: validation with the test items masked too, the mirror of how
+test is ranked (which masks the validation items). The protocol's validation leaves a user's test
+items in the ranking, where they take top-10 places and count as misses; this shows how much that
+alone hides. It reads the test labels, so it is for diagnosis only, never for a choice.
+
 ::
 
     python scripts/forms_valid_test.py --dataset ml-latest-small --data-dir ../shared/datasets/ml-latest-small --seed 0
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--cache-dir", default="data/cache", help="feature cache (default: data/cache)")
     p.add_argument("--json", action="store_true", help="print one JSON line per form instead of text")
+    p.add_argument("--mask-test", action="store_true", help="also rank validation with the test items masked")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = RunConfig(
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     history = torch.from_numpy(Xa.toarray()).float()
     valid_mask = history > 0
     test_mask = torch.from_numpy((Xa + valid).toarray()) > 0
+    mirror_mask = torch.from_numpy((Xa + test).toarray()) > 0 if args.mask_test else None
     degree = mean_item_degree(Xa)
     for k in (int(f) for f in args.forms.split(",")):
         nb = form_sources(Xa, k) if k else None
@@ -89,15 +96,19 @@ def main(argv: list[str] | None = None) -> int:
                 S[nb.index, torch.arange(n)[:, None].expand_as(nb.index)] = ease_refit(nb, c * degree)
             scores = history @ S
             pairs[c] = (mean_ndcg(scores, valid, valid_mask), mean_ndcg(scores, test, test_mask))
+            if mirror_mask is not None:
+                pairs[c] += (mean_ndcg(scores, valid, mirror_mask),)
         best = max(pairs, key=lambda c: pairs[c][0])
         if args.json:
             row = {"dataset": args.dataset, "seed": args.seed, "sources": k, "ridge_c": best}
             row |= {"valid": pairs[best][0], "test": pairs[best][1], "by_ridge": {str(c): v for c, v in pairs.items()}}
+            if mirror_mask is not None:
+                row["valid_test_masked"] = pairs[best][2]
             print(json.dumps(row), flush=True)
         else:
-            at = " ".join(f"{c:g}:{v:.4f}/{t:.4f}" for c, (v, t) in pairs.items())
-            v, t = pairs[best]
-            print(f"sources {k:4d}  {at}  | valid-best c={best:g}: valid {v:.4f} test {t:.4f}", flush=True)
+            at = " ".join(f"{c:g}:" + "/".join(f"{x:.4f}" for x in v) for c, v in pairs.items())
+            shown = " / ".join(f"{x:.4f}" for x in pairs[best])
+            print(f"sources {k:4d}  {at}  | valid-best c={best:g}: {shown}", flush=True)
     return 0
 
 
