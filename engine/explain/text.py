@@ -266,8 +266,8 @@ def reason_from_terms(
     Rules: titles are named only from positive contributions, at most three, each at least a
     third of the largest, and only when the top three carry at least :data:`NAMED_SHARE` of what
     the history adds; otherwise the reason says the item comes from the user's overall taste (or
-    popularity) and that no single title stands out. When the taste profile outweighs everything
-    the history adds, the reason leads with the taste and names the largest title for scale only.
+    popularity) and that no single title stands out. When the taste profile (or popularity) adds
+    more than the whole history, the reason leads with it and names the largest title for scale only.
     A star rating is quoted only when it is high; "recently" only for the user's latest
     interactions (the ``recent`` column). Nothing is shortened: the text is whole words and whole
     titles.
@@ -318,13 +318,14 @@ def reason_from_terms(
         else:
             text = f"{lead} for {user}'s overall taste{taste_paren}; none of their past titles raises its score."
         return opening + text, ()
-    taste = abs(float(terms.get("taste profile", 0.0)))
-    if taste > added:
-        # The taste profile outweighs everything the history adds (a taste-led mix: on a sparse
-        # long-tail catalog every #1 item): "because <title>" would claim what the score does not say.
+    taste, popularity = float(terms.get("taste profile", 0.0)), float(terms.get("popularity", 0.0))
+    if max(taste, popularity) > added:
+        # A residual adds more than the whole history (a taste-led mix: on a sparse long-tail
+        # catalog every #1 item): "because <title>" would claim what the score does not say.
+        led = "its popularity" if popularity > taste else f"{user}'s overall taste{taste_paren}"
         first = pos.iloc[0]
         text = (
-            f"{lead} mainly for {user}'s overall taste{taste_paren}, which outweighs what their past titles add; "
+            f"{lead} mainly for {led}, which outweighs what their past titles add; "
             f"of those, {quote(str(first['title']))} adds the most "
             f"({_pct(float(first['contribution']) / added)} of what their history adds)."
         )

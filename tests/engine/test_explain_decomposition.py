@@ -231,6 +231,11 @@ def test_reason_leads_with_taste_when_it_outweighs_the_history():
         "Recommended mainly for u7's overall taste (Drama), which outweighs what their past titles add; "
         "of those, \u201cTitle 0\u201d adds the most (75% of what their history adds)."
     )
+    text, cited = reason_from_terms(terms={"history": 0.04, "taste profile": -3.0, "popularity": 1.0}, **kwargs)
+    assert text.startswith("Recommended mainly for its popularity, which outweighs what their past titles add")
+    # a taste profile that pulls the item down is not its reason: the history still names its causes
+    text, _ = reason_from_terms(terms={"history": 0.04, "taste profile": -3.0, "popularity": 0.0}, **kwargs)
+    assert text.startswith("Recommended because u7 rated")
     # a history that adds more than the taste profile still names its causes
     text, cited = reason_from_terms(terms={"history": 0.04, "taste profile": 0.03, "popularity": 0.0}, **kwargs)
     assert text.startswith("Recommended because u7 rated \u201cTitle 0\u201d 4\u2605") and cited == ("i0", "i1")
