@@ -312,17 +312,19 @@ def reason_from_terms(
     genres = _genre_counts(history)
     shared = sorted((c for c in item_categories if genres.get(str(c), 0) > 0), key=lambda c: (-genres[str(c)], c))
     taste_paren = f" ({', '.join(shared[:2])})" if shared else ""
+    # Which residual lifts the item more: popularity, or (also when neither lifts it) the taste profile.
+    taste, popularity = float(terms.get("taste profile", 0.0)), float(terms.get("popularity", 0.0))
+    by_popularity = popularity > max(taste, 0.0)
     if added <= 0:
-        if terms.get("popularity", 0.0) > max(terms.get("taste profile", 0.0), 0.0):
+        if by_popularity:
             text = f"{lead} mainly for its popularity; none of {user}'s past titles raises its score."
         else:
             text = f"{lead} for {user}'s overall taste{taste_paren}; none of their past titles raises its score."
         return opening + text, ()
-    taste, popularity = float(terms.get("taste profile", 0.0)), float(terms.get("popularity", 0.0))
     if max(taste, popularity) > added:
         # A residual adds more than the whole history (a taste-led mix: on a sparse long-tail
         # catalog every #1 item): "because <title>" would claim what the score does not say.
-        led = "its popularity" if popularity > taste else f"{user}'s overall taste{taste_paren}"
+        led = "its popularity" if by_popularity else f"{user}'s overall taste{taste_paren}"
         first = pos.iloc[0]
         text = (
             f"{lead} mainly for {led}, which outweighs what their past titles add; "
