@@ -309,13 +309,23 @@ def leave_one_out(rec: Recommender, terms: UserTerms, item: int) -> np.ndarray:
 
     The history part of each drop is the contribution itself; the rest is the taste profile's change.
     """
+    return removal_drops(rec, terms, np.array([item]))[:, 0]
+
+
+def removal_drops(rec: Recommender, terms: UserTerms, items: np.ndarray) -> np.ndarray:
+    """``[n, len(items)]`` the exact drop of each of ``items``' scores when each history item alone is removed.
+
+    :func:`leave_one_out` for several items at once: the contribution, plus the change of the
+    taste profile re-propagated without that one interaction (as :func:`edited_scores`).
+    """
+    items = np.asarray(items, dtype=np.int64)
     parts = additive_parts(rec)
     sums = terms.layer_sums.sum(axis=0)[None, :] - terms.messages.sum(axis=0)  # [n, d]
     degree = terms.counts.sum() - terms.counts
     scale = np.where(degree > 0.5, 1.0 / np.sqrt(np.maximum(degree, 1.0)), 0.0)
     p = (parts.user_layer0[terms.user][None, :] + scale[:, None] * sums) / (parts.num_layers + 1)
-    taste = parts.taste_scale * (p @ parts.item_taste[item])
-    return terms.contributions[item] + (terms.taste[item] - taste)
+    taste = parts.taste_scale * (p @ parts.item_taste[items].T)  # [n, len(items)]
+    return terms.contributions[items].T + (terms.taste[items][None, :] - taste)
 
 
 def integrated_gradients(rec: Recommender, terms: UserTerms, item: int) -> np.ndarray:

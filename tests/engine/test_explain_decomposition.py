@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from engine.config import RunConfig
 from engine.data.synthetic import generate_demo_world
 from engine.errors import UnsupportedModelError
 from engine.explain import explain_pair
-from engine.explain.additive import edited_scores, leave_one_out, user_terms
+from engine.explain.additive import edited_scores, leave_one_out, removal_drops, user_terms
 from engine.explain.counterfactual import ranks
 from engine.explain.counterfactual_exact import find_counterfactual_exact, removal_order
 from engine.explain.decomposed import list_reasons
@@ -100,6 +101,14 @@ def test_edited_scores_and_leave_one_out(rec):
     assert np.allclose(loo, single, rtol=0, atol=1e-5 * max(1.0, np.abs(terms.scores).max()))
     # the history part of a leave-one-out drop is the contribution itself
     assert np.corrcoef(loo, terms.contributions[item])[0, 1] > 0.99
+    # removal_drops: the same for several items at once (what the counterfactual's order reads)
+    items = _top(rec, u, 5).astype(np.int64)
+    drops = removal_drops(rec, terms, items)
+    edited = np.stack([edited_scores(rec, terms, np.array([j]))[items] for j in terms.history])
+    assert drops.shape == (len(terms.history), 5)
+    tol = 1e-5 * max(1.0, np.abs(terms.scores).max())
+    assert np.allclose(drops, terms.scores[items][None, :] - edited, rtol=0, atol=tol)
+    assert np.allclose(drops[:, 0], loo, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="history"):
         edited_scores(rec, terms, np.array([item]))
 
@@ -117,12 +126,21 @@ def test_counterfactual_is_verified_and_minimal(rec):
             if not cf.found:
                 assert cf.verdict
                 continue
-            order = terms.history[removal_order(terms, int(item), excluded, k=10, rank=cf.old_rank)]
-            assert list(cf.removed["i"]) == list(order[: len(cf.removed)])
-            assert (terms.contributions[item][np.searchsorted(terms.history, order)] > 0).all()
+            # the set is a prefix of one of the two greedy orders, and no prefix of either is shorter
+            exact = removal_drops(rec, terms, np.array([item]))[:, 0]
+            exact_drops = partial(removal_drops, rec, terms)
+            orders = [
+                terms.history[removal_order(terms, int(item), excluded, k=10, rank=cf.old_rank, drops=d)]
+                for d in (exact_drops, None)
+            ]
+            which = next(n for n, o in enumerate(orders) if list(cf.removed["i"]) == list(o[: len(cf.removed)]))
+            order, lowers = orders[which], (exact, terms.contributions[item])[which]
+            assert (lowers[np.searchsorted(terms.history, order[: cf.size])] > 0).all()  # each one lowers it
             after = ranks(edited_scores(rec, terms, order[: cf.size]), excluded)[item]
             before = ranks(edited_scores(rec, terms, order[: cf.size - 1]), excluded)[item]
             assert after > 10 >= before
+            for o in orders:  # neither order's prefix one shorter drops the item out
+                assert ranks(edited_scores(rec, terms, o[: cf.size - 1]), excluded)[item] <= 10
             assert cf.new_rank == after
             assert cf.n_more == cf.size - len(cf.removed)
             checked += 1
