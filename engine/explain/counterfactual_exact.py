@@ -78,14 +78,14 @@ def find_counterfactual_exact(
             False, k, old_rank, None, None, empty, pd.DataFrame(tried), note, verdict=f"It is {where}."
         )
     contrib = terms.contributions[item]
-    # Two greedy orders, each scanned exactly: by the exact single-removal drops (the taste
-    # profile's change included) and by the history term's contributions alone. Neither is
-    # always shorter (100 ml-100k users: each found the shorter set for some), so the shorter
-    # verified set is kept; a tie, or no set in either, keeps the first.
+    # Two greedy orders, each scanned exactly: by the history term's contributions alone (the
+    # items the explanation's shares name) and by the exact single-removal drops (the taste
+    # profile's change included, which finds sets where a heavy taste weight carries the item).
+    # The shorter verified set is kept; a tie, or no set in either, keeps the contributions'.
     exact = lambda c: removal_drops(rec, terms, c)  # noqa: E731
     scans = [
         _scan(rec, terms, item, excluded, removal_order(terms, item, excluded, k=k, rank=old_rank, drops=d), k, block)
-        for d in (exact, None)
+        for d in (None, exact)
     ]
     pos, size, rank_at = min(scans, key=lambda scan: (scan[1] is None, scan[1] or 0))
     rank_at[0] = old_rank
