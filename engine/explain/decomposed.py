@@ -115,17 +115,23 @@ def _history_table(rec: Recommender, u: int, item: int, dec: Decomposition) -> t
     train = rec.prep.split.train
     ts = train[train["u"] == u].set_index("i")["timestamp"]
     frame["timestamp"] = ts.reindex(frame["i"]).to_numpy()
-    frame["recent"] = _recent(frame["timestamp"].to_numpy())
+    frame["recent"] = recent_mask(frame["timestamp"].to_numpy())
     return inter.reset_index(drop=True), frame
 
 
-def _recent(ts: np.ndarray) -> np.ndarray:
-    n = len(ts)
-    out = np.zeros(n, dtype=bool)
-    if n < RECENT_MIN:
+def recent_mask(ts: np.ndarray) -> np.ndarray:
+    """Which of a history's interactions are its latest (``RECENT_SHARE`` of the dated ones, at least one).
+
+    Only known times count (``-1`` is "unknown"), and only when they differ: a log without
+    timestamps, or one whose rows share one time, has no "recent" interaction to speak of.
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    out = np.zeros(len(ts), dtype=bool)
+    known = np.isfinite(ts) & (ts >= 0)
+    if known.sum() < RECENT_MIN or np.unique(ts[known]).size < 2:
         return out
-    latest = max(1, math.ceil(RECENT_SHARE * n))
-    out[np.argsort(-np.asarray(ts, dtype=np.float64), kind="stable")[:latest]] = True
+    latest = max(1, math.ceil(RECENT_SHARE * int(known.sum())))
+    out[np.argsort(-np.where(known, ts, -np.inf), kind="stable")[:latest]] = True
     return out
 
 

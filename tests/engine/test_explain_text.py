@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from engine.explain.text import cited_history, join_titles, reason_fallback, reason_for
@@ -124,3 +125,17 @@ def test_few_past_titles_are_not_called_a_top_3_and_a_total():
     assert text.startswith("No single past title stands out for u7: the largest, “A”, carries 5%")
     assert "all 3 of their past titles together 12%" in text
     assert "top 3" not in text and "you" not in text.lower().split()
+
+
+def test_recently_needs_known_times_that_differ():
+    from engine.explain.decomposed import recent_mask
+
+    dated = np.array([100, 500, 300, 200, 400, 50, 60, 70, 80, 90, 10, 20], dtype=np.float64)
+    assert np.flatnonzero(recent_mask(dated)).tolist() == [1, 4]  # the latest 10 % of 12, rounded up
+    # a log without timestamps (-1 = unknown) or with one time for every row: nothing is "recent"
+    assert not recent_mask(np.full(12, -1.0)).any()
+    assert not recent_mask(np.full(12, 1_600_000_000.0)).any()
+    # unknown times never count as the latest; a 3-item history says nothing either
+    mixed = np.array([-1, -1, 5, 9, 7, 3, 1], dtype=np.float64)
+    assert np.flatnonzero(recent_mask(mixed)).tolist() == [3]
+    assert not recent_mask(np.array([1.0, 2.0, 3.0])).any()
