@@ -23,7 +23,7 @@ from engine.artifacts.store import ArtifactRef, ArtifactStore
 from engine.assembly import CHANGES_FILE, Prepared, artifact_ref_str
 from engine.data.graph import category_distributions
 from engine.data.idmap import IdMap
-from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER, Dataset
+from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.split import I, U
 from engine.errors import KNOWN, NO_HISTORY, UNKNOWN, UnknownUserError
 from engine.models.base import EmbeddingModel, FittedModel
@@ -178,8 +178,9 @@ class Recommender:
     def history(self, user_id: str) -> pd.DataFrame:
         """Every logged interaction of the user, newest first, with titles and split part.
 
-        Columns: ``item_id``, ``title``, ``categories``, ``rating``, ``timestamp``,
-        ``date``, ``part`` (``train`` / ``valid`` / ``test`` / ``not positive``).
+        Columns: ``item_id``, ``title``, ``categories``, ``rating`` (NaN for implicit logs and
+        counts), ``count`` (only for a dataset of counts), ``timestamp``, ``date``, ``part``
+        (``train`` / ``valid`` / ``test`` / ``not positive``).
         """
         self._require_user(user_id)
         inter = self.dataset.interactions
@@ -197,7 +198,9 @@ class Recommender:
                 ITEM: rows[ITEM].to_numpy(),
                 TITLE: titles.loc[rows[ITEM], TITLE].to_numpy(),
                 CATEGORIES: titles.loc[rows[ITEM], CATEGORIES].to_numpy(),
-                RATING: rows[RATING].to_numpy(),
+                # a count is not a rating: it gets its own column (the dashboard shows it as such)
+                RATING: np.full(len(rows), np.nan) if self.dataset.counts else rows[RATING].to_numpy(),
+                **({COUNT: rows[RATING].to_numpy()} if self.dataset.counts else {}),
                 TIMESTAMP: rows[TIMESTAMP].to_numpy(),
                 "part": part.to_numpy(),
             }

@@ -341,11 +341,14 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         {
             "title": history["title"].astype(str),
             "rating": pd.to_numeric(history["rating"], errors="coerce"),
+            # a dataset of counts (plays, clicks) has them in their own column, never as stars
+            "count": pd.to_numeric(history.get("count", pd.Series(np.nan, index=history.index)), errors="coerce"),
             "date": pd.to_datetime(history["date"], errors="coerce"),
         }
     )
-    if shown["rating"].isna().all():  # implicit feedback: no rating to show
-        shown = shown.drop(columns="rating")
+    for column in ("rating", "count"):
+        if shown[column].isna().all():  # implicit feedback, or ratings rather than counts
+            shown = shown.drop(columns=column)
     st.dataframe(
         shown,
         width="stretch",
@@ -354,6 +357,7 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         column_config={
             "title": st.column_config.TextColumn("title", width="medium"),  # long titles wrap out of view
             "rating": st.column_config.NumberColumn("rating", format="%.1f ★", width=64),
+            "count": st.column_config.NumberColumn("count", format="%g", width=64),
             "date": st.column_config.DateColumn("date", format="D MMM YYYY", width=96),
         },
     )

@@ -49,8 +49,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         type=threshold_arg,
         default=3.0,
         metavar="R|none",
-        help="explicit ratings >= R are the positives; 'none' keeps every interaction, e.g. for counts or a "
-        "scale where low ratings still mean interest (default: 3, RecBole's protocol for 5-star ratings)",
+        help="explicit ratings >= R are the positives; 'none' keeps every interaction, e.g. on a scale where "
+        "low ratings still mean interest; a csv 'count' column (plays, clicks) has no threshold "
+        "(default: 3, RecBole's protocol for 5-star ratings)",
     )
     add_csv_args(p)
 
@@ -73,7 +74,8 @@ def add_csv_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--columns",
         default=None,
-        help="csv only: column mapping FILE_COL=CANONICAL,... e.g. uid=user_id,movie=item_id",
+        help="csv only: column mapping FILE_COL=CANONICAL,... e.g. uid=user_id,movie=item_id,plays=count "
+        "(count: plays or clicks, each row a positive weighted by log(1 + count))",
     )
     p.add_argument("--encoding", default="utf-8", help="csv only: encoding of the files (default: utf-8)")
     p.add_argument(

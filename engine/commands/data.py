@@ -46,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"users          {summary['users']:,}")
     print(f"items          {summary['items']:,} ({summary['items_with_interactions']:,} with interactions)")
     print(f"interactions   {summary['interactions']:,}  (density {summary['density']:.4%})")
-    if summary["rating_histogram"]:
+    if summary["counts"]:
+        c = summary["count_range"]
+        print(
+            f"counts         {c[0]:g} to {c[1]:g}, median {c[2]:g} (every row a positive, weighted by log(1 + count))"
+        )
+    elif summary["rating_histogram"]:
         hist = ", ".join(f"{k}: {v:,}" for k, v in summary["rating_histogram"].items())
         print(f"ratings        {hist}")
     else:

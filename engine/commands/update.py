@@ -93,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--new",
         required=True,
-        help="CSV of new interactions: user_id,item_id[,rating][,timestamp] (rating required for rated data)",
+        help="CSV of new interactions: user_id,item_id[,rating|count][,timestamp] (rating or count required "
+        "when the dataset has them)",
     )
     p.add_argument("--items", default=None, help="CSV of new catalog items: item_id,title[,categories][,text]")
     p.add_argument("--epochs", type=int, default=5, help="warm-start training epochs (default: 5)")

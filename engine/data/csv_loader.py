@@ -2,8 +2,10 @@
 
 Default columns (any other names through ``columns``, a file-column -> canonical-name map):
 
-- ``interactions.csv``: ``user_id, item_id[, rating][, timestamp]``. Without a rating
-  column the log is implicit (every row a positive). Timestamps are integer Unix
+- ``interactions.csv``: ``user_id, item_id[, rating | count][, timestamp]``. Without a rating
+  column the log is implicit (every row a positive). A ``count`` column (plays, clicks,
+  purchases: finite, >= 0) instead of ``rating`` keeps every row a positive, weighted by
+  ``log(1 + count)`` relative to the largest. Timestamps are integer Unix
   seconds or ISO 8601 dates; an empty cell means "unknown".
 - ``items.csv``: ``item_id, title[, categories][, text]`` plus any extra attribute
   columns; ``categories`` is ``|``-separated (``"Action|Comedy"``).
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import DUPLICATES, UNKNOWN_ITEMS
-from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
+from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.validation import (
     Problems,
     Table,
@@ -37,6 +39,7 @@ from engine.data.validation import (
     check_unique,
     infer_attribute,
     interactions_frame,
+    parse_counts,
     parse_ids,
     parse_ratings,
     parse_timestamps,
@@ -51,7 +54,7 @@ INTERACTIONS_FILE = "interactions.csv"
 ITEMS_FILE = "items.csv"
 USERS_FILE = "users.csv"
 
-_INTERACTIONS_HINT = "a header line 'user_id,item_id[,rating][,timestamp]' and one row per interaction"
+_INTERACTIONS_HINT = "a header line 'user_id,item_id[,rating|count][,timestamp]' and one row per interaction"
 _ITEMS_HINT = (
     "a header line 'item_id,title[,categories][,text]' and one row per item "
     "(or pass --unknown-items add to title every item by its id)"
@@ -140,7 +143,16 @@ def load_csv_dataset(
                     f"{INTERACTIONS_FILE}, {ITEMS_FILE} or {USERS_FILE} ({found})"
                 )
 
-    inter_ok = inter_t is not None and require_columns(inter_t, [USER, ITEM], problems, optional=[RATING, TIMESTAMP])
+    inter_ok = inter_t is not None and require_columns(
+        inter_t, [USER, ITEM], problems, optional=[RATING, COUNT, TIMESTAMP]
+    )
+    if inter_ok and {RATING, COUNT} <= set(inter_t.frame.columns):
+        problems.add(
+            f"{INTERACTIONS_FILE}, line 1: both a {RATING!r} and a {COUNT!r} column "
+            f"({inter_t.column_label(RATING)!r}, {inter_t.column_label(COUNT)!r}); expected one: ratings are "
+            "judged against --threshold, counts are all positives weighted by their size"
+        )
+        inter_ok = False
     items_ok = items_t is not None and require_columns(items_t, [ITEM, TITLE], problems, optional=[CATEGORIES, TEXT])
     users_ok = users_t is not None and require_columns(users_t, [USER], problems)
 
@@ -157,7 +169,8 @@ def load_csv_dataset(
     assert interactions is not None and (items is not None or not items_expected)  # guaranteed when no problems
     if add_items:
         items = _with_unlisted_items(items, interactions)
-    if interactions[RATING].isna().all():
+    counts = COUNT in inter_t.frame.columns
+    if counts or interactions[RATING].isna().all():
         scale = None
     elif rating_scale is not None:
         scale = rating_scale
@@ -169,6 +182,7 @@ def load_csv_dataset(
         items=items,
         users=users,
         rating_scale=scale,
+        counts=counts,
     )
     logger.info(
         "loaded %s: %d interactions, %d items, %s users",
@@ -221,8 +235,10 @@ def _interactions(
     ratings = parse_ratings(table, RATING, problems, scale) if RATING in frame.columns else None
     if ratings is not None and scale is None:
         check_rating_outliers(table, RATING, ratings, problems)
+    if COUNT in frame.columns:  # counts travel in the rating column (Dataset.counts says so)
+        ratings = parse_counts(table, COUNT, problems)
     times = parse_timestamps(table, TIMESTAMP, problems) if TIMESTAMP in frame.columns else None
-    ignored = [table.column_label(c) for c in frame.columns if c not in (USER, ITEM, RATING, TIMESTAMP)]
+    ignored = [table.column_label(c) for c in frame.columns if c not in (USER, ITEM, RATING, COUNT, TIMESTAMP)]
     if ignored:
         logger.info("%s: ignoring column(s) %s", table.name, ", ".join(map(repr, ignored)))
     key = pd.DataFrame({USER: users, ITEM: items})

@@ -18,6 +18,7 @@ from engine.errors import DataValidationError as DataValidationError  # defined 
 USER = "user_id"
 ITEM = "item_id"
 RATING = "rating"
+COUNT = "count"  # csv only: a count per interaction (plays, clicks), read into the rating column
 TIMESTAMP = "timestamp"
 TITLE = "title"
 CATEGORIES = "categories"  # a tuple[str, ...] per item (possibly empty)
@@ -40,7 +41,11 @@ class Dataset:
             (tuple of str), ``text`` (str, may be empty) plus optional extra
             item attribute columns (e.g. the demo world's ``provider``).
         users: ``user_id`` (str, unique) plus attribute columns, or None.
-        rating_scale: (min, max) of explicit ratings, or None for implicit logs.
+        rating_scale: (min, max) of explicit ratings, or None for implicit logs and counts.
+        counts: whether the ``rating`` column holds counts (plays, clicks, purchases: finite,
+            >= 0) rather than ratings (default: False). Every counted interaction is a positive,
+            whatever its count, and weighs ``log(1 + count)`` relative to the largest
+            (:func:`engine.data.split.split`).
     """
 
     name: str
@@ -48,11 +53,12 @@ class Dataset:
     items: pd.DataFrame
     users: pd.DataFrame | None = None
     rating_scale: tuple[float, float] | None = None
+    counts: bool = False
 
     @property
     def is_implicit(self) -> bool:
-        """True when the log has no ratings (every interaction is a positive)."""
-        return bool(self.interactions[RATING].isna().all())
+        """True when every interaction is a positive: no ratings, or counts."""
+        return self.counts or bool(self.interactions[RATING].isna().all())
 
     @property
     def user_attributes(self) -> list[str]:
@@ -73,6 +79,8 @@ class Dataset:
             as_text = frame.astype({c: str for c in frame.columns})
             h.update(pd.util.hash_pandas_object(as_text, index=False).to_numpy().tobytes())
         h.update(repr(self.rating_scale).encode())
+        if self.counts:  # only then: every other dataset keeps the hash it had before counts existed
+            h.update(b"counts")
         return h.hexdigest()
 
     def summary(self) -> dict:
@@ -98,6 +106,12 @@ class Dataset:
             "interactions": n,
             "density": n / (n_users * n_items) if n_users and n_items else 0.0,
             "implicit": self.is_implicit,
+            "counts": self.counts,
+            "count_range": (
+                [float(inter[RATING].min()), float(inter[RATING].max()), float(inter[RATING].median())]
+                if self.counts and n
+                else None
+            ),
             "rating_scale": list(self.rating_scale) if self.rating_scale else None,
             "rating_histogram": hist,
             "interactions_per_user": _describe(per_user.to_numpy()),

@@ -27,7 +27,7 @@ import pandas as pd
 
 from engine.data.problems import MAX_PROBLEMS, MAX_VALUE_CHARS, PER_CHECK, Problems, Table, cell_message, clip
 from engine.data.reading import ENCODING_ADVICE, check_folder, decode, read_table, require_files, separator_hint
-from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER
+from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER
 
 __all__ = [
     "ALIASES",
@@ -50,6 +50,7 @@ __all__ = [
     "infer_attribute",
     "interactions_frame",
     "parse_ids",
+    "parse_counts",
     "parse_ratings",
     "parse_timestamps",
     "read_table",
@@ -75,6 +76,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     USER: ("user", "userid", "uid", "customer", "customerid", "visitor", "visitorid", "member", "memberid"),
     ITEM: ("item", "itemid", "iid", "movie", "movieid", "product", "productid", "sku", "asin", "articleid"),
     RATING: ("score", "stars", "rate", "value", "ratingvalue"),
+    COUNT: ("plays", "playcount", "clicks", "views", "quantity", "weight", "frequency"),
     TIMESTAMP: ("time", "ts", "date", "datetime", "eventtime", "createdat", "unixtime"),
     TITLE: ("name", "itemname", "movietitle", "productname"),
     CATEGORIES: ("genres", "genre", "category", "tags"),
@@ -267,6 +269,19 @@ def parse_ratings(table: Table, column: str, problems: Problems, scale: tuple[fl
     return numbers
 
 
+def parse_counts(table: Table, column: str, problems: Problems) -> pd.Series:
+    """The count column as float64; anything but a finite number >= 0 is a problem (with its line).
+
+    Counts (plays, clicks, purchases) have no scale and no outliers to catch: a heavy tail is
+    what they look like. They become weights ``log(1 + count)`` relative to the largest.
+    """
+    values = table.frame[column]
+    numbers = pd.to_numeric(values.where(values != "", None), errors="coerce").astype("float64")
+    array = numbers.to_numpy()
+    _report(table, ~np.isfinite(array) | (array < 0), column, "a count: a finite number >= 0", problems)
+    return numbers
+
+
 def check_rating_outliers(table: Table, column: str, ratings: pd.Series, problems: Problems) -> None:
     """Ratings absurdly far from the others are problems (for an inferred rating scale).
 
@@ -297,7 +312,8 @@ def check_rating_outliers(table: Table, column: str, ratings: pd.Series, problem
         column,
         f"a rating in [{low:g}, {high:g}] like the others (median {median:g}): the rating scale is "
         "inferred from the smallest and largest rating, so this value would squash every other "
-        "rating's weight to ~0; fix or drop the row (for counts rather than ratings, drop the column)",
+        "rating's weight to ~0; fix or drop the row (for counts such as plays or clicks, name the column "
+        "'count', e.g. --columns plays=count)",
         problems,
     )
 

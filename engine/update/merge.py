@@ -72,6 +72,7 @@ def merge_updates(
         items=all_items,
         users=ds.users,
         rating_scale=ds.rating_scale,
+        counts=ds.counts,
     )
     threshold = cfg.data.threshold
     positive = positive_rows(interactions, threshold, merged.is_implicit)
@@ -99,7 +100,8 @@ def pair_keys(frame: pd.DataFrame, n_items: int) -> np.ndarray:
 def _merged_split(
     old: SplitData, idmap: IdMap, merged: Dataset, new_positive: pd.DataFrame, threshold: float | None
 ) -> SplitData:
-    df = edge_weights(to_implicit(merged.interactions, threshold), merged.rating_scale)
+    threshold = None if merged.counts else threshold  # counts are all positives, as in split()
+    df = edge_weights(to_implicit(merged.interactions, threshold), merged.rating_scale, merged.counts)
     # Rows of users or items the model does not know (dropped by k-core earlier) stay out.
     df = df[df[USER].isin(idmap.users) & df[ITEM].isin(idmap.items)].copy()
     df[U] = idmap.user_indices(df[USER].tolist())

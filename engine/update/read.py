@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.schema import CATEGORIES, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
+from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TEXT, TIMESTAMP, TITLE, USER, Dataset
 from engine.data.validation import (
     Problems,
     Table,
@@ -26,6 +26,7 @@ from engine.data.validation import (
     clip,
     infer_attribute,
     interactions_frame,
+    parse_counts,
     parse_ids,
     parse_ratings,
     parse_timestamps,
@@ -50,8 +51,9 @@ def read_updates(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read and validate new interactions (and new catalog items) against ``dataset``.
 
-    ``interactions`` has columns ``user_id, item_id[, rating][, timestamp]`` (``rating`` is
-    required when the dataset has explicit ratings, and must lie in its rating scale);
+    ``interactions`` has columns ``user_id, item_id[, rating | count][, timestamp]`` (``rating``
+    is required when the dataset has explicit ratings, and must lie in its rating scale;
+    ``count``, a finite number >= 0, when it has counts);
     every item must be in the catalog or in ``items``; new user ids are welcome. ``items``
     (``item_id, title[, categories][, text]``) lists items that are not in the catalog yet.
 
@@ -80,7 +82,7 @@ def read_updates(
     else:
         frame = None
         table = _table(interactions, "new interactions", problems)
-        if table is not None and require_columns(table, [USER, ITEM], problems, optional=[RATING, TIMESTAMP]):
+        if table is not None and require_columns(table, [USER, ITEM], problems, optional=[RATING, COUNT, TIMESTAMP]):
             frame = _new_interactions(table, dataset, new_items, problems, items_name=items_name)
     problems.raise_if_any()
     assert frame is not None  # guaranteed when there were no problems
@@ -131,7 +133,7 @@ def _read_in_chunks(
         for header, lines, before in _line_slices(path):
             chunk.write_bytes(header + b"".join(lines))
             table = read_table(chunk, problems, expected="a header line and one row per interaction or item")
-            if table is None or not require_columns(table, [USER, ITEM], problems, optional=[RATING, TIMESTAMP]):
+            if table is None or not require_columns(table, [USER, ITEM], problems, optional=[RATING, COUNT, TIMESTAMP]):
                 return None
             _shift_lines(table, before)
             part = _new_interactions(table, dataset, new_items, problems, items_name=items_name)
@@ -229,7 +231,15 @@ def _new_interactions(
     users = parse_ids(table, USER, problems)
     items = parse_ids(table, ITEM, problems)
     ratings = None
-    if dataset.rating_scale is not None:
+    if dataset.counts:
+        if COUNT in frame.columns:
+            ratings = parse_counts(table, COUNT, problems)  # counts travel in the rating column
+        else:
+            problems.add(
+                f"{table.name}, line 1: missing column {COUNT!r}; dataset {dataset.name!r} has counts, so "
+                "every new interaction needs one (a finite number >= 0)"
+            )
+    elif dataset.rating_scale is not None:
         if RATING in frame.columns:
             ratings = parse_ratings(table, RATING, problems, dataset.rating_scale)
         else:
@@ -238,8 +248,9 @@ def _new_interactions(
                 f"{table.name}, line 1: missing column 'rating'; dataset {dataset.name!r} has explicit "
                 f"ratings, so every new interaction needs one in [{lo:g}, {hi:g}]"
             )
-    elif RATING in frame.columns:
-        log.warning("%s: dataset %r is implicit; the rating column is ignored", table.name, dataset.name)
+    elif RATING in frame.columns or COUNT in frame.columns:
+        column = RATING if RATING in frame.columns else COUNT
+        log.warning("%s: dataset %r is implicit; the %s column is ignored", table.name, dataset.name, column)
     times = parse_timestamps(table, TIMESTAMP, problems) if TIMESTAMP in frame.columns else None
     known = set(dataset.items[ITEM])
     listed_in = f"the catalog of {dataset.name!r}"

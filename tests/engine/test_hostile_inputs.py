@@ -19,6 +19,7 @@ from engine.data.registry import load_configured
 from engine.data.schema import Dataset
 from engine.data.split import split
 from engine.errors import DataValidationError
+from engine.update.read import read_updates
 
 ITEMS = "item_id,title\n" + "".join(f"i{i},Title {i}\n" for i in range(30))
 
@@ -101,6 +102,48 @@ def test_absurd_rating_is_rejected_with_its_line(tmp_path: Path) -> None:
         "interactions.csv, line 3, column 'rating': got '1e308', expected a rating in [-45.5, 54.5]"
     )
     assert "squash" in message
+
+
+def test_counts_are_positives_weighted_by_their_log_and_shown_as_counts(tmp_path: Path) -> None:
+    # a Last.fm-like log: play counts from 0 to 300,000 (as a rating column they are "absurd")
+    rows = [
+        (f"u{u}", f"i{(u * 7 + k) % 30}", plays)
+        for u in range(12)
+        for k, plays in enumerate((300_000, 5_000, 250, 40, 12, 3, 1, 0, 2, 7, 90, 1_000))
+    ]
+    body = "".join(f"{u},{i},{c}\n" for u, i, c in rows)
+    as_rating = write(tmp_path / "r", "user_id,item_id,plays\n" + body)
+    assert "name the column 'count', e.g. --columns plays=count" in first_problem(
+        as_rating, columns={"plays": "rating"}
+    )
+    ds = load_csv_dataset(as_rating, columns={"plays": "count"})
+    assert ds.counts and ds.is_implicit and ds.rating_scale is None
+    assert ds.summary()["count_range"] == [0.0, 300_000.0, 26.0]
+    sp = split(ds, threshold=3.0)  # a threshold is for ratings: a count of 0, 1 or 2 is a positive too
+    parts = pd.concat([sp.train, sp.valid, sp.test])
+    assert len(parts) == len(rows) == 144
+    w = parts.sort_values("w_rating")["w_rating"].to_numpy()
+    assert w[0] == 0.0 and w[-1] == pytest.approx(1.0)
+    # log(1 + count) over the largest: 250 plays weigh 0.44, not 0.0008
+    assert parts.loc[parts["w_rating"].between(0.43, 0.45)].shape[0] == 12
+    # a count column and a rating column together: which one is meant is not guessed
+    both = write(tmp_path / "b", "user_id,item_id,rating,count\nu1,i1,4,10\n")
+    assert first_problem(both).startswith("interactions.csv, line 1: both a 'rating' and a 'count' column")
+    # a negative or non-numeric count is named with its line
+    bad = write(tmp_path / "n", "user_id,item_id,count\nu1,i1,3\nu1,i2,-2\nu2,i1,lots\n")
+    with pytest.raises(DataValidationError) as info:
+        load_csv_dataset(bad)
+    problems = info.value.problems
+    assert problems[0] == "interactions.csv, line 3, column 'count': got '-2', expected a count: a finite number >= 0"
+    assert problems[1] == "interactions.csv, line 4, column 'count': got 'lots', expected a count: a finite number >= 0"
+    # the data hash knows counts from ratings; other datasets keep the hash they had
+    plain = Dataset(ds.name, ds.interactions, ds.items, ds.users, None)
+    assert plain.content_hash() != ds.content_hash()
+    # an update of a dataset of counts needs a count per new interaction, and reads it as one
+    with pytest.raises(DataValidationError, match="missing column 'count'; dataset 'r' has counts"):
+        read_updates(pd.DataFrame({"user_id": ["u1"], "item_id": ["i29"]}), ds)
+    new, _ = read_updates(pd.DataFrame({"user_id": ["u1"], "item_id": ["i29"], "count": ["123456"]}), ds)
+    assert new["rating"].tolist() == [123456.0]
 
 
 def test_infinite_rating_is_rejected(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def test_empty_file(tmp_path: Path) -> None:
     found = problems(write(tmp_path, interactions=""))
     assert found == [
         "interactions.csv: the file is empty; expected a header line "
-        "'user_id,item_id[,rating][,timestamp]' and one row per interaction"
+        "'user_id,item_id[,rating|count][,timestamp]' and one row per interaction"
     ]
 
 
