@@ -146,6 +146,22 @@ def test_counts_are_positives_weighted_by_their_log_and_shown_as_counts(tmp_path
     assert new["rating"].tolist() == [123456.0]
 
 
+def test_a_served_model_of_counts_shows_counts_not_ratings(tmp_path: Path) -> None:
+    from engine import service
+    from engine.config import FeatureConfig, ModelConfig, RunConfig
+
+    body = "".join(f"u{u},i{(u + k) % 30},{10 ** (k % 5)}\n" for u in range(40) for k in range(10))
+    folder = write(tmp_path / "plays", "user_id,item_id,count\n" + body)
+    data = DataConfig(dataset="csv", data_dir=str(folder), split="leave_one_out")
+    model = service.train(
+        RunConfig(data=data, features=FeatureConfig(text=False), model=ModelConfig(name="ease")),
+        cache_dir=tmp_path / "cache",
+    )
+    history = model.history("u3")
+    assert history["rating"].isna().all()  # a count is never shown as stars
+    assert sorted(history["count"].tolist()) == [1, 1, 10, 10, 100, 100, 1000, 1000, 10000, 10000]
+
+
 def test_infinite_rating_is_rejected(tmp_path: Path) -> None:
     folder = write(tmp_path / "d", "user_id,item_id,rating\nu1,i1,4\nu1,i2,inf\n")
     assert first_problem(folder) == "interactions.csv, line 3, column 'rating': got 'inf', expected a finite number"
