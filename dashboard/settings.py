@@ -7,6 +7,8 @@ from environment variables that the command (or a test) sets:
 - ``GATLENS_CACHE_DIR``: artifact and feature cache (default: ``data/cache``).
 - ``GATLENS_DATASET``: dataset offered for training when none is cached (default: ``demo``).
 - ``GATLENS_DATA_DIR``: its data folder, for MovieLens or csv (default: none).
+- ``GATLENS_DATASET_NAME``: the name its models are stored under, opened first when the URL names
+  no dataset (a csv folder's name, or ``--name``; default: ``GATLENS_DATASET``).
 - ``GATLENS_SCALE`` / ``GATLENS_SEED``: demo world size and seed (default: 1.0 / 0).
 - ``GATLENS_EPOCHS``: epoch cap for the Train button (default: the engine's).
 - ``GATLENS_TEXT``: ``0`` trains without language-model item features (default: ``1``).
@@ -81,6 +83,8 @@ class Settings:
         cache_dir: artifact store and feature cache root (absolute).
         dataset: dataset trained by the Train button when no model is cached.
         data_dir: that dataset's folder (MovieLens layouts, csv), or None.
+        dataset_name: the name that dataset's models are stored under (a csv folder's name), or
+            None for ``dataset`` itself: the dataset shown first when the URL names none.
         scale: demo world size multiplier.
         seed: split seed (and demo world seed).
         epochs: epoch cap for the Train button, or None for the engine default.
@@ -95,6 +99,7 @@ class Settings:
     cache_dir: Path
     dataset: str = "demo"
     data_dir: str | None = None
+    dataset_name: str | None = None
     scale: float = 1.0
     seed: int = 0
     epochs: int | None = None
@@ -142,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cache_dir=Path(env.get("GATLENS_CACHE_DIR") or "data/cache").expanduser().resolve(),
         dataset=env.get("GATLENS_DATASET") or "demo",
         data_dir=env.get("GATLENS_DATA_DIR") or None,
+        dataset_name=env.get("GATLENS_DATASET_NAME") or None,
         scale=number("GATLENS_SCALE", float, 1.0),
         seed=number("GATLENS_SEED", int, 0),
         epochs=number("GATLENS_EPOCHS", int, None),

@@ -161,7 +161,9 @@ def render_sidebar() -> None:
         if sel.get("dataset"):
             context.notice(f"No trained model for the dataset {sel['dataset']!r}; showing {datasets[0]!r}.")
         preferred = next((r["dataset"] for r in rows if r["key"] == preferred_key), None)
-        sel["dataset"] = preferred or (cfg.dataset if cfg.dataset in datasets else datasets[0])
+        # a csv dataset is stored under its folder's name, not "csv"
+        wanted = cfg.dataset_name or cfg.dataset
+        sel["dataset"] = preferred or (wanted if wanted in datasets else datasets[0])
     with st.sidebar:
         bound_selectbox("Dataset", datasets, "dataset")
         ds_rows = [r for r in rows if r["dataset"] == sel["dataset"]]

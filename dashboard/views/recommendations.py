@@ -346,8 +346,8 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
             "date": pd.to_datetime(history["date"], errors="coerce"),
         }
     )
-    for column in ("rating", "count"):
-        if shown[column].isna().all():  # implicit feedback, or ratings rather than counts
+    for column in ("rating", "count", "date"):
+        if shown[column].isna().all():  # implicit feedback, ratings rather than counts, a log without times
             shown = shown.drop(columns=column)
     st.dataframe(
         shown,
@@ -357,15 +357,16 @@ def _profile(cur: context.Current, user: str, status: str) -> None:
         column_config={
             "title": st.column_config.TextColumn("title", width="medium"),  # long titles wrap out of view
             "rating": st.column_config.NumberColumn("rating", format="%.1f ★", width=64),
-            "count": st.column_config.NumberColumn("count", format="%g", width=64),
+            "count": st.column_config.NumberColumn("count", format="localized", width=72),
             "date": st.column_config.DateColumn("date", format="D MMM YYYY", width=96),
         },
     )
     held = history["part"].isin(("valid", "test"))
     if held.any():
+        # only a split by time holds out the newest; the default one holds out a random tenth and a tenth
+        which = " (the newest)" if rec.config.data.split in ("temporal", "global_time") else ""
         st.caption(
-            f"{int(held.sum())} of these {len(history)} (the newest) are held out: the model never saw them, "
-            "they measure it."
+            f"{int(held.sum())} of these {len(history)}{which} are held out: the model never saw them, they measure it."
         )
 
 

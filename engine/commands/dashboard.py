@@ -74,6 +74,11 @@ def dashboard_env(args: argparse.Namespace, model: str | None) -> dict[str, str]
     env["GATLENS_SCALE"] = str(args.scale)
     if args.data_dir:
         env["GATLENS_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    if args.dataset == "csv" and args.data_dir:
+        from engine.data.csv_loader import csv_dataset_name  # pandas, not torch: only for csv
+
+        # its models are stored under the folder's name (or --name): the dashboard opens that one
+        env["GATLENS_DATASET_NAME"] = csv_dataset_name(Path(args.data_dir), getattr(args, "name", None))
     if getattr(args, "no_text", False):
         env["GATLENS_TEXT"] = "0"
     if getattr(args, "epochs", None):

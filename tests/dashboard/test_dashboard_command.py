@@ -131,3 +131,40 @@ def test_bare_streamlit_run_from_another_directory_binds_loopback_and_sends_no_s
         [sys.executable, "-c", probe, str(APP_PATH)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.split() == ["False", "127.0.0.1"], out.stderr[-2000:]
+
+
+def test_a_csv_dataset_opens_first_under_its_folder_name(tiny_world, tmp_path, monkeypatch) -> None:
+    """``--dataset csv --data-dir shop`` opens "shop", not the alphabetically first cached dataset."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from engine import service
+    from engine.cli import build_parser
+    from engine.commands.dashboard import dashboard_env
+    from engine.config import RunConfig
+
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_world.cache_dir, cache)
+    other = tmp_path / "a-shop"  # sorts before the tiny world's "tiny-demo"
+    other.mkdir()
+    body = "".join(f"u{u},i{(u + k) % 30}\n" for u in range(40) for k in range(10))
+    (other / "interactions.csv").write_text("user_id,item_id\n" + body, encoding="utf-8")
+    (other / "items.csv").write_text("item_id,title\n" + "".join(f"i{i},T{i}\n" for i in range(30)), encoding="utf-8")
+    data = {"dataset": "csv", "data_dir": str(other), "split": "leave_one_out"}
+    service.train(RunConfig().with_overrides(data=data, model={"name": "pop"}), cache_dir=cache)
+
+    args = build_parser().parse_args(["dashboard", "--dataset", "csv", "--data-dir", str(tiny_world.data_dir)])
+    assert dashboard_env(args, None)["GATLENS_DATASET_NAME"] == "tiny-demo"
+
+    def opened(**env: str) -> str:
+        for key, value in {**tiny_world.env, "GATLENS_CACHE_DIR": str(cache), **env}.items():
+            monkeypatch.setenv(key, value)
+        at = AppTest.from_file(str(APP_PATH), default_timeout=90)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at.selectbox(key="w_dataset").value
+
+    assert opened(GATLENS_DATASET_NAME="tiny-demo") == "tiny-demo"
+    monkeypatch.delenv("GATLENS_DATASET_NAME")
+    assert opened() == "a-shop"  # without the name: the first cached dataset, as before

@@ -340,3 +340,13 @@ def test_why_link_carries_the_list_and_the_why_page_shows_the_rank_seen(open_app
     assert re.search(seen, tiles), tiles[:2000]
     assert f"in the list shown (Drama only · long-tail boost 2); #{overall} among all unseen items" in tiles
     assert {k: at.query_params.get(k) for k in link} == link  # the Why page's own URL keeps the list
+
+
+def test_held_out_caption_says_newest_only_for_a_split_by_time(open_app, tiny_world) -> None:
+    rec = tiny_world.gat
+    assert rec.config.data.split == "random"
+    at = open_app(page="recommendations", user=rec.user_ids[3])
+    held = [c.value for c in at.caption if "are held out" in c.value]
+    assert len(held) == 1
+    # the random split holds out a random tenth and a tenth, not the newest interactions
+    assert "(the newest)" not in held[0] and re.match(r"\d+ of these \d+ are held out", held[0])
