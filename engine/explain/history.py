@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.data.schema import CATEGORIES, ITEM, TITLE
+from engine.data.schema import CATEGORIES, ITEM, RATING, TIMESTAMP, TITLE, USER
 from engine.data.split import W_RATING, I, U
 from engine.errors import UnsupportedModelError
 from engine.explain.algorithms import ExplainerAlgorithm, HistoryScorer, HistoryTarget
@@ -40,8 +40,9 @@ def history_frame(rec: Recommender, u: int, inter: pd.DataFrame) -> pd.DataFrame
     """Each training interaction of user ``u`` with its figures from the ``interactions`` frame.
 
     Columns: ``i``, ``item_id``, ``title``, ``categories``, ``rating`` (on the dataset's scale,
-    NaN for implicit data), ``attention``, ``influence``, ``attribution``, ``share``,
-    ``share_of_history`` and ``rank`` (by attribution, 1 = most).
+    NaN for implicit data and counts), ``count`` (a dataset of counts only: the logged count),
+    ``attention``, ``influence``, ``attribution``, ``share``, ``share_of_history`` and ``rank``
+    (by attribution, 1 = most).
     """
     train = rec.prep.split.train
     rows = train[train[U] == u]
@@ -61,6 +62,11 @@ def history_frame(rec: Recommender, u: int, inter: pd.DataFrame) -> pd.DataFrame
             "rating": rating,
         }
     )
+    if rec.dataset.counts:  # the logged count: of a repeated pair, the row the split kept (to_implicit)
+        logged = rec.dataset.interactions
+        logged = logged[logged[USER] == rec.idmap.users[u]].sort_values([TIMESTAMP, RATING], kind="stable")
+        logged = logged.drop_duplicates(ITEM, keep="last")
+        frame["count"] = frame[ITEM].map(logged.set_index(ITEM)[RATING]).to_numpy(np.float64)
     own = inter[inter["kind"] == "history"].set_index("item_id")
     frame = frame.join(own[["attention", "influence", "attribution", "share"]], on=ITEM)
     total = float(np.abs(frame["attribution"].fillna(0.0)).sum())

@@ -220,10 +220,14 @@ def _genre_counts(history: pd.DataFrame) -> dict[str, int]:
 def _cite_clause(cited: pd.DataFrame, *, rated: bool, high_rating: float, verb: str) -> str:
     """ "rated “A” 5★ and “B” 4★, and watched “C” recently": one verb per group, strongest first."""
     groups: dict[str, list[str]] = {}
-    for row in cited.itertuples():
+    # (a namedtuple row's .count is tuple.count: the column is read by position instead)
+    counts = cited["count"].to_numpy(np.float64) if "count" in cited.columns else np.full(len(cited), np.nan)
+    for row, count in zip(cited.itertuples(), counts, strict=True):
         rating = float(row.rating) if row.rating is not None else float("nan")
         high = rated and not np.isnan(rating) and rating >= high_rating
         title = f"{quote(row.title)} {rating:g}\u2605" if high else quote(row.title)
+        if count > 1:  # a dataset of counts: "chose “A” 5,134 times"
+            title += f" {count:,.0f} times" if count == round(count) else f" {count:,.1f} times"
         if bool(getattr(row, "recent", False)):
             title += " recently"
         groups.setdefault("rated" if high else verb, []).append(title)

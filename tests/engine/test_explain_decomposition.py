@@ -431,3 +431,32 @@ def test_co_consumers_chose_the_item_and_share_the_most_top_past_items(rec):
     assert list(co["shared"]) == [overlap[v] for v in best]
     ex = explain_pair(rec, rec.idmap.users[u], rec.idmap.items[item], counterfactual=False)
     assert len(ex.co_consumers) <= 5 and rec.idmap.users[u] not in set(ex.co_consumers["user_id"])
+
+
+def test_reason_quotes_counts_of_a_dataset_of_counts():
+    history = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "title": ["Artist A", "Artist B", "Artist C"],
+            "categories": [()] * 3,
+            "rating": np.nan,  # a dataset of counts has no ratings
+            "count": [5134.0, 1.0, 2.5],
+            "contribution": [0.05, 0.04, 0.03],
+        }
+    )
+    text, cited = reason_from_terms(
+        user_id="2",
+        history=history,
+        terms={"history": 0.12, "taste profile": 0.0, "popularity": 0.0},
+        item_title="X",
+        item_categories=(),
+        rated=False,
+        high_rating=float("inf"),
+        verb="chose",
+    )
+    assert cited == ("a", "b", "c")
+    # a count of one says nothing ("1 times"), a fractional count keeps its decimal
+    assert text.startswith(
+        "Recommended because 2 chose \u201cArtist A\u201d 5,134 times, \u201cArtist B\u201d and "
+        "\u201cArtist C\u201d 2.5 times"
+    )
