@@ -5,7 +5,7 @@ Default columns (any other names through ``columns``, a file-column -> canonical
 - ``interactions.csv``: ``user_id, item_id[, rating | count][, timestamp]``. Without a rating
   column the log is implicit (every row a positive). A ``count`` column (plays, clicks,
   purchases: finite, >= 0) instead of ``rating`` keeps every row a positive, weighted by
-  ``log(1 + count)`` relative to the largest. Timestamps are integer Unix
+  ``log(1 + count)`` relative to the largest (a repeated user-item pair's counts add up). Timestamps are integer Unix
   seconds or ISO 8601 dates; an empty cell means "unknown".
 - ``items.csv``: ``item_id, title[, categories][, text]`` plus any extra attribute
   columns; ``categories`` is ``|``-separated (``"Action|Comedy"``).

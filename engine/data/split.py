@@ -20,7 +20,7 @@ from engine.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
 U, I, W_RATING, W_RECENCY = "u", "i", "w_rating", "w_recency"
 
 
-def to_implicit(interactions: pd.DataFrame, threshold: float | None = 3.0) -> pd.DataFrame:
+def to_implicit(interactions: pd.DataFrame, threshold: float | None = 3.0, *, counts: bool = False) -> pd.DataFrame:
     """Keep positives only.
 
     Args:
@@ -28,12 +28,19 @@ def to_implicit(interactions: pd.DataFrame, threshold: float | None = 3.0) -> pd
         threshold: ratings ``>= threshold`` are kept (default: 3.0, RecBole's
             protocol). ``None`` keeps everything; implicit logs (NaN ratings) are
             always kept whole.
+        counts: the rating column holds counts (default: False): every row is kept, whatever
+            ``threshold``, and the counts of a repeated (user, item) pair add up (a log of
+            daily plays becomes each pair's total).
 
     Returns:
         The filtered frame, one row per (user, item): repeated events keep the
-        latest timestamp and the highest rating.
+        latest timestamp and the highest rating (or the sum of the counts).
     """
     df = interactions
+    if counts:
+        total = df.groupby([USER, ITEM], sort=False)[RATING].transform("sum")
+        df = df.assign(**{RATING: total})
+        threshold = None
     if threshold is not None and not df[RATING].isna().all():
         df = df[df[RATING] >= threshold]
     df = df.sort_values([USER, ITEM, TIMESTAMP, RATING], kind="stable")
@@ -158,8 +165,7 @@ def split(
         raise ValueError(f"unknown split method {method!r}; expected one of {', '.join(SPLIT_METHODS)}")
     if len(ratios) != 3 or any(r < 0 for r in ratios) or not np.isclose(sum(ratios), 1.0):
         raise ValueError(f"ratios must be three non-negative shares summing to 1 (got {ratios!r})")
-    # counts are all positives: a threshold is for ratings
-    df = kcore(to_implicit(dataset.interactions, None if dataset.counts else threshold), kcore_k)
+    df = kcore(to_implicit(dataset.interactions, threshold, counts=dataset.counts), kcore_k)
     if df.empty:
         raise ValueError(f"no interactions left after threshold={threshold} and k-core={kcore_k}")
     df = _edge_weights(df, dataset.rating_scale, dataset.counts)

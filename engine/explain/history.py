@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TIMESTAMP, TITLE, USER
+from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TITLE, USER
 from engine.data.split import W_RATING, I, U
 from engine.errors import UnsupportedModelError
 from engine.explain.algorithms import ExplainerAlgorithm, HistoryScorer, HistoryTarget
@@ -62,11 +62,10 @@ def history_frame(rec: Recommender, u: int, inter: pd.DataFrame) -> pd.DataFrame
             "rating": rating,
         }
     )
-    if rec.dataset.counts:  # the logged count: of a repeated pair, the row the split kept (to_implicit)
+    if rec.dataset.counts:  # the logged count: a repeated pair's total, as the split weighs it (to_implicit)
         logged = rec.dataset.interactions
-        logged = logged[logged[USER] == rec.idmap.users[u]].sort_values([TIMESTAMP, RATING], kind="stable")
-        logged = logged.drop_duplicates(ITEM, keep="last")
-        frame[COUNT] = frame[ITEM].map(logged.set_index(ITEM)[RATING]).to_numpy(np.float64)
+        total = logged[logged[USER] == rec.idmap.users[u]].groupby(ITEM)[RATING].sum()
+        frame[COUNT] = frame[ITEM].map(total).to_numpy(np.float64)
     own = inter[inter["kind"] == "history"].set_index("item_id")
     frame = frame.join(own[["attention", "influence", "attribution", "share"]], on=ITEM)
     total = float(np.abs(frame["attribution"].fillna(0.0)).sum())

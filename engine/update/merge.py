@@ -100,8 +100,8 @@ def pair_keys(frame: pd.DataFrame, n_items: int) -> np.ndarray:
 def _merged_split(
     old: SplitData, idmap: IdMap, merged: Dataset, new_positive: pd.DataFrame, threshold: float | None
 ) -> SplitData:
-    threshold = None if merged.counts else threshold  # counts are all positives, as in split()
-    df = edge_weights(to_implicit(merged.interactions, threshold), merged.rating_scale, merged.counts)
+    df = to_implicit(merged.interactions, threshold, counts=merged.counts)  # as split() does
+    df = edge_weights(df, merged.rating_scale, merged.counts)
     # Rows of users or items the model does not know (dropped by k-core earlier) stay out.
     df = df[df[USER].isin(idmap.users) & df[ITEM].isin(idmap.items)].copy()
     df[U] = idmap.user_indices(df[USER].tolist())

@@ -126,6 +126,17 @@ def test_counts_are_positives_weighted_by_their_log_and_shown_as_counts(tmp_path
     assert w[0] == 0.0 and w[-1] == pytest.approx(1.0)
     # log(1 + count) over the largest: 250 plays weigh 0.44, not 0.0008
     assert parts.loc[parts["w_rating"].between(0.43, 0.45)].shape[0] == 12
+    # a log of daily counts: a repeated (user, item) pair is one positive weighing its total
+    daily = write(tmp_path / "daily", "user_id,item_id,count,timestamp\n" + body.replace("\n", ",100\n"))
+    with (daily / "interactions.csv").open("a", encoding="utf-8") as f:
+        f.write("u0,i2,299750,200\n")  # u0 played i2 250 times on day 100: now 300,000 in all
+    sp2 = split(load_csv_dataset(daily))
+    parts2 = pd.concat([sp2.train, sp2.valid, sp2.test])
+    assert len(parts2) == 144  # still one row per pair
+    top = parts2.loc[parts2["w_rating"] == parts2["w_rating"].max()]
+    # the 12 users' 300,000-play items, and u0's i2, whose two days add up to as many
+    assert len(top) == 13 and top["w_rating"].max() == pytest.approx(1.0)
+    assert ((top["u"] == sp2.idmap.user_index("u0")) & (top["i"] == sp2.idmap.item_index("i2"))).sum() == 1
     # a count column and a rating column together: which one is meant is not guessed
     both = write(tmp_path / "b", "user_id,item_id,rating,count\nu1,i1,4,10\n")
     assert first_problem(both).startswith("interactions.csv, line 1: both a 'rating' and a 'count' column")
