@@ -54,6 +54,7 @@ from engine.explain import Explanation, WhatIf, explain_pair, what_if
 from engine.explain.algorithms import get_algorithm, method_names, methods_for
 from engine.explain.evaluate import ExplainEval, demo_triggers
 from engine.explain.evaluate import evaluate_explanations as _evaluate_explanations
+from engine.explain.text import interaction_verb as _interaction_verb
 from engine.fairness.audit import AuditReport, compare_models, run_audit
 from engine.fairness.findings import audit_findings as _audit_findings
 from engine.fairness.findings import difference_text as _difference_text
@@ -195,6 +196,11 @@ class ServedModel:
     @property
     def dataset_name(self) -> str:
         return self._rec.dataset.name
+
+    @property
+    def interaction_verb(self) -> str:
+        """The verb the reasons use for an interaction: "watched" on the movie datasets, "chose" elsewhere."""
+        return _interaction_verb(self._rec.dataset.name)
 
     @property
     def imported(self) -> bool:

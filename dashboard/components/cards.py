@@ -17,22 +17,27 @@ from typing import Any
 import pandas as pd
 
 from dashboard.components.html import chips, esc
+from dashboard.components.words import audience_words, participle
 
 # What the reason line of a card says while it waits, or when there is none for that card.
 PENDING = "pending"
 MISSING = "missing"
 
 
-def popularity_words(plays: int, better_than: float) -> str:
-    """``"455 plays · top 2 % most played"`` or ``"3 plays · less played than most items"``.
+def popularity_words(n: int, better_than: float, verb: str = "watched") -> str:
+    """``"watched by 455 · top 2 % most watched"`` or ``"chosen by 3 · chosen less than most items"``.
+
+    A shop's products are chosen, not played: the words follow the dataset's verb.
 
     Args:
-        plays: the item's interaction count.
-        better_than: share of the catalog with strictly fewer plays (0..1).
+        n: the item's training interactions (one per user).
+        better_than: share of the catalog with strictly fewer (0..1).
+        verb: the dataset's interaction verb (default: ``"watched"``, the demo world's).
     """
     top = max(1, math.ceil(100 * (1.0 - better_than)))
-    count = f"{plays:,} play" + ("" if plays == 1 else "s")
-    return f"{count} · top {top} % most played" if top <= 50 else f"{count} · less played than most items"
+    done = participle(verb)
+    who = audience_words(n, verb)
+    return f"{who} · top {top} % most {done}" if top <= 50 else f"{who} · {done} less than most items"
 
 
 def match_words(item_categories: Sequence[str], history_categories: Iterable[str]) -> str | None:
@@ -59,7 +64,8 @@ def item_card(
 
     Args:
         row: a row of ``Recommendations.items`` (``rank``, ``item_id``, ``title``, ``categories``).
-        facts: the right column ``(bold line, small line)``, e.g. ``("matches Drama", "455 plays · top 2 %")``.
+        facts: the right column ``(bold line, small line)``, e.g.
+            ``("matches Drama", "watched by 455 · top 2 % most watched")``.
         reason: the full reason sentence; :data:`PENDING` shows "working out why…", :data:`MISSING`
             or None shows no reason line.
         link: the "Why this item?" deep link for the title (default: none).

@@ -14,9 +14,12 @@ from collections.abc import Mapping
 import pandas as pd
 
 from dashboard.components.html import chips, esc
+from dashboard.components.words import audience_words
 
 
-def rank_cards(items: pd.DataFrame, *, other_ranks: Mapping[str, int], other_name: str, k: int, color: str) -> str:
+def rank_cards(
+    items: pd.DataFrame, *, other_ranks: Mapping[str, int], other_name: str, k: int, color: str, verb: str = "watched"
+) -> str:
     """The list as cards; the right column says where the other model ranks each item.
 
     Args:
@@ -25,6 +28,7 @@ def rank_cards(items: pd.DataFrame, *, other_ranks: Mapping[str, int], other_nam
         other_name: the other model's name.
         k: the lists' length.
         color: this model's colour (the rank number), as on every chart.
+        verb: the dataset's interaction verb, for "watched by 455" (default: ``"watched"``).
     """
     rows = []
     for row in items.itertuples(index=False):
@@ -37,6 +41,7 @@ def rank_cards(items: pd.DataFrame, *, other_ranks: Mapping[str, int], other_nam
             f'<div class="gl-rank" style="color:{esc(color)}">{int(row.rank)}</div>'
             f'<div class="gl-body"><div class="gl-title">{esc(row.title)}</div>'
             f'<div class="gl-chips">{chips(row.categories)}</div></div>'
-            f'<div class="gl-score"><b>{esc(where)}</b><span>{int(row.popularity):,} plays</span></div></div>'
+            f'<div class="gl-score"><b>{esc(where)}</b>'
+            f"<span>{esc(audience_words(int(row.popularity), verb))}</span></div></div>"
         )
     return f'<div class="gl-list">{"".join(rows)}</div>'

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from dashboard.components.text import html_text
+from dashboard.components.words import audience_words
 
 # The short name the fragments below (and the pages) use; the escaping itself lives with the
 # Markdown escaping in ``components/text.py``, one function per renderer.
@@ -57,6 +58,7 @@ def rec_cards(
     links: Mapping[str, str] | None = None,
     deltas: Mapping[str, str] | None = None,
     highlight: set[str] | None = None,
+    verb: str = "watched",
 ) -> str:
     """The top-K list as cards: rank, title (linked to "Why this item?"), chips, score, reason.
 
@@ -67,6 +69,7 @@ def rec_cards(
         links: item id -> deep link for the title (default: no links).
         deltas: item id -> a short rank-change label such as ``"▲2"`` (default: none).
         highlight: item ids to mark, e.g. items only one model recommends (default: none).
+        verb: the dataset's interaction verb, for "watched by 455" (default: ``"watched"``).
     """
     reasons, links, deltas, highlight = reasons or {}, links or {}, deltas or {}, highlight or set()
     rows = []
@@ -86,7 +89,7 @@ def rec_cards(
             + f'</div><div class="gl-chips">{chips(row.categories)}</div>'
             + (f'<div class="gl-reason" title="{esc(reason)}">{esc(reason)}</div>' if reason else "")
             + f'</div><div class="gl-score"><b>{float(row.score):.3f}</b>'
-            f"<span>{int(row.popularity)} plays</span></div></div>"
+            f"<span>{esc(audience_words(int(row.popularity), verb))}</span></div></div>"
         )
     return f'<div class="gl-list">{"".join(rows)}</div>'
 

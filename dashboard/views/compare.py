@@ -101,7 +101,13 @@ def render() -> None:
             st.html(headline("", name, f" for {user}"))
             if recs.fallback:
                 st.html(note(f"Not personalised: {recs.fallback}.", "warn"))
-            st.html(rank_cards(recs.items, other_ranks=other_ranks, other_name=other_name, k=k, color=colors[name]))
+            # both models are of the dataset in the sidebar, so they share its verb
+            verb = cur.rec.interaction_verb
+            st.html(
+                rank_cards(
+                    recs.items, other_ranks=other_ranks, other_name=other_name, k=k, color=colors[name], verb=verb
+                )
+            )
     st.subheader("Test metrics", anchor=False)
     st.plotly_chart(
         charts.metric_bars(

@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import adapters, context, listview, state
 from dashboard.components.cards import (
     PENDING,
+    audience_words,
     delta_legend,
     item_card,
     match_words,
@@ -157,14 +158,15 @@ def _draw_cards(
         seen = {c for cs in history["categories"] for c in cs}
     cards = []
     with st.container(gap="small"):
+        verb = rec.interaction_verb
         for row in items.itertuples(index=False):
-            plays = int(row.popularity)
-            share = float(np.searchsorted(ranked, plays, side="left") / max(len(ranked), 1))
-            small = popularity_words(plays, share)
+            n = int(row.popularity)
+            share = float(np.searchsorted(ranked, n, side="left") / max(len(ranked), 1))
+            small = popularity_words(n, share, verb)
             if fallback:
-                facts = (f"popular: {plays:,} plays", small.split(" · ", 1)[-1])
+                facts = (f"popular: {audience_words(n, verb)}", small.split(" · ", 1)[-1])
             else:
-                facts = (match_words(row.categories, seen) or f"{plays:,} plays", small)
+                facts = (match_words(row.categories, seen) or audience_words(n, verb), small)
             delta = _delta(int(row.model_rank), int(row.rank)) if "model_rank" in items else None
             card = _Card(row, facts, deep_link("why", {**base, "item": row.item_id}), delta, st.empty(), st.empty())
             card.draw(PENDING if pending else None)

@@ -426,7 +426,8 @@ def _what_if(cur: context.Current, user: str, exp: Any) -> None:
         f"**New top {result.k}** after removing {len(result.removed)} and adding {len(result.added)} "
         f"interaction(s) — re-scored in {result.seconds:.2f} s:"
     )
-    st.html(rec_cards(new.sort_values("rank"), deltas=deltas, highlight={i for i, d in deltas.items() if d == "new"}))
+    marked = {i for i, d in deltas.items() if d == "new"}
+    st.html(rec_cards(new.sort_values("rank"), deltas=deltas, highlight=marked, verb=rec.interaction_verb))
     if len(dropped):
         st.html(
             note(

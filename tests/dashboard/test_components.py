@@ -320,3 +320,13 @@ def test_axes_read_cleanly() -> None:
     assert curve.layout.title.text == "Training curve"
     staged = charts.training_curve([{"epoch": 1, "loss": 0.7, "valid_ndcg@10": 0.1, "stage": "taste"}])
     assert staged.layout.title.text == "Training curve of the taste part (LightGCN)"
+
+
+def test_popularity_is_said_with_the_datasets_own_verb() -> None:
+    from dashboard.components.cards import popularity_words
+    from dashboard.components.words import audience_words
+
+    assert popularity_words(455, 0.985) == "watched by 455 · top 2 % most watched"  # the demo world's default
+    assert popularity_words(1_234, 0.995, "chose") == "chosen by 1,234 · top 1 % most chosen"
+    assert popularity_words(3, 0.2, "chose") == "chosen by 3 · chosen less than most items"
+    assert audience_words(1, "chose") == "chosen by 1"
