@@ -1,7 +1,7 @@
 """The counterfactual of a model whose score decomposes exactly (:mod:`~engine.explain.additive`).
 
 The user's history items that raise the item's score are removed in two greedy orders (by their
-exact single-removal drops, and by their history-term contributions), and every prefix of each is
+history-term contributions, and by their exact single-removal drops), and every prefix of each is
 re-scored over the whole catalog at once (:func:`~engine.explain.additive.prefix_scores`), so the
 set found is the shorter of the two shortest prefixes that drop the item out of the top-K; it is
 verified once more on its own. The attention model's path (bisection over exact incremental re-scorings) is
@@ -11,6 +11,7 @@ verified once more on its own. The attention model's path (bisection over exact 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -82,7 +83,7 @@ def find_counterfactual_exact(
     # items the explanation's shares name) and by the exact single-removal drops (the taste
     # profile's change included, which finds sets where a heavy taste weight carries the item).
     # The shorter verified set is kept; a tie, or no set in either, keeps the contributions'.
-    exact = lambda c: removal_drops(rec, terms, c)  # noqa: E731
+    exact = partial(removal_drops, rec, terms)
     scans = [
         _scan(rec, terms, item, excluded, removal_order(terms, item, excluded, k=k, rank=old_rank, drops=d), k, block)
         for d in (None, exact)
@@ -208,7 +209,7 @@ def removal_order(
             with a heavy taste weight an interaction outside the item's sources can still carry it).
     """
     if drops is None:
-        drops = lambda items: terms.contributions[np.asarray(items, dtype=np.int64)].T  # noqa: E731
+        drops = partial(_contribution_drops, terms)
     own = drops(np.array([item]))[:, 0]
     pos = np.flatnonzero(own > 0)
     pos = pos[np.argsort(-own[pos], kind="stable")]  # by the item's own drop: the fallback order
@@ -237,6 +238,11 @@ def removal_order(
             break
     rest = [p for p in range(len(pos)) if left[p]]
     return pos[np.asarray(chosen + rest, dtype=np.int64)]
+
+
+def _contribution_drops(terms: UserTerms, items: np.ndarray) -> np.ndarray:
+    """``[n, len(items)]``: each history item's drop of each item's score, its contribution alone."""
+    return terms.contributions[np.asarray(items, dtype=np.int64)].T
 
 
 def _removal_frame(rec: Recommender, user: int, items: np.ndarray, contribution: np.ndarray) -> pd.DataFrame:

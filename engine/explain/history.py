@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from engine.data.schema import CATEGORIES, COUNT, ITEM, RATING, TITLE, USER
-from engine.data.split import W_RATING, I, U
+from engine.data.split import W_RATING, I, U, to_implicit
 from engine.errors import UnsupportedModelError
 from engine.explain.algorithms import ExplainerAlgorithm, HistoryScorer, HistoryTarget
 from engine.explain.counterfactual import ranks
@@ -62,9 +62,9 @@ def history_frame(rec: Recommender, u: int, inter: pd.DataFrame) -> pd.DataFrame
             "rating": rating,
         }
     )
-    if rec.dataset.counts:  # the logged count: a repeated pair's total, as the split weighs it (to_implicit)
+    if rec.dataset.counts:  # the logged count: a repeated pair's total, the split's own rule
         logged = rec.dataset.interactions
-        total = logged[logged[USER] == rec.idmap.users[u]].groupby(ITEM)[RATING].sum()
+        total = to_implicit(logged[logged[USER] == rec.idmap.users[u]], counts=True).set_index(ITEM)[RATING]
         frame[COUNT] = frame[ITEM].map(total).to_numpy(np.float64)
     own = inter[inter["kind"] == "history"].set_index("item_id")
     frame = frame.join(own[["attention", "influence", "attribution", "share"]], on=ITEM)
