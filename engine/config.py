@@ -148,6 +148,9 @@ class ModelConfig:
     # EASE sources kept per item and refitted; 0: all (dense); < 0: chosen on validation (one-SE rule)
     relation_sources: int = -1
     taste_weight: float = -1.0  # taste term in units of std(history)/std(taste); < 0: chosen on validation
+    # rank of the relation's low-pass part (GF-CF's ideal low-pass filter); 0: off; < 0: rank and
+    # weight chosen on validation (engine.training.staged.LOWPASS_RANKS); > 0: this rank, weight chosen
+    lowpass_rank: int = -1
     finetune_epochs: int = 0  # attention/theta fine-tuning epochs; 0: off (ml-latest-small valid .1933 vs .2063 before)
 
     def __post_init__(self) -> None:

@@ -27,7 +27,8 @@ Parts (``--only``, comma-separated; default: all of them, in this order):
   call above the process's RSS before it, the returned buffers' bytes and the seconds [<= 2 GB],
   and the seconds of one more refit at another ridge (what each step of a ridge search costs).
   Also, unless ``--no-ii-scoring``, the scoring cache ItemGAT builds from those buffers
-  (``_attended_relation``, in ``cache_embeddings``), measured the same way.
+  (``_attended_relation``, in ``cache_embeddings``), and, unless ``--ii-lowpass 0``, the relation's
+  low-pass factors at rank ``--ii-lowpass`` (256, the largest the fit tries), measured the same way.
 
 Memory: each child reports ``getrusage(RUSAGE_SELF).ru_maxrss`` (the process's high-water mark
 since it started) and, for ``itemitem``, ``VmHWM`` of ``/proc/self/status`` after resetting it
@@ -354,6 +355,14 @@ def child_itemitem(payload: dict[str, Any]) -> dict[str, Any]:
         ease_refit(nb, 2.0 * l2)
         out["refit_seconds_per_ridge"] = round(time.perf_counter() - t1, 2)
         del nb
+    if payload.get("lowpass"):  # the low-pass part at the largest rank the staged fit tries
+        from engine.models.lowpass import lowpass_factors
+
+        rank = min(payload["lowpass"], min(X.shape[0], len(active)) - 1)
+        factors, fig = measured(lambda: lowpass_factors(X[:, active].tocsr(), rank))
+        out["lowpass_factors"] = {**fig, "rank": rank, "factor_bytes": tensor_bytes(*factors)}
+        sys.stderr.write(f"  lowpass_factors: {out['lowpass_factors']}\n")
+        del factors
     if payload.get("scoring"):
         model = ItemGAT(X.shape[0], X.shape[1], relation="ease" if ease else "gfcf", neighbours=k)
         model.active, model.nbr_index, model.nbr_value = torch.as_tensor(active), index, value
@@ -568,6 +577,7 @@ def part_itemitem(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "sources": args.ii_sources,
         "relation": args.ii_relation,
         "scoring": args.ii_scoring,
+        "lowpass": args.ii_lowpass,
     }
     say(
         f"itemitem: {args.ii_relation} relation of {args.ii_items:,} items x {args.ii_users:,} users "
@@ -694,6 +704,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="ii_scoring",
         action="store_false",
         help="'itemitem': skip measuring ItemGAT's scoring cache built from the relation",
+    )
+    p.add_argument(
+        "--ii-lowpass",
+        type=int,
+        default=256,
+        help="'itemitem': rank of the low-pass factors measured, 0 skips them (default: 256, the fit's largest)",
     )
     p.add_argument(
         "--threads", type=int, default=None, help="torch threads here and in the children (default: torch's)"

@@ -169,6 +169,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "(default: chosen on validation among all, 128, 64, 32 and 16: the fewest within one standard "
         "error of the best)",
     )
+    p.add_argument(
+        "--lowpass",
+        type=int,
+        default=None,
+        metavar="R",
+        help="gat: rank of the relation's low-pass part (the catalog's broad tastes, GF-CF's ideal low-pass "
+        "filter); 0 turns it off for the shortest explanations (default: rank and weight chosen on validation)",
+    )
     p.add_argument("--no-text", action="store_true", help="train without language-model item features")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 300, early stopping)")
@@ -202,6 +210,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if args.sources < 0:
             raise ValueError(f"--sources must be >= 0, 0 for all (got {args.sources})")
         model_kw["relation_sources"] = args.sources
+    if getattr(args, "lowpass", None) is not None:
+        if args.lowpass < 0:
+            raise ValueError(f"--lowpass must be >= 0, 0 for off (got {args.lowpass})")
+        model_kw["lowpass_rank"] = args.lowpass
     train_kw: dict[str, Any] = {
         "device": getattr(args, "device", "auto"),
         "seed": args.seed,

@@ -4,7 +4,7 @@ The score of item ``i`` for user ``u`` is a sum with one term per past interacti
 named residuals:
 
 .. math::
-    s(u, i) = \underbrace{\sum_{j \in H(u)} a(j, i)\, w_{uj}\, S_{ji}}_{\text{history}}
+    s(u, i) = \underbrace{\sum_{j \in H(u)} w_{uj} \big(a(j, i)\, S_{ji} + \beta L_{ji}\big)}_{\text{history}}
             + \underbrace{\gamma \langle p_u, q_i \rangle}_{\text{taste profile}}
             + \underbrace{b_i}_{\text{popularity}}
 
@@ -17,6 +17,12 @@ named residuals:
   from the sparse co-occurrence. ``relation="gfcf"`` uses the symmetric-normalised co-occurrence
   filter ``\tilde R^T \tilde R`` of GF-CF (Shen et al., 2021) instead, kept as the
   ``neighbours`` strongest sources per target item (the fitting is :mod:`engine.models.relation`).
+* ``L = D^-1/2 V V^T D^1/2`` is GF-CF's ideal low-pass filter (the top ``r`` right singular
+  vectors ``V`` of the degree-normalised interactions, :mod:`engine.models.lowpass`): a
+  low-rank relation that carries the catalog's broad tastes, which a sparse ``S`` leaves out.
+  ``beta`` (the buffer ``lowpass_scale``, 0 = off) and ``r`` (``lowpass_rank``) are chosen on
+  validation by the staged fit. Like ``S`` it is a sum over the history, so a past item's
+  contribution is still exact; unlike ``S`` it reaches every candidate, a little.
 * ``a(j, i) = exp(<k_j, q^a_i> + c)`` is target-aware attention (NAIS, He et al. 2018, without
   the history softmax so that a contribution does not change when another interaction is
   removed): how much history item ``j`` counts *for candidate* ``i``. Keys and queries are
@@ -59,6 +65,7 @@ from torch import Tensor, nn
 
 from engine.data.graph import EDGE_IU, EDGE_UI, RecGraph
 from engine.models.base import EmbeddingModel
+from engine.models.lowpass import lowpass_factors
 from engine.models.mf import init_embeddings
 from engine.models.relation import (
     Neighbourhoods,
@@ -76,7 +83,17 @@ __all__ = ["RELATIONS", "STAGES", "ItemGAT", "default_l2", "mean_item_degree", "
 RELATIONS = ("ease", "gfcf")
 STAGES = ("taste", "attention")
 # Buffers whose shape depends on the training data: resized to the stored shape when loading.
-_DATA_BUFFERS = ("relation_dense", "active", "nbr_index", "nbr_value", "hist_indptr", "hist_items", "hist_feats")
+_DATA_BUFFERS = (
+    "relation_dense",
+    "active",
+    "nbr_index",
+    "nbr_value",
+    "hist_indptr",
+    "hist_items",
+    "hist_feats",
+    "lowpass_left",
+    "lowpass_right",
+)
 
 
 class ItemGAT(EmbeddingModel):
@@ -183,6 +200,11 @@ class ItemGAT(EmbeddingModel):
         self.register_buffer("relation_sources", torch.tensor(0))  # 0: all (dense)
         self._set_sources(sources)
         self.register_buffer("taste_scale", torch.zeros(()))  # gamma: weight of the taste term
+        # The low-pass relation L = left @ right.T ([I, r] each, zero rows for cold items), its weight beta.
+        self.register_buffer("lowpass_left", torch.zeros(0, 0))
+        self.register_buffer("lowpass_right", torch.zeros(0, 0))
+        self.register_buffer("lowpass_rank", torch.tensor(0))  # 0: no low-pass part
+        self.register_buffer("lowpass_scale", torch.zeros(()))
         self._graph_key: tuple | None = None
         self._adj: Tensor | None = None
         self._degree: Tensor | None = None
@@ -263,8 +285,39 @@ class ItemGAT(EmbeddingModel):
         dense, idx, val = self._relation(X, active, self._reused_neighbourhoods(X, active))
         self.active = torch.as_tensor(active, dtype=torch.long)
         self.relation_dense, self.nbr_index, self.nbr_value = dense, idx, val
+        if int(self.lowpass_rank) > 0:  # an update refits it at the rank the training chose
+            self.fit_lowpass(graph, int(self.lowpass_rank))
         self._folds = None
         return self
+
+    @torch.no_grad()
+    def fit_lowpass(self, graph: RecGraph, rank: int) -> ItemGAT:
+        """Fit the rank-``rank`` low-pass relation on the graph's user->item edges (``beta`` unchanged).
+
+        Args:
+            graph: the training graph.
+            rank: singular vectors kept; capped at ``min(users, active items) - 1``; 0 removes the part.
+        """
+        X = train_matrix(graph)
+        active = np.flatnonzero(X.getnnz(axis=0) > 0)
+        rank = min(int(rank), min(X.shape[0], len(active)) - 1)
+        if rank < 1:
+            self.set_lowpass(torch.zeros(self.n_items, 0), torch.zeros(self.n_items, 0))
+            return self
+        left, right = lowpass_factors(X[:, active], rank)
+        full_left, full_right = torch.zeros(self.n_items, rank), torch.zeros(self.n_items, rank)
+        full_left[torch.as_tensor(active)], full_right[torch.as_tensor(active)] = left, right
+        self.set_lowpass(full_left, full_right)
+        return self
+
+    def set_lowpass(self, left: Tensor, right: Tensor) -> None:
+        """Install low-pass factors ``[I, r]`` (e.g. the first ``r`` columns of a larger fit's)."""
+        if left.shape != right.shape or left.shape[0] != self.n_items:
+            shapes = f"{tuple(left.shape)}, {tuple(right.shape)}"
+            raise ValueError(f"low-pass factors must both be [{self.n_items}, r] (got {shapes})")
+        device = self.lowpass_rank.device
+        self.lowpass_left, self.lowpass_right = left.contiguous().to(device), right.contiguous().to(device)
+        self.lowpass_rank.fill_(left.shape[1])
 
     def _set_sources(self, sources: int) -> None:
         if sources < 0:
@@ -476,6 +529,7 @@ class ItemGAT(EmbeddingModel):
         """
         rows, pos = self._history_pairs(users)
         j, i = self.hist_items[pos], items[rows]
+        lowpass = self._pair_lowpass(rows, pos, items)
         folds = self._folds if self.training else None
         f = None if folds is None else folds[0].to(users.device)[users[rows]]
         if self.dense:
@@ -503,7 +557,19 @@ class ItemGAT(EmbeddingModel):
         logits = self.keys() @ self.queries()[targets].T
         g = logits[j, inv[rows]] + self.att_bias
         c = torch.exp(g.clamp(max=30.0)) * w * s
-        return torch.zeros(len(items), device=c.device, dtype=c.dtype).index_add_(0, rows, c)
+        return lowpass + torch.zeros(len(items), device=c.device, dtype=c.dtype).index_add_(0, rows, c)
+
+    def _pair_lowpass(self, rows: Tensor, pos: Tensor, items: Tensor) -> Tensor:
+        """``beta sum_j w_uj L[j, i]`` per pair of :meth:`history_scores` (zeros without a low-pass part)."""
+        if not self._has_lowpass():
+            return torch.zeros(len(items), device=items.device)
+        w = self.edge_weight(self.hist_feats[pos])
+        profile = torch.zeros(len(items), self.lowpass_left.shape[1], device=w.device, dtype=w.dtype)
+        profile = profile.index_add_(0, rows, w.unsqueeze(1) * self.lowpass_left[self.hist_items[pos]])
+        return self.lowpass_scale * (profile * self.lowpass_right[items]).sum(1)
+
+    def _has_lowpass(self) -> bool:
+        return int(self.lowpass_rank) > 0 and float(self.lowpass_scale) != 0.0
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Layer-0 taste rows of the batch (LightGCN's L2 term)."""
@@ -602,15 +668,32 @@ class ItemGAT(EmbeddingModel):
         out[rows, self.hist_items[pos]] = w
         return out.cpu()
 
-    def _history_term(self, users: Tensor) -> Tensor:
+    def _history_term(self, users: Tensor, *, lowpass: bool = True) -> Tensor:
         w = self.weighted_history(users)
         _, rel = self._scoring
         if self.dense:
             act = self.active.cpu()
             out = torch.zeros(len(users), self.n_items)
             out[:, act] = w[:, act] @ rel
-            return out
-        return torch.sparse.mm(rel, w.T).T
+        else:
+            out = torch.sparse.mm(rel, w.T).T
+        if lowpass and self._has_lowpass():
+            out = out + self._lowpass_term(w)
+        return out
+
+    def _lowpass_term(self, w: Tensor, scale: float | None = None) -> Tensor:
+        """``beta (w @ L)``, ``[B, I]``, for weighted histories ``w [B, I]`` (``scale`` replaces ``beta``)."""
+        beta = float(self.lowpass_scale) if scale is None else scale
+        return beta * ((w @ self.lowpass_left.cpu()) @ self.lowpass_right.cpu().T)
+
+    @torch.no_grad()
+    def lowpass_unit(self, users: Tensor) -> float:
+        """``std(history term without L) / std(w @ L)`` over ``users`` x all items: the unit of ``beta``."""
+        if int(self.lowpass_rank) == 0:
+            raise RuntimeError("fit_lowpass(graph, rank) before lowpass_unit()")
+        users = users.cpu()
+        lp = self._lowpass_term(self.weighted_history(users), 1.0)
+        return float(self._history_term(users, lowpass=False).std()) / max(float(lp.std()), 1e-12)
 
     @torch.no_grad()
     def score(self, users: Tensor) -> Tensor:
@@ -634,7 +717,7 @@ class ItemGAT(EmbeddingModel):
 
     @torch.no_grad()
     def relation_from(self, sources: Tensor) -> Tensor:
-        """``[len(sources), I]``: ``a(j, i) S[j, i]`` from each source item ``j`` to every target ``i``.
+        """``[len(sources), I]``: ``a(j, i) S[j, i] + beta L[j, i]`` from each source item ``j`` to every target ``i``.
 
         What one interaction with ``j`` (of weight 1) adds to every item's history term; a cold
         source (no training interaction, so no relation) adds nothing.
@@ -649,10 +732,16 @@ class ItemGAT(EmbeddingModel):
             aj = self._active_position().cpu()[sources]
             ok = aj >= 0
             out[ok.nonzero(as_tuple=True)[0].unsqueeze(1), act] = rel[aj[ok]]
-            return out
+            return out + self._source_lowpass(sources)
         onehot = torch.zeros(self.n_items, len(sources))
         onehot[sources, torch.arange(len(sources))] = 1.0
-        return torch.sparse.mm(rel, onehot).T  # rel is target-major: [i, j]
+        return torch.sparse.mm(rel, onehot).T + self._source_lowpass(sources)  # rel is target-major: [i, j]
+
+    def _source_lowpass(self, sources: Tensor) -> Tensor | float:
+        """``beta L[j, :]`` for each source ``j``, ``[len(sources), I]`` (0 without a low-pass part)."""
+        if not self._has_lowpass():
+            return 0.0
+        return float(self.lowpass_scale) * (self.lowpass_left.cpu()[sources] @ self.lowpass_right.cpu().T)
 
     @torch.no_grad()
     def contributions(self, user: int, item: int) -> dict:
@@ -660,8 +749,9 @@ class ItemGAT(EmbeddingModel):
 
         Returns:
             ``{"history": LongTensor [n] of the user's history items j (sorted), "contribution":
-            FloatTensor [n] c(u, j, item) = a(j, item) w_uj S[j, item] (0 for history items that are
-            not among the item's relation sources), "taste profile": float gamma <p_u, q_item>,
+            FloatTensor [n] c(u, j, item) = w_uj (a(j, item) S[j, item] + beta L[j, item]) (without
+            a low-pass part, 0 for history items that are not among the item's relation sources),
+            "taste profile": float gamma <p_u, q_item>,
             "taste scale": float gamma, "popularity": float b_item, "score": float}``; the
             contributions plus the two residuals equal ``score`` (float32 round-off).
         """
@@ -701,6 +791,8 @@ class ItemGAT(EmbeddingModel):
             block = torch.zeros(len(items), len(j))
             for r, i in enumerate(items.tolist()):
                 block[r] = _csr_row(rel, i, self.n_items)[j]
+        if self._has_lowpass():  # beta L[j, i]: every past item reaches every candidate a little
+            block = block + float(self.lowpass_scale) * (self.lowpass_right.cpu()[items] @ self.lowpass_left.cpu()[j].T)
         contrib = block * w
         p, q = self._cached
         gamma = float(self.taste_scale)

@@ -376,6 +376,7 @@ def _fit_itemgat(
         l2=m.relation_l2 if m.relation_l2 > 0 else None,
         taste_weight=m.taste_weight if m.taste_weight >= 0 else None,
         sources=m.relation_sources if m.relation_sources >= 0 else None,
+        **({} if m.lowpass_rank < 0 else {"lowpass_ranks": (m.lowpass_rank,) if m.lowpass_rank else ()}),
         finetune_epochs=m.finetune_epochs,
         taste_fit=taste_fit,
         main=main,
@@ -396,6 +397,7 @@ def _fit_itemgat(
         "relation_neighbours",
         "relation_sources",
         "taste_weight",
+        "lowpass_rank",
         "finetune_epochs",
     ),
     search_space={
@@ -414,7 +416,8 @@ def _fit_itemgat(
     # item-item-3: above relation_dense_max active items EASE is refitted there too (was GF-CF).
     # item-item-4: the taste weight's search also tries the grid's top (up to 32), so a model fitted
     # before may hold a weight the fit would no longer choose (the same on every dataset measured).
-    revision="item-item-4",
+    # item-item-5: the relation gains GF-CF's ideal low-pass filter, rank and weight chosen on validation.
+    revision="item-item-5",
 )
 def _build_itemgat(cfg: ModelConfig, inputs: ModelInputs) -> ItemGAT:
     return ItemGAT(

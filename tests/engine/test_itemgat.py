@@ -37,11 +37,13 @@ def graph_and_split():
     return build_graph(sp), sp
 
 
-def make(graph, sp, seed: int = 0, **kw) -> ItemGAT:
+def make(graph, sp, seed: int = 0, lowpass: int = 0, **kw) -> ItemGAT:
+    """A model with its relation fitted (and a rank-``lowpass`` low-pass part, weight 0 until set)."""
     torch.manual_seed(seed)
     text = torch.randn(sp.n_items, 16, generator=torch.Generator().manual_seed(1))
     model = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=text, **kw)
-    return model.fit_relation(graph, l2=5.0)
+    model.fit_relation(graph, l2=5.0)
+    return model.fit_lowpass(graph, lowpass) if lowpass else model
 
 
 def randomise(model: ItemGAT) -> None:
@@ -56,10 +58,23 @@ def randomise(model: ItemGAT) -> None:
         ):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
         model.taste_scale.fill_(0.7)
+        model.lowpass_scale.fill_(0.4)  # no effect without a low-pass part (rank 0)
 
 
-PATHS = [{}, {"sources": 5}, {"sources": 5, "max_dense_items": 1}, {"relation": "gfcf"}]
-IDS = ["ease-dense", "ease-top5", "ease-top5-large", "gfcf"]
+PATHS = [
+    {},
+    {"sources": 5},
+    {"sources": 5, "max_dense_items": 1},
+    {"relation": "gfcf"},
+    {"lowpass": 4},
+    {"sources": 5, "lowpass": 4},
+]
+IDS = ["ease-dense", "ease-top5", "ease-top5-large", "gfcf", "ease-dense-lowpass", "ease-top5-lowpass"]
+
+
+def built(kw: dict) -> dict:
+    """The constructor's part of a path (its ``lowpass`` is fitted after construction)."""
+    return {k: v for k, v in kw.items() if k != "lowpass"}
 
 
 @pytest.mark.parametrize("kw", PATHS, ids=IDS)
@@ -150,7 +165,8 @@ def test_save_load_scores_equal(graph_and_split, kw, tmp_path):
     emb = model.cached_embeddings()
     torch.save({"model": model.state_dict(), "embeddings": emb}, tmp_path / "m.pt")
     stored = torch.load(tmp_path / "m.pt", weights_only=True)
-    fresh = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=model.text.clone(), **kw)
+    text = model.text.clone()
+    fresh = ItemGAT(sp.n_users, sp.n_items, embedding_dim=8, attention_dim=4, text_features=text, **built(kw))
     fresh.load_state_dict(stored["model"])  # as engine.pipeline.recommender_from_artifact does
     fresh.set_cached_embeddings(stored["embeddings"]["users"], stored["embeddings"]["items"])
     users = torch.arange(sp.n_users)
@@ -439,3 +455,55 @@ def test_staged_fit_chooses_the_sources_on_validation(graph_and_split):
     wide = make(graph, sp)
     fit_staged(wide, graph, sp, cfg, valid_fn=valid, l2_grid=(5.0,), gamma_grid=(0.0,), sources_grid=(0, 500))
     assert wide.fit_report["relation"]["sources"] == 0 and wide.dense
+
+
+def test_lowpass_factors_are_gfcfs_ideal_low_pass_filter(graph_and_split):
+    from engine.models.lowpass import lowpass_factors
+
+    _, sp = graph_and_split
+    X = sp.matrix("train")
+    Xa = X[:, np.flatnonzero(X.getnnz(axis=0) > 0)].tocsr()
+    left, right = lowpass_factors(Xa, 6)
+    # GF-CF: D^-1/2 V V^T D^1/2, V the top right singular vectors of D_U^-1/2 R D_I^-1/2 (dense SVD here)
+    du, di = np.asarray(Xa.sum(1)).ravel(), np.asarray(Xa.sum(0)).ravel()
+    R = Xa.toarray() / np.sqrt(du)[:, None] / np.sqrt(di)[None, :]
+    V = np.linalg.svd(R)[2][:6].T
+    expected = V @ V.T / np.sqrt(di)[:, None] * np.sqrt(di)[None, :]
+    assert np.allclose((left @ right.T).numpy(), expected, atol=1e-5)
+    again = lowpass_factors(Xa, 6)
+    assert torch.equal(again[0], left) and torch.equal(again[1], right)  # seeded: same data, same factors
+    three = lowpass_factors(Xa, 3)  # columns by singular value: a lower rank is a prefix
+    assert np.allclose((three[0] @ three[1].T).numpy(), (left[:, :3] @ right[:, :3].T).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="rank must be in"):
+        lowpass_factors(Xa, min(Xa.shape))
+
+
+def test_staged_fit_chooses_the_low_pass_part_on_validation_and_an_update_keeps_it(graph_and_split):
+    graph, sp = graph_and_split
+    valid = default_valid_fn(sp, graph)
+    cfg = TrainConfig(epochs=2, patience=2, batch_size=128, seed=0)
+    model = make(graph, sp)
+    betas = (0.0, 0.3, 1.0, 3.0)
+    result = fit_staged(
+        model, graph, sp, cfg, valid_fn=valid, l2_grid=(5.0,), gamma_grid=(0.0,), lowpass_ranks=(2, 4), beta_grid=betas
+    )
+    rep = model.fit_report["lowpass"]
+    assert set(rep["valid"]) == {f"{r}@{b:g}" for r in (2, 4) for b in betas}  # the whole grid
+    best = max(rep["valid"].values())
+    assert result.best_valid == pytest.approx(best) and valid(model) == pytest.approx(best)
+    assert result.best_valid >= rep["valid"]["2@0"]  # weight 0 is the model without it
+    if rep["beta"] == 0:
+        assert int(model.lowpass_rank) == 0 and float(model.lowpass_scale) == 0
+    else:
+        assert int(model.lowpass_rank) == rep["rank"] and float(model.lowpass_scale) == pytest.approx(rep["scale"])
+        assert rep["valid"][f"{rep['rank']}@{rep['beta']:g}"] == best
+    # forced on: an update's fit_relation refits the part at the chosen rank, from the graph
+    model.fit_lowpass(graph, 4)
+    model.lowpass_scale.fill_(0.5)
+    left = model.lowpass_left.clone()
+    model.lowpass_left.zero_()
+    model.fit_relation(graph, l2=5.0)
+    assert int(model.lowpass_rank) == 4 and torch.equal(model.lowpass_left, left)
+    without = make(graph, sp)
+    fit_staged(without, graph, sp, cfg, valid_fn=valid, l2_grid=(5.0,), gamma_grid=(0.0,), lowpass_ranks=())
+    assert "lowpass" not in without.fit_report and int(without.lowpass_rank) == 0

@@ -197,13 +197,18 @@ def test_config_file_is_checked_and_explicit_flags_win(tmp_path: Path) -> None:
         load_tuned(tmp_path / "nope.json")
 
 
-def test_sources_flag_sets_the_relation_form() -> None:
+@pytest.mark.parametrize(
+    ("flag", "field", "off"),
+    [("--sources", "relation_sources", "0 for all"), ("--lowpass", "lowpass_rank", "0 for off")],
+)
+def test_relation_flags_set_the_model(flag: str, field: str, off: str) -> None:
+    """--sources K (the relation's form) and --lowpass R (its low-pass rank): -1 (chosen on validation) unless given."""
     parse = build_parser().parse_args
-    assert config_from_args(parse(["train", *DATA])).model.relation_sources == -1  # chosen on validation
-    assert config_from_args(parse(["train", *DATA, "--sources", "32"])).model.relation_sources == 32
-    assert config_from_args(parse(["train", *DATA, "--sources", "0"])).model.relation_sources == 0
-    with pytest.raises(ValueError, match=r"--sources must be >= 0, 0 for all \(got -3\)"):
-        config_from_args(parse(["train", *DATA, "--sources", "-3"]))
+    assert getattr(config_from_args(parse(["train", *DATA])).model, field) == -1
+    assert getattr(config_from_args(parse(["train", *DATA, flag, "32"])).model, field) == 32
+    assert getattr(config_from_args(parse(["train", *DATA, flag, "0"])).model, field) == 0
+    with pytest.raises(ValueError, match=rf"{flag} must be >= 0, {off} \(got -3\)"):
+        config_from_args(parse(["train", *DATA, flag, "-3"]))
 
 
 def test_threshold_flag_sets_the_positives(capsys: pytest.CaptureFixture[str]) -> None:
