@@ -145,8 +145,9 @@ def _model_card(cur: context.Current, meta: dict[str, Any]) -> None:
         if any(c.get("stage") == "taste" for c in cur.rec.curve):
             best = training.get("best_valid_ndcg@10")
             st.caption(
-                "Only the taste part learns by epochs. The item-item links, the rating and recency weights and "
-                "the taste weight are then fitted in closed form and chosen on validation"
+                "Only the taste part learns by epochs. The item-item links (and their share of broad tastes), "
+                "the rating and recency weights and the taste weight are then fitted in closed form and chosen "
+                "on validation"
                 + (f": the whole model validates at NDCG@10 {best:.3f}." if isinstance(best, float) else ".")
             )
     if lineage[0]["update"]:
