@@ -123,11 +123,22 @@ def make_model(prep: Prepared) -> EmbeddingModel | FittedModel:
 
 
 def config_fingerprint(prep: Prepared) -> str:
-    extra: dict[str, Any] = {"text_weights": prep.text.info.weights_sha256 if prep.text.info else None}
-    revision = model_spec(prep.config.model.name).revision
+    text_weights = prep.text.info.weights_sha256 if prep.text.info else None
+    return stored_fingerprint(prep.config, prep.data_hash, text_weights)
+
+
+def stored_fingerprint(config: RunConfig, data_hash: str, text_weights: str | None) -> str:
+    """The fingerprint ``config`` gives today for data of hash ``data_hash`` and these text-encoder weights.
+
+    What :func:`config_fingerprint` computes from a prepared run; from a stored model's config and
+    model card it says, without loading any data, whether the engine (its version, the model's
+    revision) still gives the stored fingerprint.
+    """
+    extra: dict[str, Any] = {"text_weights": text_weights}
+    revision = model_spec(config.model.name).revision
     if revision:  # only where set, so every other model keeps the fingerprints it had
         extra["model_revision"] = revision
-    return fingerprint({**prep.config.fingerprint_dict(), **extra}, prep.data_hash, __version__)
+    return fingerprint({**config.fingerprint_dict(), **extra}, data_hash, __version__)
 
 
 def train_model(

@@ -13,6 +13,7 @@ engine's :class:`~engine.recommender.Recommender`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from engine.artifacts.store import ArtifactStore
-from engine.assembly import DEFAULT_CACHE, artifact_ref_str
+from engine.assembly import DEFAULT_CACHE, artifact_ref_str, stored_fingerprint
 from engine.config import ATTENTIONS as ATTENTIONS
 from engine.config import RunConfig
 from engine.data.schema import USER
@@ -368,9 +369,27 @@ def list_models(cache_dir: str | Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
 
     Returns:
         One dict per version with ``model``, ``dataset``, ``fingerprint``, ``version``,
-        ``path``, ``created`` and the model card's figures, as the store lists them.
+        ``path``, ``created`` and the model card's figures, as the store lists them, and
+        ``current``: whether today's engine still gives the stored fingerprint for the stored
+        config and data hash (False: trained by an older engine or model revision, so it cannot be
+        loaded; retrain it).
     """
-    return ArtifactStore(Path(cache_dir) / "models").list_models()[::-1]
+    rows = ArtifactStore(Path(cache_dir) / "models").list_models()[::-1]
+    for row in rows:
+        row["current"] = _is_current(Path(row["path"]), row["fingerprint"])
+    return rows
+
+
+def _is_current(folder: Path, stored: str) -> bool:
+    """Whether the model version in ``folder`` still fingerprints to ``stored`` (unreadable: False)."""
+    try:
+        config = RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        meta = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["meta"]
+        data_hash = meta["data"]["content_hash"]
+        text_weights = (meta.get("language_model") or {}).get("weights_sha256")
+        return stored_fingerprint(config, data_hash, text_weights) == stored
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
 
 
 def load_model(

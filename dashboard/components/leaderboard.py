@@ -13,10 +13,15 @@ from typing import Any
 HEADLINE = "test_ndcg@10"
 
 
+def loadable(row: dict[str, Any]) -> bool:
+    """Whether a row can be opened: not a model that an older engine trained (``current`` False)."""
+    return row.get("current", True) is not False
+
+
 def latest_per_model(rows: list[dict[str, Any]], current: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Model name -> its newest stored version (rows are newest first); the selected row stands for its model."""
+    """Model name -> its newest loadable version (rows are newest first); the selected row stands for its model."""
     latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for row in filter(loadable, rows):
         latest.setdefault(str(row.get("model")), row)
     if current is not None:
         latest[str(current.get("model"))] = current
@@ -33,7 +38,8 @@ def better_models(
 ) -> list[tuple[dict[str, Any], float]]:
     """Other stored models on the dataset whose ``metric`` beats the selected one's, best first.
 
-    Every stored version counts (not only the newest per model), so a better older version is named too.
+    Every stored version counts (not only the newest per model), so a better older version is named
+    too, unless an older engine trained it (it cannot be opened: :func:`loadable`).
 
     Returns:
         ``(row, value)`` pairs; empty when the selected model has no such figure or is the best.
@@ -44,7 +50,7 @@ def better_models(
     seen: dict[str, tuple[dict[str, Any], float]] = {}
     for row in rows:
         value = _score(row, metric)
-        if row.get("key") == current.get("key") or value is None or value <= mine:
+        if row.get("key") == current.get("key") or value is None or value <= mine or not loadable(row):
             continue
         name = str(row.get("key"))
         seen.setdefault(name, (row, value))

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, state, training
+from dashboard.components.leaderboard import loadable
 from dashboard.components.text import md, md_code
 
 PRESETS = ("heavy", "light", "history-less", "minority group", "random")
@@ -174,8 +175,9 @@ def render_sidebar() -> None:
         keys = [r["key"] for r in ds_rows]
         if sel.get("model") not in keys:
             default = preferred_key if preferred_key in keys else None
-            gat = [r["key"] for r in ds_rows if r.get("model") == "gat"]
-            sel["model"] = default or (gat[0] if gat else keys[0])
+            usable = [r for r in ds_rows if loadable(r)] or ds_rows  # an outdated model opens only if asked
+            gat = [r["key"] for r in usable if r.get("model") == "gat"]
+            sel["model"] = default or (gat[0] if gat else usable[0]["key"])
         labels = {r["key"]: _model_label(r) for r in ds_rows}
         bound_selectbox(
             "Model",
@@ -197,4 +199,5 @@ def _model_label(row: dict[str, Any]) -> str:
     ndcg = row["metrics"].get("test_ndcg@10")
     score = f" · NDCG@10 {ndcg:.3f}" if isinstance(ndcg, float) else ""
     where = "imported lists" if row.get("imported") else row["fingerprint"][:8]
-    return f"{row.get('model') or '?'} · {where} v{row['version']}{score}"
+    outdated = "" if loadable(row) else " · outdated: retrain"
+    return f"{row.get('model') or '?'} · {where} v{row['version']}{score}{outdated}"

@@ -14,7 +14,7 @@ from dashboard.components import charts
 from dashboard.components.colors import model_colors
 from dashboard.components.compare_cards import rank_cards
 from dashboard.components.html import headline, note
-from dashboard.components.leaderboard import better_model_note
+from dashboard.components.leaderboard import better_model_note, loadable
 from dashboard.components.text import md, md_code
 from dashboard.components.widgets import bound_k, bound_selectbox, user_picker
 
@@ -28,7 +28,7 @@ def render() -> None:
     better = better_model_note(cur.rows, cur.row)
     if better:
         st.warning(md(better), icon=":material/trending_up:")
-    others = [r for r in cur.rows if r["key"] != cur.key]
+    others = [r for r in cur.rows if r["key"] != cur.key and loadable(r)]
     if not others:
         command = f"gatlens train --dataset {shlex.quote(str(cur.row['dataset']))} --model lightgcn"
         st.info(

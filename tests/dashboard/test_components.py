@@ -301,6 +301,10 @@ def test_better_model_note_names_the_best_other_model() -> None:
     assert note is not None and "lightgcn" in note and "0.2800 against 0.1800" in note
     assert better_model_note(rows, rows[0]) is None
     assert list(latest_per_model(rows)) == ["lightgcn", "gat", "pop"]
+    # a model an older engine trained cannot be opened: never named as better, never the newest of its model
+    old = [{"model": "gat", "key": "gat-0-v1", "metrics": {"test_ndcg@10": 0.40}, "current": False}, *rows]
+    assert "lightgcn" in better_model_note(old, rows[1]) and "gat-0-v1" not in better_model_note(old, rows[1])
+    assert latest_per_model(old)["gat"]["key"] == "gat-1-v1"
 
 
 def test_rank_overlap_compares_ranks_not_scores() -> None:

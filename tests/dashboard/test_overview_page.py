@@ -117,8 +117,14 @@ def test_stale_model_is_refused_not_swapped(tiny_world, tmp_path, monkeypatch) -
     stale = cache / "models" / "tiny-demo" / fake[:16] / "v1"
     shutil.copytree(Path(tiny_world.gat.artifact_path), stale)
     manifest = json.loads((stale / "manifest.json").read_text())
+    fresh = manifest["fingerprint"]
     manifest["fingerprint"] = fake
     (stale / "manifest.json").write_text(json.dumps(manifest))
+    import engine.service as service
+
+    # listed, but known to be outdated without loading any data: its config no longer gives its fingerprint
+    current = {r["fingerprint"]: r["current"] for r in service.list_models(cache)}
+    assert current[fake] is False and current[fresh] is True
     for key, value in tiny_world.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("GATLENS_CACHE_DIR", str(cache))
@@ -127,6 +133,9 @@ def test_stale_model_is_refused_not_swapped(tiny_world, tmp_path, monkeypatch) -
     at.run()
     assert not at.exception
     assert "no longer matches the current data or engine version" in at.error[0].value
+    picker = next(s for s in at.selectbox if s.label == "Model")
+    assert any(o.startswith("gat · ffffffff v1") and o.endswith("outdated: retrain") for o in picker.options)
+    assert not any(o.startswith(f"gat · {fresh[:8]}") and "outdated" in o for o in picker.options)
 
 
 @pytest.fixture(scope="module")
