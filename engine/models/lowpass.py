@@ -29,7 +29,7 @@ def lowpass_factors(Xa: sp.spmatrix, rank: int, *, seed: int = 0) -> tuple[Tenso
     Args:
         Xa: user x active-item interaction matrix ``[U, A]`` (binary, every column non-empty).
         rank: singular vectors kept, ``1 <= rank < min(U, A)``.
-        seed: seed of the random test matrix (default: 0).
+        seed: seed of ARPACK's start vector (default: 0).
 
     Returns:
         Float32 factors whose product ``left @ right.T`` is ``D^-1/2 V V^T D^1/2``, columns by
