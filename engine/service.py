@@ -13,7 +13,6 @@ engine's :class:`~engine.recommender.Recommender`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -376,20 +375,20 @@ def list_models(cache_dir: str | Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
     """
     rows = ArtifactStore(Path(cache_dir) / "models").list_models()[::-1]
     for row in rows:
-        row["current"] = _is_current(Path(row["path"]), row["fingerprint"])
+        row["current"] = _is_current(row)
     return rows
 
 
-def _is_current(folder: Path, stored: str) -> bool:
-    """Whether the model version in ``folder`` still fingerprints to ``stored`` (unreadable: False)."""
-    try:
-        config = RunConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
-        meta = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["meta"]
-        data_hash = meta["data"]["content_hash"]
-        text_weights = (meta.get("language_model") or {}).get("weights_sha256")
-        return stored_fingerprint(config, data_hash, text_weights) == stored
-    except (OSError, ValueError, TypeError, KeyError):
+def _is_current(row: dict[str, Any]) -> bool:
+    """Whether a store row's version still fingerprints to its stored fingerprint (unrecorded inputs: False)."""
+    inputs = row.get("fingerprint_inputs")
+    if not inputs:
         return False
+    try:
+        config = RunConfig.from_dict(inputs["config"])
+    except (ValueError, TypeError, KeyError):
+        return False
+    return stored_fingerprint(config, inputs["data_hash"], inputs["text_weights"]) == row["fingerprint"]
 
 
 def load_model(

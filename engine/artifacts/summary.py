@@ -23,7 +23,25 @@ def summary_row(ref: ArtifactRef, manifest: Mapping[str, Any]) -> dict[str, Any]
         "metrics": _scalar_metrics(manifest["meta"]),
         "bytes": total_bytes(manifest["files"]),
         "parent": None if parent is None else {"fingerprint": parent["fingerprint"], "version": parent["version"]},
+        "fingerprint_inputs": _fingerprint_inputs(manifest["meta"]),
     }
+
+
+def _fingerprint_inputs(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the fingerprint was computed from, as the model card records it (None where it does not).
+
+    ``{"config", "data_hash", "text_weights"}``: with them the service tells, reading nothing more,
+    whether today's engine still gives the stored fingerprint.
+    """
+    try:
+        data_hash = meta["data"]["content_hash"]
+        return {
+            "config": dict(meta["config"]),
+            "data_hash": str(data_hash),
+            "text_weights": (meta.get("language_model") or {}).get("weights_sha256"),
+        }
+    except (KeyError, TypeError):
+        return None
 
 
 def _model_name(meta: Mapping[str, Any]) -> str | None:

@@ -414,14 +414,13 @@ def _choose_lowpass(
     to the smaller weight, then the smaller rank. Leaves the model at the choice (rank 0 when
     no weight beats ``current``).
     """
-    X = train_matrix(graph)
-    n_active = int((X.getnnz(axis=0) > 0).sum())
-    cap = min(X.shape[0], n_active) - 1
-    ranks = sorted({min(int(r), cap) for r in ranks if r > 0 and cap >= 1})
+    model.fit_lowpass(graph, max(ranks))  # capped at min(users, active items) - 1, 0 on a tiny graph
+    cap = int(model.lowpass_rank)
+    ranks = sorted({min(int(r), cap) for r in ranks if r > 0})
     betas = sorted(set(betas) | {0.0})
-    if not ranks:
+    if cap < 1:
+        model.lowpass_scale.zero_()
         return {"rank": 0, "beta": 0.0, "valid": {}}, current
-    model.fit_lowpass(graph, ranks[-1])
     left, right = model.lowpass_left.clone(), model.lowpass_right.clone()
     users = torch.randperm(model.n_users, generator=torch.Generator().manual_seed(seed))[:UNIT_USERS]
     scores: dict[tuple[int, float], float] = {}
